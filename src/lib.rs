@@ -1,0 +1,10 @@
+//! postlens: a Postfix/Dovecot log monitor and protection appliance.
+//!
+//! Data flows one way: `ingest` (sources, line reader, formats) → `parse`
+//! (zero-copy line meaning) → `track` (bounded queue-ID table → per-recipient
+//! deliveries) → `store` (redb: batched writer, readers, retention). The CLI
+//! in `cli` wires them together; every capacity lives in `limits`.
+
+pub mod clock;
+pub mod limits;
+pub mod parse;

@@ -1,0 +1,197 @@
+//! Dovecot message parsing: login processes (`imap-login`, `pop3-login`,
+//! `submission-login`, `managesieve-login`), the `auth`/`auth-worker`
+//! processes and the mail processes, in syslog form (`dovecot: imap-login:
+//! …`) and in Dovecot's own `log_path` form (`imap-login: Info: …`).
+
+use super::header::Header;
+use super::scan::{field, leading_u32, split_once, unbracket};
+use super::{Daemon, Event, Kind, Unparsed};
+use memchr::memmem;
+
+/// Strips `Info: ` and the other level words Dovecot puts before messages.
+fn strip_level(msg: &[u8]) -> &[u8] {
+    for lvl in [&b"Info: "[..], b"Warning: ", b"Error: ", b"Fatal: ", b"Panic: ", b"Debug: ", b"Warn: "] {
+        if let Some(r) = msg.strip_prefix(lvl) {
+            return r;
+        }
+    }
+    msg
+}
+
+/// `imap-login`, `auth-worker(12)`, `imap(user)<1><sess>` -> daemon.
+fn process(name: &[u8]) -> Option<Daemon> {
+    let base_end = name.iter().position(|&c| c == b'(' || c == b'<').unwrap_or(name.len());
+    Some(match &name[..base_end] {
+        b"imap-login" => Daemon::ImapLogin,
+        b"pop3-login" => Daemon::Pop3Login,
+        b"submission-login" => Daemon::SubmissionLogin,
+        b"managesieve-login" => Daemon::ManagesieveLogin,
+        b"auth" | b"auth-worker" | b"dovecot-auth" => Daemon::DovecotAuth,
+        b"imap" => Daemon::DovecotImap,
+        b"pop3" => Daemon::DovecotPop3,
+        b"lmtp" => Daemon::DovecotLmtp,
+        b"lda" | b"deliver" => Daemon::DovecotLda,
+        b"master" | b"dovecot" => Daemon::DovecotMain,
+        b"config" | b"log" | b"anvil" | b"stats" | b"indexer" | b"indexer-worker" | b"doveadm" | b"dict" | b"quota-status"
+        | b"submission" | b"managesieve" | b"ssl-params" => Daemon::DovecotOther,
+        _ => return None,
+    })
+}
+
+/// `Ok(None)`: not a Dovecot program.
+pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
+    let (daemon, msg) = match h.program {
+        b"dovecot" | b"dovecot-auth" => {
+            let msg = strip_level(h.msg);
+            // `dovecot: imap-login: …`; a bare `dovecot: …` is the master.
+            match split_once(msg, b": ") {
+                Some((name, rest)) if !name.contains(&b' ') => match process(name) {
+                    Some(d) => (d, strip_level(rest)),
+                    None if h.program == b"dovecot-auth" => (Daemon::DovecotAuth, msg),
+                    None => (Daemon::DovecotMain, msg),
+                },
+                _ if h.program == b"dovecot-auth" => (Daemon::DovecotAuth, msg),
+                _ => (Daemon::DovecotMain, msg),
+            }
+        }
+        p => match process(p) {
+            Some(d) => (d, strip_level(h.msg)),
+            None => return Ok(None),
+        },
+    };
+    let kind = message(daemon, msg).ok_or(Unparsed::Unsupported(daemon))?;
+    Ok(Some(Event { time: h.time, host: h.host, instance: b"dovecot", daemon, pid: h.pid, kind }))
+}
+
+fn rip(msg: &[u8]) -> Option<&[u8]> {
+    field(msg, b"rip=").map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip))
+}
+
+fn user(msg: &[u8]) -> &[u8] {
+    field(msg, b"user=").map_or(b"", unbracket)
+}
+
+fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
+    match daemon {
+        Daemon::ImapLogin | Daemon::Pop3Login | Daemon::SubmissionLogin | Daemon::ManagesieveLogin => login(msg),
+        Daemon::DovecotAuth => auth(msg),
+        _ => session(msg),
+    }
+}
+
+fn login(msg: &[u8]) -> Option<Kind<'_>> {
+    if msg.starts_with(b"Login: ") {
+        return Some(Kind::Login { user: user(msg), rip: rip(msg) });
+    }
+    if let Some((_, after)) = split_once(msg, b"(auth failed, ") {
+        let (attempts, _) = leading_u32(after)?;
+        return Some(Kind::AuthFailed { user: user(msg), rip: rip(msg), attempts });
+    }
+    // Dovecot 1.x: `Aborted login (1 authentication attempts): …`.
+    if let Some(after) = msg.strip_prefix(b"Aborted login (") {
+        if let Some((attempts, rest)) = leading_u32(after) {
+            if rest.starts_with(b" authentication attempts") && attempts > 0 {
+                return Some(Kind::AuthFailed { user: user(msg), rip: rip(msg), attempts });
+            }
+        }
+    }
+    if memmem::find(msg, b"policy").is_some() && memmem::find(msg, b"refus").is_some() {
+        return Some(Kind::PolicyRefused { user: user(msg), rip: rip(msg) });
+    }
+    let known = [&b"Disconnected"[..], b"Aborted login", b"Login aborted", b"Maximum number of", b"Connection closed", b"proxy", b"Error", b"Warning", b"ID sent", b"fd_send"];
+    known.iter().any(|k| msg.starts_with(k)).then(|| Kind::Info { client: rip(msg) })
+}
+
+/// `mech(user,ip[,session]): text` as written by `auth`/`auth-worker`.
+fn auth(msg: &[u8]) -> Option<Kind<'_>> {
+    // PAM's own message: `pam_unix(dovecot:auth): authentication failure; … rhost=IP  user=U`.
+    if msg.starts_with(b"pam_unix(") {
+        if memmem::find(msg, b"authentication failure").is_some() {
+            let rhost = field(msg, b"rhost=");
+            let u = field(msg, b"user=").unwrap_or(b"");
+            return Some(Kind::AuthEvidence { user: u, rip: rhost, unknown_user: false });
+        }
+        return Some(Kind::Info { client: None });
+    }
+    let open = memchr::memchr(b'(', msg)?;
+    let (inside, text) = split_once(&msg[open + 1..], b"): ")?;
+    let mut parts = inside.split(|&c| c == b',');
+    let u = parts.next().unwrap_or(b"");
+    let ip = parts.next().filter(|ip| !ip.is_empty()).map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip));
+    let mech = &msg[..open];
+    if mech == b"policy" && (memmem::find(text, b"refus").is_some() || memmem::find(text, b"reject").is_some()) {
+        return Some(Kind::PolicyRefused { user: u, rip: ip });
+    }
+    let lower_has = |needle: &[u8]| text.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    if lower_has(b"unknown user") || lower_has(b"user not found") {
+        return Some(Kind::AuthEvidence { user: u, rip: ip, unknown_user: true });
+    }
+    if lower_has(b"password mismatch") || lower_has(b"invalid credentials") || lower_has(b"authentication failure") {
+        return Some(Kind::AuthEvidence { user: u, rip: ip, unknown_user: false });
+    }
+    Some(Kind::Info { client: ip })
+}
+
+fn session(msg: &[u8]) -> Option<Kind<'_>> {
+    let known = [
+        &b"Disconnected"[..],
+        b"Connection closed",
+        b"Logged out",
+        b"Connect from",
+        b"Disconnect from",
+        b"msgid=",
+        b"saved mail to",
+        b"sieve:",
+        b"Error",
+        b"Warning",
+        b"Fatal",
+        b"Server shutting down",
+        b"Killed with signal",
+        b"Dovecot v",
+        b"Dovecot",
+        b"Connection timed out",
+        b"Mailbox ",
+        b"Login:",
+        b"auth",
+        b"master",
+        b"Time moved",
+        b"SSL",
+        b"Maximum number",
+        b"service(",
+        b"Debug",
+        b"Info",
+        b"Panic",
+    ];
+    if known.iter().any(|k| msg.starts_with(k)) {
+        return Some(Kind::Info { client: rip(msg) });
+    }
+    // `<session>: msgid=…: saved mail to INBOX` after a session prefix.
+    let (_, rest) = split_once(msg, b": ")?;
+    known.iter().any(|k| rest.starts_with(k)).then(|| Kind::Info { client: rip(msg) })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse::{Daemon, Kind, parse};
+
+    #[test]
+    fn logins_and_failures() {
+        let e = parse(b"Jan 27 06:36:56 mail dovecot: imap-login: Login: user=<h-304@x.com>, method=LOGIN, rip=224.165.23.115, lip=170.45.1.1, mpid=21711, TLS").expect("login");
+        assert_eq!(e.daemon, Daemon::ImapLogin);
+        assert_eq!(e.kind, Kind::Login { user: b"h-304@x.com", rip: Some(b"224.165.23.115") });
+        let e = parse(b"Aug 30 00:11:05 imap-login: Info: Login aborted: Connection closed (auth failed, 3 attempts in 16 secs) (auth_failed): user=<info@example.com>, method=PLAIN, rip=192.0.2.110, lip=0.0.0.0, TLS").expect("fail");
+        assert_eq!(e.kind, Kind::AuthFailed { user: b"info@example.com", rip: Some(b"192.0.2.110"), attempts: 3 });
+        let e = parse(b"@400000004c91b044077a9e94 imap-login: Info: Aborted login (auth failed, 1 attempts): user=<m@w.de>, method=CRAM-MD5, rip=80.187.101.33, lip=80.254.129.240, TLS").expect("tai");
+        assert!(matches!(e.kind, Kind::AuthFailed { attempts: 1, .. }));
+        let e = parse(b"May 31 09:43:57 Info: pop3-login: Aborted login (1 authentication attempts): user=<username>, method=PLAIN, rip=::ffff:1.2.3.4, lip=::ffff:1.2.3.5, secured").expect("old");
+        assert_eq!(e.kind, Kind::AuthFailed { user: b"username", rip: Some(b"1.2.3.4"), attempts: 1 });
+    }
+
+    #[test]
+    fn auth_evidence() {
+        let e = parse(b"2013-08-11 03:56:40 auth-worker(default): Info: pam(username,1.2.3.4): pam_authenticate() failed: Authentication failure (password mismatch?)").expect("pam");
+        assert_eq!(e.kind, Kind::AuthEvidence { user: b"username", rip: Some(b"1.2.3.4"), unknown_user: false });
+        let e = parse(b"Jan 1 00:00:00 h dovecot: auth: passwd-file(bob,10.0.0.1): unknown user").expect("unknown");
+        assert_eq!(e.kind, Kind::AuthEvidence { user: b"bob", rip: Some(b"10.0.0.1"), unknown_user: true });
+    }
+}

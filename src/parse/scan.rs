@@ -1,0 +1,119 @@
+//! Byte-scanning helpers shared by the parsers: no allocation, no panics.
+//!
+//! Every function takes a borrowed slice and returns sub-slices of it, so
+//! the parsed view can never outlive or copy the line it came from.
+
+use memchr::memmem;
+
+/// Splits `s` at the first occurrence of `needle`, dropping the needle.
+pub(crate) fn split_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let i = memmem::find(s, needle)?;
+    Some((&s[..i], &s[i + needle.len()..]))
+}
+
+/// Parses an unsigned decimal integer, rejecting empty input and overflow.
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    Some(n)
+}
+
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+    parse_u64(s).and_then(|n| u32::try_from(n).ok())
+}
+
+/// Leading decimal digits of `s` as a number and the rest.
+pub(crate) fn leading_u32(s: &[u8]) -> Option<(u32, &[u8])> {
+    let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    Some((parse_u32(&s[..n])?, &s[n..]))
+}
+
+/// Parses a fixed-width run of ASCII digits.
+pub(crate) fn digits(s: &[u8], at: usize, width: usize) -> Option<u32> {
+    let d = s.get(at..at + width)?;
+    let mut n = 0u32;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(c - b'0');
+    }
+    Some(n)
+}
+
+/// The value of `key` (e.g. `b"rip="`) in a `, `-separated list, up to the
+/// next `,` or end. Keys are matched at the start or after `", "`/`" "`.
+pub(crate) fn field<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut from = 0;
+    while let Some(i) = memmem::find(&s[from..], key) {
+        let at = from + i;
+        if at == 0 || matches!(s[at - 1], b' ' | b',' | b'(' | b'\t') {
+            let v = &s[at + key.len()..];
+            let end = v.iter().position(|&c| c == b',' || c == b' ').unwrap_or(v.len());
+            return Some(&v[..end]);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Strips one pair of angle brackets: `<a@b>` -> `a@b`; unbracketed input is
+/// returned as is.
+pub(crate) fn unbracket(s: &[u8]) -> &[u8] {
+    match s {
+        [b'<', inner @ .., b'>'] => inner,
+        _ => s,
+    }
+}
+
+/// A `<...>` value at the start of `s`: returns the inner text and the rest
+/// after the closing bracket. Addresses may contain `>` only when quoted,
+/// which Postfix logs without the quotes being balanced-checked, so the
+/// first `>` followed by `,`, space or end closes the value.
+pub(crate) fn angle(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let s = s.strip_prefix(b"<")?;
+    let mut from = 0;
+    loop {
+        let i = from + memchr::memchr(b'>', &s[from..])?;
+        match s.get(i + 1) {
+            None | Some(b',' | b' ' | b':' | b';' | b')') => return Some((&s[..i], &s[i + 1..])),
+            _ => from = i + 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_matches_only_at_word_start() {
+        assert_eq!(field(b"xrip=1, rip=2.3.4.5, lip=1", b"rip="), Some(&b"2.3.4.5"[..]));
+        assert_eq!(field(b"user=<a>, method=PLAIN", b"method="), Some(&b"PLAIN"[..]));
+        assert_eq!(field(b"nothing", b"rip="), None);
+    }
+
+    #[test]
+    fn angle_stops_at_delimiting_bracket() {
+        assert_eq!(angle(b"<a@b>, x"), Some((&b"a@b"[..], &b", x"[..])));
+        assert_eq!(angle(b"<a>b@c>, x"), Some((&b"a>b@c"[..], &b", x"[..])));
+        assert_eq!(angle(b"<>"), Some((&b""[..], &b""[..])));
+        assert_eq!(angle(b"<unterminated"), None);
+    }
+
+    #[test]
+    fn numbers_reject_garbage() {
+        assert_eq!(parse_u64(b"123"), Some(123));
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"99999999999999999999"), None);
+        assert_eq!(leading_u32(b"12 attempts"), Some((12, &b" attempts"[..])));
+    }
+}

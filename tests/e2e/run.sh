@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# End-to-end harness for postlens: a real Postfix + Dovecot on loopback, a scripted
+# workload, and a truth.json computed from what the clients and a stand-in remote MX saw.
+#
+# Usage:  tests/e2e/run.sh [OUT_DIR]          (or E2E_OUT=DIR; default /tmp/postlens-e2e)
+# Env:    POSTLENS=/path/to/postlens   also import both logs and compare `stats --json` to truth
+#         E2E_NO_CROSSCHECK=1          don't fail when a grep of the log disagrees with truth
+#         E2E_SKIP_APT=1               never run apt-get (fail if something is missing)
+#         E2E_TIMEOUT=240              seconds to wait for the queue to drain
+# Needs:  root, Debian 12 (bookworm); ports 25, 587, 110, 143, 2525 free on 127.0.0.1.
+# It rewrites /etc/postfix/{main,master}.cf and creates system users e2e-alice, e2e-bob,
+# e2e-sender, e2e-vmail: run it on a test machine or in CI, not on a real mail server.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OUT="${1:-${E2E_OUT:-/tmp/postlens-e2e}}"
+WORK="$OUT/work"
+RUN=/run/postlens-e2e           # pid files and Dovecot base_dir (fixed, to clean up after a killed run)
+PFX=/etc/postfix/e2e            # Postfix lookup tables written by this harness
+TIMEOUT="${E2E_TIMEOUT:-240}"
+START_TS=$(date +%s)
+
+log()  { printf '[e2e %3ss] %s\n' "$(( $(date +%s) - START_TS ))" "$*" >&2; }
+die()  { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"; WORK="$OUT/work"
+
+# ---------------------------------------------------------------- 1. packages
+PKGS=(postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks rsyslog python3 iproute2 procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  [ -z "${E2E_SKIP_APT:-}" ] || die "missing packages and E2E_SKIP_APT set: ${missing[*]}"
+  log "installing: ${missing[*]}"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  echo "postfix postfix/mailname string e2e.test" | debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed"
+  # policy-rc.d keeps the packages' init scripts from starting daemons; we start our own.
+  pol_created=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; pol_created=1
+  fi
+  apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${missing[@]}" >"$OUT/apt.log" 2>&1 || { tail -30 "$OUT/apt.log" >&2; die "apt-get install failed (see $OUT/apt.log)"; }
+  [ -z "$pol_created" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+# ---------------------------------------------------------------- 2. stop leftovers, reset state
+kill_pidfile() {  # kill the process named in a pid file of ours, wait for it
+  local f="$1" pid i
+  [ -s "$f" ] || return 0
+  pid="$(tr -dc 0-9 < "$f")"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+postfix_stop() {
+  if postfix status >/dev/null 2>&1; then
+    postfix stop >/dev/null 2>&1 || true
+    local i; for i in $(seq 1 50); do postfix status >/dev/null 2>&1 || break; sleep 0.2; done
+  fi
+}
+STARTED=""
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "$STARTED" ]; then
+    log "stopping daemons"
+    postfix_stop
+    kill_pidfile "$RUN/dovecot/master.pid"
+    kill_pidfile "$RUN/remote_mx.pid"
+    sleep 0.5                       # let the last lines reach syslog
+    kill_pidfile "$RUN/rsyslogd.pid"
+    STARTED=""
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "output: $OUT"
+postfix_stop
+kill_pidfile "$RUN/dovecot/master.pid"
+kill_pidfile "$RUN/remote_mx.pid"
+kill_pidfile "$RUN/rsyslogd.pid"
+
+port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+for p in 25 587 110 143 2525; do
+  port_busy "$p" && die "TCP port $p is already in use (ss -ltnp 'sport = :$p'); stop that service first"
+done
+if pgrep -x rsyslogd >/dev/null 2>&1 || pgrep -x syslog-ng >/dev/null 2>&1 || pgrep -x systemd-journald >/dev/null 2>&1; then
+  log "warning: another syslog daemon is running; this harness takes over /dev/log while it runs"
+fi
+
+rm -rf "$WORK" "$OUT/mail-classic.log" "$OUT/mail-rfc3339.log" "$OUT/truth.json" "$OUT/truth-detail.json" \
+       "$OUT"/stats-*.json "$OUT"/postlens-*
+mkdir -p "$WORK" "$RUN" "$PFX"
+
+# users: local.test mailboxes are system users with ~/Maildir; e2e-vmail owns Dovecot's store
+for u in e2e-alice e2e-bob e2e-sender e2e-vmail; do
+  id -u "$u" >/dev/null 2>&1 || useradd -m -s /usr/sbin/nologin "$u"
+done
+for u in e2e-alice e2e-bob e2e-sender; do
+  h="$(getent passwd "$u" | cut -d: -f6)"
+  [ -d "$h" ] || { mkdir -p "$h"; chown "$u:" "$h"; }
+  rm -rf "$h/Maildir"
+done
+
+# ---------------------------------------------------------------- 3. configuration
+SASL_USER=e2e@lmtp.test
+SASL_PASS=e2e-secret
+VUID="$(id -u e2e-vmail)"; VGID="$(id -g e2e-vmail)"
+mkdir -p "$WORK/vmail"; chown e2e-vmail: "$WORK/vmail"
+
+# --- rsyslog: /dev/log in, mail.* out twice (classic BSD and RFC 3339 high precision)
+mkdir -p "$WORK/rsyslog"
+cat > "$WORK/rsyslog.conf" <<EOF
+global(workDirectory="$WORK/rsyslog")
+module(load="imuxsock" SysSock.Name="/dev/log" SysSock.RateLimit.Interval="0" SysSock.Unlink="on")
+mail.*  action(type="omfile" file="$OUT/mail-classic.log" template="RSYSLOG_TraditionalFileFormat")
+mail.*  action(type="omfile" file="$OUT/mail-rfc3339.log" template="RSYSLOG_FileFormat")
+EOF
+
+# --- Dovecot: passwd-file users, IMAP/POP3 on 127.0.0.1, LMTP + SASL sockets for Postfix
+printf '%s:{PLAIN}%s::::::\n' "$SASL_USER" "$SASL_PASS" > "$WORK/dovecot-users"
+chmod 640 "$WORK/dovecot-users"; chgrp dovecot "$WORK/dovecot-users"
+cat > "$WORK/dovecot.conf" <<EOF
+protocols = imap pop3 lmtp
+listen = 127.0.0.1
+base_dir = $RUN/dovecot
+instance_name = postlens-e2e
+hostname = e2e.test
+postmaster_address = postmaster@e2e.test
+log_path = syslog
+syslog_facility = mail
+auth_verbose = yes
+auth_mechanisms = plain login
+disable_plaintext_auth = no
+ssl = no
+first_valid_uid = $VUID
+last_valid_uid = $VUID
+mail_location = maildir:$WORK/vmail/%d/%n
+passdb {
+  driver = passwd-file
+  args = $WORK/dovecot-users
+}
+userdb {
+  driver = passwd-file
+  args = $WORK/dovecot-users
+  default_fields = uid=$VUID gid=$VGID home=$WORK/vmail/%d/%n
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = 143
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = 110
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service lmtp {
+  unix_listener /var/spool/postfix/private/dovecot-lmtp {
+    mode = 0600
+    user = postfix
+    group = postfix
+  }
+}
+service auth {
+  unix_listener /var/spool/postfix/private/auth {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+EOF
+doveconf -c "$WORK/dovecot.conf" -n >/dev/null 2>"$WORK/doveconf.err" || { cat "$WORK/doveconf.err" >&2; die "dovecot config invalid"; }
+
+# --- Postfix: fresh main.cf/master.cf every run
+printf 'postmaster: root\n' > "$PFX/aliases"
+printf '%s OK\nghost@lmtp.test OK\n' "$SASL_USER" > "$PFX/vmailbox"   # ghost: Postfix accepts, Dovecot LMTP refuses
+printf 'remote.test smtp:[127.0.0.1]:2525\n' > "$PFX/transport"
+: > /etc/postfix/main.cf
+cp /usr/share/postfix/master.cf.dist /etc/postfix/master.cf
+postconf -e \
+  "compatibility_level = 3.6" \
+  "myhostname = e2e.test" "mydomain = e2e.test" 'myorigin = $myhostname' \
+  'mydestination = $myhostname, localhost, local.test' \
+  "inet_interfaces = loopback-only" "inet_protocols = ipv4" \
+  "mynetworks = 127.0.0.1/32" \
+  "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination" \
+  "smtpd_banner = \$myhostname ESMTP postlens-e2e" \
+  "smtpd_peername_lookup = no" "smtpd_error_sleep_time = 0" \
+  "smtpd_sasl_type = dovecot" "smtpd_sasl_path = private/auth" "smtpd_sasl_auth_enable = no" \
+  "alias_maps = texthash:$PFX/aliases" "alias_database =" \
+  "home_mailbox = Maildir/" "mailbox_command =" "biff = no" \
+  "virtual_mailbox_domains = lmtp.test" "virtual_mailbox_maps = texthash:$PFX/vmailbox" \
+  "virtual_transport = lmtp:unix:private/dovecot-lmtp" \
+  "transport_maps = texthash:$PFX/transport" \
+  "default_transport = error:5.7.1 postlens e2e harness: no other destinations" \
+  "smtp_dns_support_level = disabled" "smtp_host_lookup = native" "lmtp_host_lookup = native" \
+  "smtp_connect_timeout = 5s" \
+  "queue_run_delay = 5s" "minimal_backoff_time = 5s" "maximal_backoff_time = 10s" \
+  "maximal_queue_lifetime = 1m" "bounce_queue_lifetime = 1m" "delay_warning_time = 35s" \
+  "maillog_file ="
+postconf -F '*/*/chroot = n'
+postconf -M '127.0.0.1:587/inet=127.0.0.1:587 inet n - n - - smtpd'
+postconf -P '127.0.0.1:587/inet/syslog_name=postfix/submission' \
+            '127.0.0.1:587/inet/smtpd_sasl_auth_enable=yes' \
+            '127.0.0.1:587/inet/smtpd_relay_restrictions=permit_sasl_authenticated,reject'
+postfix check 2>"$WORK/postfix-check.err" || { cat "$WORK/postfix-check.err" >&2; die "postfix check failed"; }
+
+# empty the queue left by an earlier run (postfix is stopped here)
+postsuper -d ALL >/dev/null 2>&1 || true
+find /var/spool/postfix/maildrop -type f -delete 2>/dev/null || true
+
+# ---------------------------------------------------------------- 4. start daemons
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local t="$1" what="$2"; shift 2
+  local end=$(( $(date +%s) + t ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$end" ] || die "timed out after ${t}s waiting for $what"
+    sleep 0.2
+  done
+}
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }   # no connection: keeps logs clean
+
+STARTED=1
+log "starting rsyslogd"
+rsyslogd -f "$WORK/rsyslog.conf" -i "$RUN/rsyslogd.pid" || die "rsyslogd failed to start"
+wait_for 10 "/dev/log" test -S /dev/log
+wait_for 10 "rsyslogd pid file" test -s "$RUN/rsyslogd.pid"
+
+log "starting stand-in MX on 127.0.0.1:2525"
+python3 "$HERE/remote_mx.py" --listen 127.0.0.1:2525 --log "$WORK/mx.jsonl" --pidfile "$RUN/remote_mx.pid" \
+  >"$WORK/remote_mx.out" 2>&1 &
+wait_for 10 "stand-in MX listening on 2525" listening 2525
+
+log "starting dovecot"
+mkdir -p "$RUN/dovecot"
+dovecot -c "$WORK/dovecot.conf" || die "dovecot failed to start"
+wait_for 15 "dovecot IMAP on 143" listening 143
+wait_for 15 "dovecot POP3 on 110" listening 110
+wait_for 15 "dovecot LMTP socket" test -S /var/spool/postfix/private/dovecot-lmtp
+wait_for 15 "dovecot auth socket" test -S /var/spool/postfix/private/auth
+
+log "starting postfix"
+postfix start >"$WORK/postfix-start.out" 2>&1 || { cat "$WORK/postfix-start.out" >&2; die "postfix start failed"; }
+wait_for 15 "postfix smtpd on 25" listening 25
+wait_for 15 "postfix submission on 587" listening 587
+
+# ---------------------------------------------------------------- 5. workload
+log "running workload"
+python3 "$HERE/workload.py" run --work "$WORK" --sasl-user "$SASL_USER" --sasl-pass "$SASL_PASS" \
+  || die "workload failed"
+
+queue_empty() { [ -z "$(postqueue -j 2>/dev/null)" ] && [ -z "$(find /var/spool/postfix/maildrop -type f 2>/dev/null)" ]; }
+log "waiting for the queue to drain (deferrals, expiry, notifications; timeout ${TIMEOUT}s)"
+end=$(( $(date +%s) + TIMEOUT )); empty_since=""
+while :; do
+  if queue_empty; then
+    [ -n "$empty_since" ] || empty_since=$(date +%s)
+    [ $(( $(date +%s) - empty_since )) -ge 3 ] && break   # stays empty for 3 s
+  else
+    empty_since=""
+  fi
+  if [ "$(date +%s)" -ge "$end" ]; then
+    postqueue -p >&2 || true
+    die "queue not empty after ${TIMEOUT}s"
+  fi
+  sleep 1
+done
+log "queue empty"
+
+# ---------------------------------------------------------------- 6. truth
+python3 "$HERE/workload.py" truth --work "$WORK" --sasl-user "$SASL_USER" --sasl-pass "$SASL_PASS" \
+  --out "$OUT/truth.json" --detail "$OUT/truth-detail.json" || die "could not compute truth"
+
+# stop everything so rsyslog has written every line, then cross-check with plain greps
+postfix_stop
+kill_pidfile "$RUN/dovecot/master.pid"
+kill_pidfile "$RUN/remote_mx.pid"
+sleep 0.5
+kill_pidfile "$RUN/rsyslogd.pid"
+STARTED=""
+[ -s "$OUT/mail-classic.log" ] && [ -s "$OUT/mail-rfc3339.log" ] || die "syslog output files are empty"
+n1=$(wc -l < "$OUT/mail-classic.log"); n2=$(wc -l < "$OUT/mail-rfc3339.log")
+[ "$n1" = "$n2" ] || die "the two log files differ in line count ($n1 vs $n2)"
+log "logs: $n1 lines each"
+
+if python3 "$HERE/workload.py" crosscheck --truth "$OUT/truth.json" --log "$OUT/mail-classic.log"; then
+  :
+else
+  [ -n "${E2E_NO_CROSSCHECK:-}" ] && log "warning: cross-check failed (ignored: E2E_NO_CROSSCHECK)" \
+    || die "cross-check of truth against the log failed: the environment or the harness misbehaved"
+fi
+cat "$OUT/truth.json"
+
+# ---------------------------------------------------------------- 7. postlens
+rc=0
+if [ -n "${POSTLENS:-}" ]; then
+  [ -x "$POSTLENS" ] || die "POSTLENS=$POSTLENS is not an executable"
+  for fmt in classic rfc3339; do
+    ws="$OUT/postlens-ws-$fmt"; rm -rf "$ws"; mkdir -p "$ws"
+    log "postlens import ($fmt)"
+    if ! "$POSTLENS" import --workspace "$ws" "$OUT/mail-$fmt.log" 2>"$OUT/postlens-import-$fmt.err"; then
+      cat "$OUT/postlens-import-$fmt.err" >&2; log "FAIL: postlens import ($fmt) exited non-zero"; rc=1; continue
+    fi
+    if ! "$POSTLENS" stats --workspace "$ws" --json >"$OUT/stats-$fmt.json" 2>"$OUT/postlens-stats-$fmt.err"; then
+      cat "$OUT/postlens-stats-$fmt.err" >&2; log "FAIL: postlens stats ($fmt) exited non-zero"; rc=1; continue
+    fi
+    if python3 "$HERE/compare.py" "$OUT/truth.json" "$OUT/stats-$fmt.json"; then
+      log "PASS: $fmt log matches truth"
+    else
+      log "FAIL: $fmt log does not match truth"; rc=1
+    fi
+  done
+else
+  log "POSTLENS not set: produced logs and truth only"
+fi
+log "done in $(( $(date +%s) - START_TS ))s: $OUT/{mail-classic.log,mail-rfc3339.log,truth.json}"
+exit $rc
