@@ -7,4 +7,5 @@
 
 pub mod clock;
 pub mod limits;
+pub mod track;
 pub mod parse;

@@ -10,3 +10,48 @@ pub const MAX_LINE: usize = 16 * 1024;
 
 /// Read buffer of the line reader.
 pub const READ_BUF: usize = 64 * 1024;
+
+/// Messages tracked in flight (seen but not finished) per tracker. Each entry
+/// is bounded (see the per-entry caps below) to a few hundred bytes, so the
+/// table stays under ~8 MiB. Eviction: when full, the 1/16 of entries with
+/// the oldest activity are finalised with what is known (final outcomes are
+/// kept, undecided recipients dropped) and counted in `evictions`.
+pub const MAX_INFLIGHT: usize = 16_384;
+
+/// Recipients remembered per message; further recipients of one message are
+/// counted as dropped (a mass mailing to thousands of recipients is still one
+/// entry of bounded size).
+pub const MAX_RCPT_PER_MSG: usize = 256;
+
+/// Longest address, message-id or relay kept (bytes); longer values are cut.
+pub const MAX_FIELD: usize = 320;
+
+/// Longest remote response text kept per recipient (bytes).
+pub const MAX_RESPONSE: usize = 400;
+
+/// Messages with no activity for this long (log time) are finalised as
+/// stale: longer than Postfix's default `maximal_queue_lifetime` of 5 days.
+pub const STALE_AFTER_SECS: i64 = 8 * 86_400;
+
+/// A finished message whose hop into a content filter named a `queued as`
+/// ID not yet seen waits this long (log time) for that ID before its
+/// recipients count as delivered to the filter host.
+pub const HANDOFF_GRACE_SECS: i64 = 300;
+
+/// Pending `queued as` links (child ID → parent) remembered; oldest dropped.
+pub const MAX_LINKS: usize = 4_096;
+
+/// IPs listed in `auth_failures.by_ip` of `stats` (most failures first).
+pub const MAX_AUTH_IPS_REPORTED: usize = 1_000;
+
+/// Records per stored block (deliveries or events).
+pub const BLOCK_RECORDS: usize = 4_096;
+
+/// redb page cache. redb defaults to 1 GiB; a Pi has less.
+pub const DB_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A write transaction is committed at least this often while importing.
+pub const COMMIT_INTERVAL_MS: u64 = 500;
+
+/// ... or after this many lines, whichever comes first.
+pub const COMMIT_LINES: u64 = 200_000;

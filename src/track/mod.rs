@@ -1,0 +1,641 @@
+//! The message tracker: a bounded table of in-flight messages keyed by
+//! (syslog host, Postfix instance, queue ID) that turns parsed events into
+//! counted [`EventRec`]s and finished per-recipient [`DeliveryRec`]s, following
+//! DESIGN.md's counting definitions.
+//!
+//! Bounds: at most [`MAX_INFLIGHT`] messages (oldest activity evicted, counted
+//! in `evictions`), [`MAX_RCPT_PER_MSG`] recipients each, text fields cut to
+//! [`MAX_FIELD`]/[`MAX_RESPONSE`]. Time is the log's own time, passed in with
+//! each event; nothing here reads the clock or does I/O. The whole table is
+//! serialisable so it can be committed with each checkpoint.
+
+pub mod record;
+
+use crate::clock::Timestamp;
+use crate::limits::{HANDOFF_GRACE_SECS, MAX_FIELD, MAX_INFLIGHT, MAX_LINKS, MAX_RCPT_PER_MSG, MAX_RESPONSE, STALE_AFTER_SECS};
+use crate::parse::{Daemon, Delivery, Event, Kind, QueueId, Status};
+pub use record::{DeliveryRec, Direction, EventKind, EventRec, NoticeKind, Outcome, Proto};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+
+/// Where a message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Origin {
+    /// Began before the log, or not yet known.
+    Unknown,
+    Client,
+    Pickup,
+    /// Postfix-generated (bounce/delay/success notice).
+    Notification,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Rcpt {
+    to: String,
+    orig_to: Option<String>,
+    outcome: Option<Outcome>,
+    time: i64,
+    deferrals: u32,
+    attempts: u32,
+    direction: Option<Direction>,
+    relay: Option<String>,
+    dsn: Option<String>,
+    response: Option<String>,
+    /// Handed to a content filter on this host: `Some(child)` once linked
+    /// (not a delivery), or awaiting the child ID in `awaiting`.
+    handed_off: bool,
+    awaiting: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Msg {
+    qid: String,
+    origin: Origin,
+    /// A line that only exists for messages entering the queue in this log
+    /// (client=, pickup, cleanup) was seen.
+    began_in_log: bool,
+    queue_time: Option<i64>,
+    first_seen: i64,
+    last_seen: i64,
+    sender: Option<String>,
+    message_id: Option<String>,
+    nrcpt: u32,
+    qmgr_seen: bool,
+    queued_counted: bool,
+    deferral_counted: bool,
+    /// Earlier queue IDs of a content-filter chain, client-facing first.
+    chain: Vec<String>,
+    rcpts: Vec<Rcpt>,
+    notification_qid: Option<String>,
+    removed: bool,
+    client_ip: Option<String>,
+    sasl_user: Option<String>,
+    /// The client was on this host (loopback): a candidate re-injection.
+    local_client: bool,
+}
+
+/// Lifetime tracker counters (not windowed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TrackerCounters {
+    pub evictions: u64,
+    pub stale: u64,
+    pub rcpt_dropped: u64,
+    pub preceded_log: u64,
+}
+
+/// What the tracker produced since the last drain.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub events: Vec<EventRec>,
+    pub deliveries: Vec<DeliveryRec>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.deliveries.is_empty()
+    }
+}
+
+/// The in-flight table. Invariant: `msgs.len() <= MAX_INFLIGHT`,
+/// `links.len() <= MAX_LINKS`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Tracker {
+    msgs: HashMap<u64, Msg>,
+    /// child key -> parent key for `queued as` hops not yet linked.
+    links: HashMap<u64, u64>,
+    link_order: VecDeque<u64>,
+    pub counters: TrackerCounters,
+    /// Log time of the latest event seen.
+    now: i64,
+    #[serde(skip)]
+    out: Output,
+    #[serde(skip)]
+    since_sweep: u32,
+}
+
+/// FNV-1a: a stable hash, since keys are persisted across runs.
+fn key(host: &[u8], instance: &[u8], qid: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [host, b"\0", instance, b"\0", qid] {
+        for &b in part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Owned, length-capped, lossy-UTF-8 copy of a log field.
+fn text(s: &[u8], cap: usize) -> String {
+    let s = &s[..s.len().min(cap)];
+    match std::str::from_utf8(s) {
+        Ok(v) => v.to_owned(),
+        Err(e) => {
+            // A cut in the middle of a character: keep the valid prefix.
+            let valid = e.valid_up_to();
+            if e.error_len().is_none() {
+                String::from_utf8_lossy(&s[..valid]).into_owned()
+            } else {
+                String::from_utf8_lossy(s).into_owned()
+            }
+        }
+    }
+}
+
+fn is_loopback(addr: &[u8]) -> bool {
+    addr.starts_with(b"127.") || addr == b"::1" || addr == b"::ffff:127.0.0.1"
+}
+
+/// `relay=` names a host on this machine (content filter, local LMTP).
+fn relay_is_local(relay: &[u8]) -> bool {
+    match (memchr::memchr(b'[', relay), memchr::memchr(b']', relay)) {
+        (Some(o), Some(c)) if o < c => is_loopback(&relay[o + 1..c]),
+        _ => relay.starts_with(b"127.") || relay.starts_with(b"localhost"),
+    }
+}
+
+fn transport_direction(d: Daemon) -> Option<Direction> {
+    match d {
+        Daemon::Smtp => Some(Direction::Outbound),
+        Daemon::Local | Daemon::Virtual | Daemon::Lmtp | Daemon::Pipe => Some(Direction::Inbound),
+        _ => None,
+    }
+}
+
+impl Msg {
+    fn new(qid: &[u8], now: i64) -> Msg {
+        Msg {
+            qid: text(qid, 32),
+            origin: Origin::Unknown,
+            began_in_log: false,
+            queue_time: None,
+            first_seen: now,
+            last_seen: now,
+            sender: None,
+            message_id: None,
+            nrcpt: 0,
+            qmgr_seen: false,
+            queued_counted: false,
+            deferral_counted: false,
+            chain: Vec::new(),
+            rcpts: Vec::new(),
+            notification_qid: None,
+            removed: false,
+            client_ip: None,
+            sasl_user: None,
+            local_client: false,
+        }
+    }
+
+    fn counts_as_client(&self) -> bool {
+        matches!(self.origin, Origin::Client | Origin::Pickup)
+    }
+
+    /// Postfix-generated mail: its recipients are not deliveries.
+    fn is_generated(&self) -> bool {
+        self.origin == Origin::Notification || (self.origin == Origin::Unknown && self.began_in_log && self.chain.is_empty())
+    }
+
+    fn queue_time(&self) -> i64 {
+        self.queue_time.unwrap_or(self.first_seen)
+    }
+
+    /// The delivery view of each recipient (final or pending), plus
+    /// placeholders for recipients announced by `nrcpt` but never seen.
+    fn deliveries(&self, include_pending: bool, out: &mut Vec<DeliveryRec>) {
+        if self.is_generated() {
+            return;
+        }
+        let mut ids = self.chain.clone();
+        ids.push(self.qid.clone());
+        let base = DeliveryRec {
+            time: Timestamp(self.queue_time()),
+            queue_time: Timestamp(self.queue_time()),
+            queue_ids: ids,
+            message_id: self.message_id.clone(),
+            sender: self.sender.clone(),
+            notification_queue_id: self.notification_qid.clone(),
+            sasl_user: self.sasl_user.clone(),
+            client_ip: self.client_ip.clone(),
+            ..DeliveryRec::default()
+        };
+        for r in &self.rcpts {
+            if r.handed_off || (r.outcome.is_none() && !include_pending) {
+                continue;
+            }
+            let mut d = base.clone();
+            if let Some(o) = r.outcome {
+                d.time = Timestamp(r.time);
+                d.outcome = Some(o);
+            }
+            d.recipient = Some(r.to.clone());
+            d.orig_recipient.clone_from(&r.orig_to);
+            d.direction = r.direction;
+            d.relay.clone_from(&r.relay);
+            d.dsn.clone_from(&r.dsn);
+            d.response.clone_from(&r.response);
+            d.attempts = r.attempts;
+            d.deferrals = r.deferrals;
+            out.push(d);
+        }
+        if include_pending && self.counts_as_client() && self.chain.is_empty() {
+            let seen = u32::try_from(self.rcpts.len()).unwrap_or(u32::MAX);
+            for _ in seen..self.nrcpt.min(u32::try_from(MAX_RCPT_PER_MSG).unwrap_or(u32::MAX)) {
+                out.push(base.clone());
+            }
+        }
+    }
+}
+
+impl Tracker {
+    pub fn new() -> Self {
+        Tracker::default()
+    }
+
+    /// Messages currently in flight.
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// Takes what was produced since the last call.
+    pub fn drain(&mut self) -> Output {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The deliveries of messages still in flight, as `stats`/`search`
+    /// should see them now (final outcomes and pending recipients).
+    pub fn inflight_deliveries(&self) -> Vec<DeliveryRec> {
+        let mut v = Vec::new();
+        for m in self.msgs.values() {
+            m.deliveries(true, &mut v);
+        }
+        v
+    }
+
+    fn emit(&mut self, time: i64, kind: EventKind) {
+        self.out.events.push(EventRec { time: Timestamp(time), kind });
+    }
+
+    /// Feeds one parsed event dated `t` (already resolved to UTC).
+    pub fn push(&mut self, ev: &Event<'_>, t: Timestamp) {
+        let t = t.0;
+        if t > self.now {
+            self.now = t;
+        }
+        let (host, inst) = (ev.host, ev.instance);
+        match ev.kind {
+            Kind::Connect { .. } if ev.daemon == Daemon::Smtpd => self.emit(t, EventKind::Connection),
+            Kind::Reject { qid, stage, .. } => {
+                self.emit(t, EventKind::Rejected);
+                // The whole message was refused: it never reaches the queue.
+                if let Some(q) = qid {
+                    if matches!(stage, b"END-OF-MESSAGE" | b"header" | b"body" | b"DATA" | b"CONNECT") {
+                        let k = key(host, inst, q.0);
+                        if self.msgs.get(&k).is_some_and(|m| !m.qmgr_seen) {
+                            self.msgs.remove(&k);
+                        }
+                    }
+                }
+            }
+            Kind::SaslFailed { client, .. } => {
+                self.emit(t, EventKind::AuthFailure { ip: text(client.addr, 64), proto: Proto::Smtp, count: 1 });
+            }
+            Kind::AuthFailed { rip, attempts, .. } => {
+                let proto = match ev.daemon {
+                    Daemon::ImapLogin => Proto::Imap,
+                    Daemon::Pop3Login => Proto::Pop3,
+                    _ => Proto::Other,
+                };
+                let ip = rip.map_or_else(|| "unknown".to_owned(), |r| text(r, 64));
+                self.emit(t, EventKind::AuthFailure { ip, proto, count: attempts.max(1) });
+            }
+            Kind::Client { qid, client, sasl_user } => {
+                let k = self.fresh(host, inst, qid, t);
+                let local = is_loopback(client.addr);
+                let linked_parent = self.take_link(k);
+                let m = self.get(k, qid, t);
+                m.origin = Origin::Client;
+                m.began_in_log = true;
+                m.queue_time = Some(t);
+                m.client_ip = Some(text(client.addr, 64));
+                m.sasl_user = sasl_user.map(|u| text(u, MAX_FIELD));
+                m.local_client = local;
+                if let Some(p) = linked_parent {
+                    self.link(p, k);
+                }
+            }
+            Kind::Pickup { qid, from } => {
+                let k = self.fresh(host, inst, qid, t);
+                let m = self.get(k, qid, t);
+                m.origin = Origin::Pickup;
+                m.began_in_log = true;
+                m.queue_time = Some(t);
+                if m.sender.is_none() {
+                    m.sender = Some(text(from, MAX_FIELD));
+                }
+            }
+            Kind::MessageId { qid, message_id } => {
+                let k = key(host, inst, qid.0);
+                let m = self.get(k, qid, t);
+                m.began_in_log = true;
+                let id = crate::parse::scan::unbracket(message_id);
+                m.message_id = Some(text(id, MAX_FIELD));
+            }
+            Kind::QueueActive { qid, from, nrcpt, .. } => {
+                let k = key(host, inst, qid.0);
+                let m = self.get(k, qid, t);
+                if !m.qmgr_seen {
+                    m.qmgr_seen = true;
+                    m.sender = Some(text(from, MAX_FIELD));
+                    m.nrcpt = nrcpt;
+                    if m.counts_as_client() && !m.queued_counted && m.chain.is_empty() {
+                        m.queued_counted = true;
+                        let qt = m.queue_time();
+                        self.emit(qt, EventKind::Queued(1));
+                    }
+                }
+            }
+            Kind::Delivery(d) => self.delivery(host, inst, ev.daemon, &d, t),
+            Kind::Expired { qid, .. } => {
+                let k = key(host, inst, qid.0);
+                let m = self.get(k, qid, t);
+                for r in &mut m.rcpts {
+                    if r.outcome.is_none() && !r.handed_off {
+                        r.outcome = Some(Outcome::Expired);
+                        r.time = t;
+                    }
+                }
+            }
+            Kind::Removed { qid } | Kind::AdminRemoved { qid } => {
+                let k = key(host, inst, qid.0);
+                if let Some(m) = self.msgs.get_mut(&k) {
+                    m.removed = true;
+                    m.last_seen = t;
+                    if !m.rcpts.iter().any(|r| r.awaiting.is_some()) {
+                        self.finalize(k, false);
+                    }
+                }
+            }
+            Kind::Notification { qid, kind, new_qid } => {
+                if let Some(n) = NoticeKind::from_notice(kind) {
+                    self.emit(t, EventKind::Notification(n));
+                }
+                let new_id = text(new_qid.0, 32);
+                let pk = key(host, inst, qid.0);
+                if let Some(p) = self.msgs.get_mut(&pk) {
+                    p.notification_qid = Some(new_id);
+                }
+                let ck = key(host, inst, new_qid.0);
+                let c = self.get(ck, new_qid, t);
+                c.origin = Origin::Notification;
+                c.began_in_log = true;
+            }
+            _ => {}
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= 4096 {
+            self.since_sweep = 0;
+            self.sweep();
+        }
+    }
+
+    /// A `client=`/pickup line starts a new message: if the key still holds
+    /// an older message that already went through the queue, the ID was
+    /// reused; finish the old one first.
+    fn fresh(&mut self, host: &[u8], inst: &[u8], qid: QueueId<'_>, _t: i64) -> u64 {
+        let k = key(host, inst, qid.0);
+        if self.msgs.get(&k).is_some_and(|m| m.qmgr_seen || m.removed) {
+            self.finalize(k, false);
+        }
+        k
+    }
+
+    fn get(&mut self, k: u64, qid: QueueId<'_>, t: i64) -> &mut Msg {
+        if !self.msgs.contains_key(&k) && self.msgs.len() >= MAX_INFLIGHT {
+            self.evict();
+        }
+        let m = self.msgs.entry(k).or_insert_with(|| Msg::new(qid.0, t));
+        m.last_seen = m.last_seen.max(t);
+        m
+    }
+
+    fn take_link(&mut self, child: u64) -> Option<u64> {
+        let p = self.links.remove(&child)?;
+        self.link_order.retain(|&c| c != child);
+        Some(p)
+    }
+
+    fn delivery(&mut self, host: &[u8], inst: &[u8], daemon: Daemon, d: &Delivery<'_>, t: i64) {
+        if d.status == Status::Probe {
+            return;
+        }
+        let k = key(host, inst, d.qid.0);
+        let m = self.get(k, d.qid, t);
+        let pos = match m.rcpts.iter().position(|r| r.to.as_bytes().eq_ignore_ascii_case(&d.to[..d.to.len().min(MAX_FIELD)])) {
+            Some(p) => p,
+            None => {
+                if m.rcpts.len() >= MAX_RCPT_PER_MSG {
+                    self.counters.rcpt_dropped += 1;
+                    return;
+                }
+                m.rcpts.push(Rcpt {
+                    to: text(d.to, MAX_FIELD),
+                    orig_to: d.orig_to.map(|o| text(o, MAX_FIELD)),
+                    outcome: None,
+                    time: t,
+                    deferrals: 0,
+                    attempts: 0,
+                    direction: None,
+                    relay: None,
+                    dsn: None,
+                    response: None,
+                    handed_off: false,
+                    awaiting: None,
+                });
+                m.rcpts.len() - 1
+            }
+        };
+        let filter_hop = d.status == Status::Sent && d.queued_as.is_some() && relay_is_local(d.relay) && daemon != Daemon::Local;
+        let r = &mut m.rcpts[pos];
+        r.attempts += 1;
+        if let Some(dir) = transport_direction(daemon) {
+            if !filter_hop {
+                r.direction = Some(dir);
+            }
+        }
+        r.relay = (d.relay != b"none").then(|| text(d.relay, MAX_FIELD));
+        r.dsn = d.dsn.map(|x| text(x, 16));
+        r.response = Some(text(d.response, MAX_RESPONSE));
+        let mut deferral = false;
+        match d.status {
+            Status::Sent => {
+                r.outcome = Some(Outcome::Sent);
+                r.time = t;
+            }
+            Status::Bounced => {
+                r.outcome = Some(Outcome::Bounced);
+                r.time = t;
+            }
+            Status::Expired => {
+                r.outcome = Some(Outcome::Expired);
+                r.time = t;
+            }
+            Status::Deferred => {
+                r.deferrals += 1;
+                deferral = true;
+            }
+            Status::Probe => {}
+        }
+        if deferral {
+            self.emit(t, EventKind::Deferral);
+            let m = self.msgs.get_mut(&k).expect("message inserted above");
+            if m.counts_as_client() && !m.deferral_counted {
+                m.deferral_counted = true;
+                let qt = m.queue_time();
+                self.emit(qt, EventKind::WithDeferral(1));
+            }
+        }
+        if filter_hop {
+            if let Some(child) = d.queued_as {
+                let ck = key(host, inst, child.0);
+                if self.msgs.get(&ck).is_some_and(|c| c.local_client && c.origin == Origin::Client && c.chain.is_empty()) {
+                    if let Some(m) = self.msgs.get_mut(&k) {
+                        m.rcpts[pos].handed_off = true;
+                    }
+                    self.link(k, ck);
+                } else {
+                    if let Some(m) = self.msgs.get_mut(&k) {
+                        m.rcpts[pos].awaiting = Some(text(child.0, 32));
+                    }
+                    if self.links.len() >= MAX_LINKS {
+                        if let Some(old) = self.link_order.pop_front() {
+                            self.links.remove(&old);
+                        }
+                    }
+                    self.links.insert(ck, k);
+                    self.link_order.push_back(ck);
+                }
+            }
+        }
+    }
+
+    /// The child `ck` is the copy re-injected by a content filter for the
+    /// parent `pk`: it inherits the parent's identity and is not a new
+    /// client message.
+    fn link(&mut self, pk: u64, ck: u64) {
+        let child_qid = self.msgs.get(&ck).map(|c| c.qid.clone());
+        let Some(parent) = self.msgs.get_mut(&pk) else { return };
+        let mut chain = parent.chain.clone();
+        chain.push(parent.qid.clone());
+        let (origin, qt, sender, mid, sasl, ip, dc) = (
+            parent.origin,
+            parent.queue_time(),
+            parent.sender.clone(),
+            parent.message_id.clone(),
+            parent.sasl_user.clone(),
+            parent.client_ip.clone(),
+            parent.deferral_counted,
+        );
+        let mut awaiting_left = false;
+        for r in &mut parent.rcpts {
+            if r.awaiting.is_some() && r.awaiting == child_qid {
+                r.awaiting = None;
+                r.handed_off = true;
+            }
+            awaiting_left |= r.awaiting.is_some();
+        }
+        let parent_done = parent.removed && !awaiting_left;
+        let Some(c) = self.msgs.get_mut(&ck) else { return };
+        let retract = c.queued_counted.then(|| c.queue_time());
+        let retract_def = c.deferral_counted.then(|| c.queue_time());
+        c.chain = chain;
+        c.origin = origin;
+        c.queue_time = Some(qt);
+        c.queued_counted = true;
+        c.deferral_counted = dc || c.deferral_counted;
+        if c.sender.is_none() {
+            c.sender = sender;
+        }
+        if c.message_id.is_none() {
+            c.message_id = mid;
+        }
+        c.sasl_user = sasl.or(c.sasl_user.take());
+        c.client_ip = ip;
+        if let Some(at) = retract {
+            self.emit(at, EventKind::Queued(-1));
+        }
+        if let Some(at) = retract_def {
+            // Counted for the copy; the parent's own flag decides now.
+            self.emit(at, EventKind::WithDeferral(-1));
+            if !dc {
+                self.emit(qt, EventKind::WithDeferral(1));
+                if let Some(p) = self.msgs.get_mut(&pk) {
+                    p.deferral_counted = true;
+                }
+            }
+        }
+        if parent_done {
+            self.finalize(pk, false);
+        }
+    }
+
+    /// Removes message `k`, emitting its deliveries. `dropped`: it left for
+    /// capacity or staleness, so undecided recipients are not reported.
+    fn finalize(&mut self, k: u64, dropped: bool) {
+        let Some(mut m) = self.msgs.remove(&k) else { return };
+        for r in &mut m.rcpts {
+            // A hop into a filter whose re-injected copy never showed up
+            // is a delivery to that host after all.
+            r.awaiting = None;
+        }
+        if m.origin == Origin::Unknown && !m.began_in_log && m.chain.is_empty() {
+            self.counters.preceded_log += 1;
+        }
+        let include_pending = !dropped && m.removed;
+        m.deliveries(include_pending, &mut self.out.deliveries);
+    }
+
+    fn evict(&mut self) {
+        let mut ages: Vec<(i64, u64)> = self.msgs.iter().map(|(k, m)| (m.last_seen, *k)).collect();
+        let n = (MAX_INFLIGHT / 16).max(1).min(ages.len());
+        if n == 0 {
+            return;
+        }
+        ages.select_nth_unstable(n - 1);
+        for &(_, k) in &ages[..n] {
+            self.finalize(k, true);
+            self.counters.evictions += 1;
+        }
+    }
+
+    /// Finishes stale messages and filter hops whose copy never appeared.
+    fn sweep(&mut self) {
+        let now = self.now;
+        let due: Vec<(u64, bool)> = self
+            .msgs
+            .iter()
+            .filter_map(|(k, m)| {
+                if m.removed && m.last_seen + HANDOFF_GRACE_SECS < now {
+                    Some((*k, false))
+                } else if m.last_seen + STALE_AFTER_SECS < now {
+                    Some((*k, true))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (k, stale) in due {
+            if stale {
+                self.counters.stale += 1;
+            }
+            self.finalize(k, stale);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
