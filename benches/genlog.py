@@ -380,17 +380,20 @@ def generate(a, start):
         x = (qn[0] * 0x2F1C3A5) & 0x3FFFFFF  # bijection on 26 bits -> unique suffix
         if not long_ids:
             return "%05X%X" % (t % 1000000, x)
-        # long: seconds (6) + usec (4) + 'z' + inode; base-50 digits
+        # long: seconds (6) + usec (4) + 'z' + inode, base-50 digits, most significant first
         s = epoch_base + t // 1000000
         out = []
         for _ in range(6):
             s, r = divmod(s, 50)
             out.append(B52[r])
+        out.reverse()
         u = t % 1000000
+        us = []
         for _ in range(4):
             u, r = divmod(u, 50)
-            out.append(B52[r])
-        out.reverse()
+            us.append(B52[r])
+        us.reverse()
+        out += us
         out.append("z")
         y = x
         while True:
@@ -1125,6 +1128,7 @@ def generate(a, start):
     first_t = None
     last_t = 0
     gap = mean_gap
+    flush_at = 65536 if 65536 < N else N
     next_check = 0
     dove_pat = " %s dovecot: " % host
     other_pats = [" %s amavis[" % host, " %s opendkim[" % host]
@@ -1143,6 +1147,8 @@ def generate(a, start):
                 eff = dd * 86400000000 + cumrate[hh] + rate[hh] * rem  # diurnal-weighted elapsed time
                 corr = n * mean_gap / eff
                 gap *= 0.8 if corr < 0.8 else (1.25 if corr > 1.25 else corr)
+        if first_t is None and heap and heap[0][0] <= cursor:
+            first_t = heap[0][0]
         while heap and heap[0][0] <= cursor:
             t, _, body, op = pop(heap)
             sec = t // 1000000
@@ -1217,13 +1223,12 @@ def generate(a, start):
                     if e is None:
                         e = byip[op[1]] = {"smtp": 0, "imap": 0, "pop3": 0, "other": 0}
                     e[op[2]] += op[3]
-            if first_t is None:
-                first_t = t
-            last_t = t
             n += 1
-            if n >= N:
-                break
-            if len(out) >= 65536:
+            if n >= flush_at:
+                last_t = t
+                if n >= N:
+                    break
+                flush_at = n + 65536 if n + 65536 < N else N
                 out.append("")
                 chunk = "\n".join(out)
                 nd_ += chunk.count(dove_pat)
@@ -1241,6 +1246,7 @@ def generate(a, start):
     out_f.flush()
     if out_f is not sys.stdout:
         out_f.close()
+    if out_f is not sys.stdout and os.path.isfile(a.output):
         # logs are written up to their mtime: helps year inference of classic stamps
         try:
             ep = epoch_base + last_t / 1e6

@@ -57,6 +57,16 @@ impl Resolver {
         Resolver { tz, year: start_year, last_month: 0, cache_key: i64::MIN, cache_offset: 0 }
     }
 
+    /// Continues where a checkpoint left off.
+    pub fn resume(tz: TimeZone, year: i32, last_month: u8) -> Self {
+        Resolver { last_month, ..Resolver::new(tz, year) }
+    }
+
+    /// (year, last month) for a checkpoint.
+    pub fn state(&self) -> (i32, u8) {
+        (self.year, self.last_month)
+    }
+
     pub fn year(&self) -> i32 {
         self.year
     }

@@ -5,7 +5,12 @@
 //! deliveries) → `store` (redb: batched writer, readers, retention). The CLI
 //! in `cli` wires them together; every capacity lives in `limits`.
 
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod ingest;
 pub mod limits;
 pub mod track;
 pub mod parse;
+pub mod report;
+pub mod store;

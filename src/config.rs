@@ -1,0 +1,312 @@
+//! Command line and environment → validated configuration.
+//!
+//! Two steps, as in ripgrep: clap parses raw values (every flag also reads
+//! `POSTLENS_<FLAG>`), then [`Common::build`] validates them into the values
+//! the program uses, with errors that name the flag. Lightmeter
+//! ControlCenter's single-dash flags and `LIGHTMETER_*` variables are accepted
+//! as aliases ([`rewrite_lightmeter_args`], [`lightmeter_env`]).
+
+use crate::ingest::{LogFormat, Options};
+use clap::{Args, Parser, Subcommand};
+use jiff::tz::TimeZone;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "postlens", version, about = "Postfix/Dovecot log monitoring: what happened to my mail?", propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Ingest log files (or `-` for stdin), commit, print a one-line summary.
+    Import(ImportArgs),
+    /// Delivery counts for a time window.
+    Stats(StatsArgs),
+    /// Find deliveries by sender, recipient, queue ID or Message-ID.
+    Search(SearchArgs),
+    /// A text summary of one day, in the spirit of pflogsumm.
+    Report(ReportArgs),
+    /// Sources, positions, store size and evictions.
+    Status(StatusArgs),
+    /// Parse and track a file without storing anything (benchmarks).
+    #[command(hide = true)]
+    BenchParse(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Directory holding the database.
+    #[arg(long, env = "POSTLENS_WORKSPACE", value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Zone of classic-syslog time stamps (default: the machine's).
+    #[arg(long, env = "POSTLENS_LOG_TIMEZONE", value_name = "TZ")]
+    pub log_timezone: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FormatArgs {
+    /// Line format; `default` auto-detects classic, RFC 3339 and prepend-rfc3339.
+    #[arg(long, env = "POSTLENS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Year of the first classic-syslog line (default: from the file's mtime).
+    #[arg(long, env = "POSTLENS_LOG_STARTING_YEAR", value_name = "Y")]
+    pub log_starting_year: Option<i32>,
+    /// Keep this much history before the newest log line (e.g. 90d, 12h).
+    #[arg(long, env = "POSTLENS_RETENTION", value_name = "DURATION")]
+    pub retention: Option<String>,
+    /// Delete the oldest data while the database is larger than this.
+    #[arg(long, env = "POSTLENS_MAX_DB_SIZE", value_name = "SIZE")]
+    pub max_db_size: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Show a progress bar on a terminal.
+    #[arg(long, env = "POSTLENS_PROGRESS")]
+    pub progress: bool,
+    /// Files to read in the order given (.gz/.bz2 are decompressed), or `-`.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Window start (RFC 3339 or YYYY-MM-DD), inclusive.
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Window end (RFC 3339 or YYYY-MM-DD), exclusive.
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Print the JSON object of DESIGN.md.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long, value_name = "ADDR")]
+    pub sender: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub recipient: Option<String>,
+    /// A queue ID (any in a content-filter chain) or a Message-ID.
+    #[arg(long, value_name = "QUEUE_ID|MESSAGE_ID")]
+    pub id: Option<String>,
+    #[arg(long, value_parser = ["sent", "bounced", "expired", "pending", "deferred"])]
+    pub status: Option<String>,
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The day to summarise (default: the newest day in the store).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub day: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    pub file: PathBuf,
+}
+
+/// A configuration error; the message names the flag or variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+pub const DEFAULT_WORKSPACE: &str = "/var/lib/postlens";
+pub const DEFAULT_RETENTION: &str = "90d";
+
+/// Maps Lightmeter's single-dash flags to ours (`-workspace x` →
+/// `--workspace x`, `-log_starting_year` → `--log-starting-year`).
+pub fn rewrite_lightmeter_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const MAP: [(&str, &str); 14] = [
+        ("-workspace", "--workspace"),
+        ("-watch_dir", "--watch-dir"),
+        ("-stdin", "--stdin"),
+        ("-logs_socket", "--socket"),
+        ("-log_format", "--log-format"),
+        ("-log_starting_year", "--log-starting-year"),
+        ("-logs_use_rsync", "--logs-use-rsync"),
+        ("-log_file_patterns", "--log-file-patterns"),
+        ("-listen", "--listen"),
+        ("-data_retention_duration", "--retention"),
+        ("-email_reset", "--email"),
+        ("-password", "--password"),
+        ("-dovecot_conf_is_old", "--dovecot-conf-is-old"),
+        ("-i_know_what_am_doing_not_using_a_reverse_proxy", "--no-reverse-proxy"),
+    ];
+    args.into_iter()
+        .map(|a| {
+            let Some(s) = a.to_str() else { return a };
+            let (flag, value) = match s.split_once('=') {
+                Some((f, v)) => (f, Some(v)),
+                None => (s, None),
+            };
+            match MAP.iter().find(|(l, _)| *l == flag) {
+                Some((_, ours)) => match value {
+                    Some(v) => format!("{ours}={v}").into(),
+                    None => (*ours).into(),
+                },
+                None => a,
+            }
+        })
+        .collect()
+}
+
+/// A `LIGHTMETER_*` variable standing in for an unset flag.
+fn lightmeter_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `90d`, `12h`, `30m`, `45s`, `2w` → seconds. Lightmeter's Go durations
+/// (`2160h0m0s`) work too.
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let err = || format!("'{s}' is not a duration like 90d, 12h, 30m or 2160h0m0s");
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num.parse().map_err(|_| err())?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(err()),
+        };
+        total = total.checked_add(n.checked_mul(unit).ok_or_else(err)?).ok_or_else(err)?;
+    }
+    if !num.is_empty() || total <= 0 {
+        return Err(err());
+    }
+    Ok(total)
+}
+
+/// `512MiB`, `2GiB`, `100MB`, plain bytes → bytes.
+///
+/// # Errors
+/// A message saying what is accepted.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("'{s}' is not a size like 512MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1024,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a size like 512MiB")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+impl Common {
+    pub fn workspace(&self) -> PathBuf {
+        self.workspace.clone().or_else(|| lightmeter_env("LIGHTMETER_WORKSPACE").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from(DEFAULT_WORKSPACE))
+    }
+
+    /// # Errors
+    /// Unknown zone name (names `--log-timezone`).
+    pub fn timezone(&self) -> Result<TimeZone, ConfigError> {
+        match &self.log_timezone {
+            Some(name) => TimeZone::get(name).map_err(|e| ConfigError(format!("--log-timezone / POSTLENS_LOG_TIMEZONE: unknown time zone '{name}': {e}"))),
+            None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),
+        }
+    }
+}
+
+impl FormatArgs {
+    /// # Errors
+    /// Invalid values, naming the flag.
+    pub fn build(&self, common: &Common, progress: bool) -> Result<Options, ConfigError> {
+        let format = match self.log_format {
+            Some(f) => f,
+            None => match lightmeter_env("LIGHTMETER_LOG_FORMAT").as_deref() {
+                None | Some("default") => LogFormat::Default,
+                Some("rfc3339") => LogFormat::Rfc3339,
+                Some("prepend-rfc3339") => LogFormat::PrependRfc3339,
+                Some("logstash") => LogFormat::Logstash,
+                Some(other) => return Err(ConfigError(format!("LIGHTMETER_LOG_FORMAT: unknown format '{other}'"))),
+            },
+        };
+        let starting_year = match self.log_starting_year {
+            Some(y) => Some(y),
+            None => lightmeter_env("LIGHTMETER_LOGS_STARTING_YEAR")
+                .map(|y| y.parse::<i32>().map_err(|_| ConfigError(format!("LIGHTMETER_LOGS_STARTING_YEAR: '{y}' is not a year"))))
+                .transpose()?,
+        };
+        if let Some(y) = starting_year {
+            if !(1970..=9999).contains(&y) {
+                return Err(ConfigError(format!("--log-starting-year: {y} is not a plausible year")));
+            }
+        }
+        let retention = self.retention.clone().or_else(|| lightmeter_env("LIGHTMETER_DATA_RETENTION_DURATION")).unwrap_or_else(|| DEFAULT_RETENTION.to_owned());
+        let retention_secs = parse_duration(&retention).map_err(|e| ConfigError(format!("--retention: {e}")))?;
+        let max_db_size = self.max_db_size.as_deref().map(parse_size).transpose().map_err(|e| ConfigError(format!("--max-db-size: {e}")))?;
+        Ok(Options { format, tz: common.timezone()?, starting_year, progress, retention_secs, max_db_size })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("90d"), Ok(90 * 86_400));
+        assert_eq!(parse_duration("2160h0m0s"), Ok(2160 * 3600));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0d").is_err());
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn lightmeter_flags_are_rewritten() {
+        let got = rewrite_lightmeter_args(["postlens", "import", "-workspace", "/x", "-log_starting_year=2020"].map(std::ffi::OsString::from));
+        assert_eq!(got, ["postlens", "import", "--workspace", "/x", "--log-starting-year=2020"].map(std::ffi::OsString::from));
+    }
+}

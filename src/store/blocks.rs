@@ -1,0 +1,211 @@
+//! Block encoding: records are kept in time-ordered blocks of at most
+//! `BLOCK_RECORDS` (postcard, then deflate), each with a small summary row
+//! (time bounds, counters, a Bloom filter for detective look-ups) so `stats`
+//! adds summaries and decodes only blocks that straddle a window edge, and
+//! `search` decodes only blocks whose filter may hold the key.
+
+use crate::track::{DeliveryRec, EventKind, EventRec, NoticeKind, Outcome};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::io::{Read, Write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("block encoding: {0}")]
+    Postcard(#[from] postcard::Error),
+    #[error("block compression: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Upper bound of a decompressed block, against corrupt or hostile data.
+const MAX_DECODED: u64 = 64 * 1024 * 1024;
+
+pub(crate) fn encode<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
+    let raw = postcard::to_allocvec(items)?;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), flate2::Compression::new(3));
+    z.write_all(&raw)?;
+    Ok(z.finish()?)
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, CodecError> {
+    let mut raw = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes).take(MAX_DECODED).read_to_end(&mut raw)?;
+    Ok(postcard::from_bytes(&raw)?)
+}
+
+/// Per-block counters of events.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct EventSummary {
+    pub min: i64,
+    pub max: i64,
+    pub connections: u64,
+    pub rejected: u64,
+    pub deferrals: u64,
+    pub queued: i64,
+    pub with_deferral: i64,
+    pub notifications: [u64; 3],
+    /// (ip, [smtp, imap, pop3, other]).
+    pub auth: Vec<(String, [u64; 4])>,
+}
+
+impl EventSummary {
+    pub fn of(events: &[EventRec]) -> EventSummary {
+        let mut s = EventSummary { min: i64::MAX, max: i64::MIN, ..EventSummary::default() };
+        let mut auth: std::collections::HashMap<&str, [u64; 4]> = std::collections::HashMap::new();
+        for e in events {
+            s.min = s.min.min(e.time.0);
+            s.max = s.max.max(e.time.0);
+            s.add(&e.kind, &mut |ip, p, n| auth.entry(ip).or_default()[p] += n);
+        }
+        s.auth = auth.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        s
+    }
+
+    pub fn add<'a>(&mut self, k: &'a EventKind, auth: &mut dyn FnMut(&'a str, usize, u64)) {
+        match k {
+            EventKind::Connection => self.connections += 1,
+            EventKind::Rejected => self.rejected += 1,
+            EventKind::Deferral => self.deferrals += 1,
+            EventKind::Queued(n) => self.queued += i64::from(*n),
+            EventKind::WithDeferral(n) => self.with_deferral += i64::from(*n),
+            EventKind::Notification(n) => {
+                self.notifications[match n {
+                    NoticeKind::NonDelivery => 0,
+                    NoticeKind::Delay => 1,
+                    NoticeKind::Success => 2,
+                }] += 1;
+            }
+            EventKind::AuthFailure { ip, proto, count } => auth(ip, proto.index(), u64::from(*count)),
+        }
+    }
+}
+
+/// Per-block summary of deliveries.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct DeliverySummary {
+    pub min: i64,
+    pub max: i64,
+    pub min_queue: i64,
+    /// [direction][outcome] counts, direction 0 = outbound.
+    pub counts: [[u64; 4]; 2],
+    pub deferred_then_sent: u64,
+    pub bloom: Bloom,
+}
+
+impl DeliverySummary {
+    pub fn of(ds: &[DeliveryRec]) -> DeliverySummary {
+        let mut s = DeliverySummary { min: i64::MAX, max: i64::MIN, min_queue: i64::MAX, bloom: Bloom::with_items(ds.len() * 6), ..DeliverySummary::default() };
+        for d in ds {
+            s.min = s.min.min(d.time.0);
+            s.max = s.max.max(d.time.0);
+            s.min_queue = s.min_queue.min(d.queue_time.0);
+            s.counts[usize::from(d.direction() == crate::track::Direction::Inbound)][d.outcome().index()] += 1;
+            if d.outcome() == Outcome::Sent && d.deferrals > 0 {
+                s.deferred_then_sent += 1;
+            }
+            for k in search_keys(d) {
+                s.bloom.insert(k.as_bytes());
+            }
+        }
+        s
+    }
+}
+
+/// The lower-cased keys a delivery can be found by.
+pub(crate) fn search_keys(d: &DeliveryRec) -> Vec<String> {
+    let mut v = Vec::with_capacity(6);
+    for a in [&d.sender, &d.recipient].into_iter().flatten() {
+        let a = a.to_ascii_lowercase();
+        if let Some(at) = a.rfind('@') {
+            v.push(a[at..].to_owned());
+        }
+        v.push(a);
+    }
+    v.extend(d.queue_ids.iter().map(|q| q.to_ascii_lowercase()));
+    if let Some(m) = &d.message_id {
+        v.push(m.to_ascii_lowercase());
+    }
+    v
+}
+
+/// A small Bloom filter (3 probes, ~10 bits per key: ~1 % false positives).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Bloom {
+    #[serde(with = "serde_bytes_compat")]
+    bits: Vec<u8>,
+}
+
+mod serde_bytes_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let b: &[u8] = <&[u8]>::deserialize(d)?;
+        Ok(b.to_vec())
+    }
+}
+
+impl Bloom {
+    fn with_items(n: usize) -> Bloom {
+        let bytes = (n * 10).div_ceil(8).clamp(8, 1 << 20);
+        Bloom { bits: vec![0; bytes] }
+    }
+
+    fn probes(&self, key: &[u8]) -> [usize; 3] {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in key {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let h2 = h.rotate_left(31).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let m = (self.bits.len() * 8) as u64;
+        let idx = |i: u64| usize::try_from(h.wrapping_add(i.wrapping_mul(h2)) % m).unwrap_or(0);
+        [idx(0), idx(1), idx(2)]
+    }
+
+    fn insert(&mut self, key: &[u8]) {
+        if self.bits.is_empty() {
+            return;
+        }
+        for p in self.probes(key) {
+            self.bits[p / 8] |= 1 << (p % 8);
+        }
+    }
+
+    /// May the filter hold `key`? An empty filter answers yes.
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        self.bits.is_empty() || self.probes(key).iter().all(|&p| self.bits[p / 8] & (1 << (p % 8)) != 0)
+    }
+}
+
+/// A block key: time-ordered by the block's first record, then a sequence
+/// number so keys never collide.
+pub(crate) fn block_key(min_time: i64, seq: u32) -> u64 {
+    let t = u64::try_from(min_time.max(0)).unwrap_or(0).min((1 << 40) - 1);
+    (t << 24) | u64::from(seq & 0x00ff_ffff)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bloom_has_no_false_negatives() {
+        let mut b = Bloom::with_items(1000);
+        for i in 0..1000 {
+            b.insert(format!("k{i}").as_bytes());
+        }
+        assert!((0..1000).all(|i| b.may_contain(format!("k{i}").as_bytes())));
+        let fp = (0..10_000).filter(|i| b.may_contain(format!("x{i}").as_bytes())).count();
+        assert!(fp < 500, "false positives {fp}");
+    }
+
+    #[test]
+    fn blocks_round_trip() {
+        let d = vec![DeliveryRec { recipient: Some("a@b".into()), ..DeliveryRec::default() }; 3];
+        let back: Vec<DeliveryRec> = decode(&encode(&d).expect("enc")).expect("dec");
+        assert_eq!(back, d);
+        assert!(decode::<DeliveryRec>(b"garbage").is_err());
+    }
+}

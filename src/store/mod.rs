@@ -1,0 +1,303 @@
+//! The redb store: schema, the batched writer and retention. Readers (stats,
+//! search, report) live in `query`.
+//!
+//! Layout: deliveries and events are appended as compressed, time-ordered
+//! blocks with a summary row each (see `blocks`); the tracker's in-flight
+//! table, the lifetime line counters and every source checkpoint are written
+//! in the *same* transaction as the records derived from those lines, so a
+//! crash rolls all of them back together (exactly once). One writer; the
+//! page cache is capped at `DB_CACHE_BYTES`.
+
+pub(crate) mod blocks;
+pub mod query;
+
+use crate::clock::Timestamp;
+use crate::limits::{BLOCK_RECORDS, DB_CACHE_BYTES};
+use crate::track::{DeliveryRec, EventRec, Tracker};
+use blocks::{CodecError, DeliverySummary, EventSummary, block_key};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+const EVENT_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_blocks");
+const EVENT_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_sums");
+const DELIVERY_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("delivery_blocks");
+const DELIVERY_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("delivery_sums");
+
+const SCHEMA_VERSION: u32 = 1;
+pub const DB_FILE: &str = "postlens.redb";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("workspace {path}: {source}")]
+    Workspace { path: PathBuf, source: std::io::Error },
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("stored data could not be decoded: {0}")]
+    Codec(#[from] CodecError),
+    #[error("database schema version {found} is newer than this postlens ({SCHEMA_VERSION}); upgrade postlens")]
+    Schema { found: u32 },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(impl From<$t> for StoreError { fn from(e: $t) -> Self { StoreError::Db(e.into()) } })*};
+}
+db_err!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::SetDurabilityError);
+
+impl From<postcard::Error> for StoreError {
+    fn from(e: postcard::Error) -> Self {
+        StoreError::Codec(CodecError::Postcard(e))
+    }
+}
+
+/// Lifetime line counters (`lines` of stats; not windowed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LineCounters {
+    pub read: u64,
+    pub postfix: u64,
+    pub dovecot: u64,
+    pub other: u64,
+    pub unsupported: u64,
+    pub malformed: u64,
+    /// Over-long lines (also counted in `malformed`).
+    pub too_long: u64,
+    /// daemon name -> (understood, unsupported).
+    pub per_daemon: BTreeMap<String, (u64, u64)>,
+}
+
+/// Where a source stopped: committed with the data derived from it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Bytes of (decompressed) input consumed, always at a line boundary.
+    pub offset: u64,
+    pub dev: u64,
+    pub ino: u64,
+    /// Year-inference state for classic syslog lines.
+    pub year: i32,
+    pub last_month: u8,
+    /// Display name (path) of the source when last seen.
+    pub name: String,
+    /// Log time of the last line read.
+    pub last_time: i64,
+}
+
+/// Everything one commit writes.
+pub struct Batch<'a> {
+    pub events: Vec<EventRec>,
+    pub deliveries: Vec<DeliveryRec>,
+    pub tracker: &'a Tracker,
+    pub lines: &'a LineCounters,
+    pub checkpoints: Vec<(String, Checkpoint)>,
+}
+
+/// State restored at start-up.
+pub struct Restored {
+    pub tracker: Tracker,
+    pub lines: LineCounters,
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    seq: std::sync::atomic::AtomicU32,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `workspace`.
+    ///
+    /// # Errors
+    /// The workspace cannot be created or the database opened.
+    pub fn open(workspace: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(workspace).map_err(|source| StoreError::Workspace { path: workspace.to_owned(), source })?;
+        let path = workspace.join(DB_FILE);
+        let db = redb::Builder::new().set_cache_size(DB_CACHE_BYTES).create(&path)?;
+        let store = Store { db, path, seq: std::sync::atomic::AtomicU32::new(0) };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store read-only in spirit (readers never write);
+    /// fails with a clear error when the workspace has no database.
+    ///
+    /// # Errors
+    /// No database in `workspace`, or it cannot be opened.
+    pub fn open_existing(workspace: &Path) -> Result<Store, StoreError> {
+        let path = workspace.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Workspace {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no postlens database here (run `postlens import` first)"),
+            });
+        }
+        Store::open(workspace)
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?;
+            match found {
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
+                Some(_) => {}
+                None => {
+                    meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
+                }
+            }
+            let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
+            self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+            tx.open_table(CHECKPOINTS)?;
+            tx.open_table(EVENT_BLOCKS)?;
+            tx.open_table(EVENT_SUMS)?;
+            tx.open_table(DELIVERY_BLOCKS)?;
+            tx.open_table(DELIVERY_SUMS)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the database file in bytes.
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// The tracker and counters as last committed.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn restore(&self) -> Result<Restored, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let tracker = match meta.get("tracker")? {
+            Some(v) => blocks::decode::<Tracker>(v.value())?.pop().unwrap_or_default(),
+            None => Tracker::new(),
+        };
+        let lines = meta.get("lines")?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
+        Ok(Restored { tracker, lines })
+    }
+
+    /// The checkpoint stored for `source`, if any.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn checkpoint(&self, source: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CHECKPOINTS)?;
+        Ok(t.get(source)?.map(|v| postcard::from_bytes(v.value())).transpose()?)
+    }
+
+    /// All checkpoints (for `status`).
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn checkpoints(&self) -> Result<Vec<(String, Checkpoint)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CHECKPOINTS)?;
+        let mut v = Vec::new();
+        for row in t.iter()? {
+            let (k, val) = row?;
+            v.push((k.value().to_owned(), postcard::from_bytes(val.value())?));
+        }
+        Ok(v)
+    }
+
+    fn next_seq(&self) -> u32 {
+        self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes one batch in one transaction. `durable = false` skips the
+    /// fsync (a crash then rolls back to the last durable commit, data and
+    /// checkpoints together).
+    ///
+    /// # Errors
+    /// Database failure; nothing of the batch is then visible.
+    pub fn commit(&self, batch: &Batch<'_>, durable: bool) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write()?;
+        if !durable {
+            tx.set_durability(Durability::None)?;
+        }
+        {
+            let mut eb = tx.open_table(EVENT_BLOCKS)?;
+            let mut es = tx.open_table(EVENT_SUMS)?;
+            let mut events = batch.events.clone();
+            events.sort_by_key(|e| e.time);
+            for chunk in events.chunks(BLOCK_RECORDS) {
+                let sum = EventSummary::of(chunk);
+                let k = block_key(sum.min, self.next_seq());
+                eb.insert(k, blocks::encode(chunk)?.as_slice())?;
+                es.insert(k, postcard::to_allocvec(&sum)?.as_slice())?;
+            }
+            let mut db = tx.open_table(DELIVERY_BLOCKS)?;
+            let mut ds = tx.open_table(DELIVERY_SUMS)?;
+            let mut dels = batch.deliveries.clone();
+            dels.sort_by_key(|d| d.time);
+            for chunk in dels.chunks(BLOCK_RECORDS) {
+                let sum = DeliverySummary::of(chunk);
+                let k = block_key(sum.min, self.next_seq());
+                db.insert(k, blocks::encode(chunk)?.as_slice())?;
+                ds.insert(k, postcard::to_allocvec(&sum)?.as_slice())?;
+            }
+            let mut cp = tx.open_table(CHECKPOINTS)?;
+            for (name, c) in &batch.checkpoints {
+                cp.insert(name.as_str(), postcard::to_allocvec(c)?.as_slice())?;
+            }
+            let mut meta = tx.open_table(META)?;
+            meta.insert("tracker", blocks::encode(std::slice::from_ref(batch.tracker))?.as_slice())?;
+            meta.insert("lines", postcard::to_allocvec(batch.lines)?.as_slice())?;
+            meta.insert("seq", postcard::to_allocvec(&self.seq.load(std::sync::atomic::Ordering::Relaxed))?.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes up to `max_blocks` of the oldest blocks whose records all
+    /// precede `cutoff`, and, while the file is above `max_bytes`, the oldest
+    /// blocks regardless of age. Small batches keep ingestion flowing.
+    /// Returns the number of blocks deleted.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn retention(&self, cutoff: Timestamp, max_bytes: Option<u64>, max_blocks: usize) -> Result<usize, StoreError> {
+        let over_size = max_bytes.is_some_and(|m| self.file_size() > m);
+        let tx = self.db.begin_write()?;
+        let mut deleted = 0;
+        {
+            for (blocks_def, sums_def, is_delivery) in [(DELIVERY_BLOCKS, DELIVERY_SUMS, true), (EVENT_BLOCKS, EVENT_SUMS, false)] {
+                let mut b = tx.open_table(blocks_def)?;
+                let mut s = tx.open_table(sums_def)?;
+                let mut doomed = Vec::new();
+                for row in s.iter()? {
+                    let (k, v) = row?;
+                    let max = if is_delivery {
+                        postcard::from_bytes::<DeliverySummary>(v.value())?.max
+                    } else {
+                        postcard::from_bytes::<EventSummary>(v.value())?.max
+                    };
+                    if max < cutoff.0 || over_size {
+                        doomed.push(k.value());
+                    } else if !over_size && (k.value() >> 24) > u64::try_from(cutoff.0.max(0)).unwrap_or(0) {
+                        break;
+                    }
+                    if doomed.len() >= max_blocks {
+                        break;
+                    }
+                }
+                for k in doomed {
+                    b.remove(k)?;
+                    s.remove(k)?;
+                    deleted += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+}

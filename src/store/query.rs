@@ -1,0 +1,439 @@
+//! Readers: `stats` (the exact JSON of DESIGN.md), `search` (the detective)
+//! and the raw material of `report`. Readers use MVCC snapshots, so they
+//! answer while the writer commits.
+
+use super::blocks::{self, DeliverySummary, EventSummary};
+use super::{DELIVERY_BLOCKS, DELIVERY_SUMS, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError};
+use crate::clock::Timestamp;
+use crate::limits::MAX_AUTH_IPS_REPORTED;
+use crate::track::{DeliveryRec, Direction, EventRec, Outcome};
+use redb::{ReadableDatabase, ReadableTable};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// A half-open window `[from, to)`; `None` is unbounded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Window {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl Window {
+    fn lo(self) -> i64 {
+        self.from.map_or(i64::MIN, |t| t.0)
+    }
+    fn hi(self) -> i64 {
+        self.to.map_or(i64::MAX, |t| t.0)
+    }
+    pub fn contains(self, t: i64) -> bool {
+        t >= self.lo() && t < self.hi()
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    pub sent: u64,
+    pub bounced: u64,
+    pub expired: u64,
+    pub pending: u64,
+}
+
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Deliveries {
+    pub sent: u64,
+    pub bounced: u64,
+    pub expired: u64,
+    pub pending: u64,
+    pub outbound: OutcomeCounts,
+    pub inbound: OutcomeCounts,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Messages {
+    pub queued: u64,
+    pub with_deferral: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Notifications {
+    pub non_delivery: u64,
+    pub delay: u64,
+    pub success: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ProtoCounts {
+    pub smtp: u64,
+    pub imap: u64,
+    pub pop3: u64,
+    pub other: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct AuthFailures {
+    pub total: u64,
+    pub by_ip: BTreeMap<String, ProtoCounts>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct WindowJson {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Lines {
+    pub read: u64,
+    pub postfix: u64,
+    pub dovecot: u64,
+    pub other: u64,
+    pub unsupported: u64,
+    pub malformed: u64,
+}
+
+/// The `postlens stats --json` object.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    pub window: WindowJson,
+    pub lines: Lines,
+    pub deliveries: Deliveries,
+    pub deferrals: u64,
+    pub deferred_then_sent: u64,
+    pub messages: Messages,
+    pub notifications: Notifications,
+    pub rejected: u64,
+    pub connections: u64,
+    pub auth_failures: AuthFailures,
+    pub evictions: u64,
+}
+
+/// Accumulates events and deliveries into `Stats`.
+#[derive(Default)]
+struct Acc {
+    ev: EventSummary,
+    auth: HashMap<String, [u64; 4]>,
+    counts: [[u64; 4]; 2],
+    deferred_then_sent: u64,
+}
+
+impl Acc {
+    fn add_event_summary(&mut self, s: &EventSummary) {
+        self.ev.connections += s.connections;
+        self.ev.rejected += s.rejected;
+        self.ev.deferrals += s.deferrals;
+        self.ev.queued += s.queued;
+        self.ev.with_deferral += s.with_deferral;
+        for i in 0..3 {
+            self.ev.notifications[i] += s.notifications[i];
+        }
+        for (ip, c) in &s.auth {
+            let e = self.auth.entry(ip.clone()).or_default();
+            for i in 0..4 {
+                e[i] += c[i];
+            }
+        }
+    }
+
+    fn add_event(&mut self, e: &EventRec) {
+        let auth = &mut self.auth;
+        self.ev.add(&e.kind, &mut |ip, p, n| auth.entry(ip.to_owned()).or_default()[p] += n);
+    }
+
+    /// A delivery counts by its outcome line inside the window, or as
+    /// pending when it was queued inside the window and decided after it.
+    fn add_delivery(&mut self, d: &DeliveryRec, w: Window) {
+        let dir = usize::from(d.direction() == Direction::Inbound);
+        let o = d.outcome();
+        if o == Outcome::Pending {
+            if w.contains(d.queue_time.0) {
+                self.counts[dir][Outcome::Pending.index()] += 1;
+            }
+            return;
+        }
+        if w.contains(d.time.0) {
+            self.counts[dir][o.index()] += 1;
+            if o == Outcome::Sent && d.deferrals > 0 {
+                self.deferred_then_sent += 1;
+            }
+        } else if d.time.0 >= w.hi() && w.contains(d.queue_time.0) {
+            self.counts[dir][Outcome::Pending.index()] += 1;
+        }
+    }
+
+    fn add_delivery_summary(&mut self, s: &DeliverySummary) {
+        for dir in 0..2 {
+            for o in 0..4 {
+                self.counts[dir][o] += s.counts[dir][o];
+            }
+        }
+        self.deferred_then_sent += s.deferred_then_sent;
+    }
+
+    fn finish(self, w: Window, lines: &LineCounters, evictions: u64) -> Stats {
+        let oc = |c: [u64; 4]| OutcomeCounts { sent: c[0], bounced: c[1], expired: c[2], pending: c[3] };
+        let (outbound, inbound) = (oc(self.counts[0]), oc(self.counts[1]));
+        let mut by_ip: Vec<(String, [u64; 4])> = self.auth.into_iter().filter(|(_, c)| c.iter().sum::<u64>() > 0).collect();
+        let total = by_ip.iter().map(|(_, c)| c.iter().sum::<u64>()).sum();
+        by_ip.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
+        by_ip.truncate(MAX_AUTH_IPS_REPORTED);
+        let clamp = |v: i64| u64::try_from(v).unwrap_or(0);
+        Stats {
+            window: WindowJson { from: w.from.map(Timestamp::rfc3339), to: w.to.map(Timestamp::rfc3339) },
+            lines: Lines {
+                read: lines.read,
+                postfix: lines.postfix,
+                dovecot: lines.dovecot,
+                other: lines.other,
+                unsupported: lines.unsupported,
+                malformed: lines.malformed,
+            },
+            deliveries: Deliveries {
+                sent: outbound.sent + inbound.sent,
+                bounced: outbound.bounced + inbound.bounced,
+                expired: outbound.expired + inbound.expired,
+                pending: outbound.pending + inbound.pending,
+                outbound,
+                inbound,
+            },
+            deferrals: self.ev.deferrals,
+            deferred_then_sent: self.deferred_then_sent,
+            messages: Messages { queued: clamp(self.ev.queued), with_deferral: clamp(self.ev.with_deferral) },
+            notifications: Notifications {
+                non_delivery: self.ev.notifications[0],
+                delay: self.ev.notifications[1],
+                success: self.ev.notifications[2],
+            },
+            rejected: self.ev.rejected,
+            connections: self.ev.connections,
+            auth_failures: AuthFailures {
+                total,
+                by_ip: by_ip.into_iter().map(|(ip, c)| (ip, ProtoCounts { smtp: c[0], imap: c[1], pop3: c[2], other: c[3] })).collect(),
+            },
+            evictions,
+        }
+    }
+}
+
+/// A detective query. Address matching is exact and case-insensitive; a
+/// value starting with `@` matches a whole domain.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    /// A queue ID anywhere in the chain, or a Message-ID.
+    pub id: Option<String>,
+    /// sent|bounced|expired|pending|deferred.
+    pub status: Option<String>,
+    pub window: Window,
+    pub limit: usize,
+}
+
+fn addr_matches(want: &str, have: Option<&str>) -> bool {
+    let Some(have) = have else { return false };
+    if want.starts_with('@') {
+        have.rfind('@').is_some_and(|at| have[at..].eq_ignore_ascii_case(want))
+    } else {
+        have.eq_ignore_ascii_case(want)
+    }
+}
+
+impl Query {
+    fn matches(&self, d: &DeliveryRec) -> bool {
+        if !self.window.contains(d.time.0) {
+            return false;
+        }
+        if let Some(s) = &self.sender {
+            if !addr_matches(s, d.sender.as_deref()) {
+                return false;
+            }
+        }
+        if let Some(r) = &self.recipient {
+            if !addr_matches(r, d.recipient.as_deref()) && !addr_matches(r, d.orig_recipient.as_deref()) {
+                return false;
+            }
+        }
+        if let Some(id) = &self.id {
+            let id = id.trim_matches(|c| c == '<' || c == '>');
+            let hit = d.queue_ids.iter().any(|q| q.eq_ignore_ascii_case(id)) || d.message_id.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(id));
+            if !hit {
+                return false;
+            }
+        }
+        match self.status.as_deref() {
+            None => true,
+            Some("deferred") => d.deferrals > 0,
+            Some(s) => d.outcome().as_str() == s,
+        }
+    }
+
+    /// Keys that every match must carry (for the block filters).
+    fn required_keys(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(s) = &self.sender {
+            v.push(s.to_ascii_lowercase());
+        }
+        if let Some(r) = &self.recipient {
+            // orig_recipient is not in the filter: only filter on sender/id.
+            let _ = r;
+        }
+        if let Some(id) = &self.id {
+            v.push(id.trim_matches(|c| c == '<' || c == '>').to_ascii_lowercase());
+        }
+        v
+    }
+}
+
+impl Store {
+    fn lifetime(&self) -> Result<(LineCounters, crate::track::Tracker), StoreError> {
+        let r = self.restore()?;
+        Ok((r.lines, r.tracker))
+    }
+
+    /// Counts for the window, as `postlens stats --json` prints them.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn stats(&self, w: Window) -> Result<Stats, StoreError> {
+        let (lines, tracker) = self.lifetime()?;
+        let mut acc = Acc::default();
+        let tx = self.db.begin_read()?;
+        let (lo, hi) = (w.lo(), w.hi());
+        {
+            let sums = tx.open_table(EVENT_SUMS)?;
+            let data = tx.open_table(EVENT_BLOCKS)?;
+            for row in sums.iter()? {
+                let (k, v) = row?;
+                let s: EventSummary = postcard::from_bytes(v.value())?;
+                if s.max < lo || s.min >= hi {
+                    continue;
+                }
+                if s.min >= lo && s.max < hi {
+                    acc.add_event_summary(&s);
+                    continue;
+                }
+                if let Some(b) = data.get(k.value())? {
+                    for e in blocks::decode::<EventRec>(b.value())? {
+                        if w.contains(e.time.0) {
+                            acc.add_event(&e);
+                        }
+                    }
+                }
+            }
+        }
+        {
+            let sums = tx.open_table(DELIVERY_SUMS)?;
+            let data = tx.open_table(DELIVERY_BLOCKS)?;
+            for row in sums.iter()? {
+                let (k, v) = row?;
+                let s: DeliverySummary = postcard::from_bytes(v.value())?;
+                let no_pending_possible = s.max < hi;
+                if s.max < lo || (s.min >= hi && s.min_queue >= hi) {
+                    continue;
+                }
+                if s.min >= lo && s.max < hi && s.min_queue >= lo && no_pending_possible {
+                    acc.add_delivery_summary(&s);
+                    continue;
+                }
+                if let Some(b) = data.get(k.value())? {
+                    for d in blocks::decode::<DeliveryRec>(b.value())? {
+                        acc.add_delivery(&d, w);
+                    }
+                }
+            }
+        }
+        for d in tracker.inflight_deliveries() {
+            acc.add_delivery(&d, w);
+        }
+        Ok(acc.finish(w, &lines, tracker.counters.evictions))
+    }
+
+    /// Deliveries matching `q`, newest first, at most `q.limit`.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn search(&self, q: &Query) -> Result<Vec<DeliveryRec>, StoreError> {
+        let (_, tracker) = self.lifetime()?;
+        let mut hits: Vec<DeliveryRec> = tracker.inflight_deliveries().into_iter().filter(|d| q.matches(d)).collect();
+        let keys = q.required_keys();
+        let tx = self.db.begin_read()?;
+        let sums = tx.open_table(DELIVERY_SUMS)?;
+        let data = tx.open_table(DELIVERY_BLOCKS)?;
+        let (lo, hi) = (q.window.lo(), q.window.hi());
+        // Newest blocks first; stop once `limit` hits are older than every
+        // remaining block could be.
+        for row in sums.iter()?.rev() {
+            let (k, v) = row?;
+            let s: DeliverySummary = postcard::from_bytes(v.value())?;
+            if s.max < lo || s.min >= hi {
+                continue;
+            }
+            if hits.len() >= q.limit && hits.iter().all(|h| h.time.0 > s.max) {
+                break;
+            }
+            if !keys.iter().all(|key| s.bloom.may_contain(key.as_bytes())) {
+                continue;
+            }
+            if let Some(b) = data.get(k.value())? {
+                hits.extend(blocks::decode::<DeliveryRec>(b.value())?.into_iter().filter(|d| q.matches(d)));
+            }
+        }
+        hits.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.queue_ids.cmp(&a.queue_ids)));
+        hits.truncate(q.limit);
+        Ok(hits)
+    }
+
+    /// Every delivery decided (or queued, if pending) inside the window, in
+    /// time order: the raw material of `report`.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn deliveries_in(&self, w: Window) -> Result<Vec<DeliveryRec>, StoreError> {
+        let q = Query { window: w, limit: usize::MAX, ..Query::default() };
+        let mut v = self.search(&q)?;
+        v.reverse();
+        Ok(v)
+    }
+}
+
+/// The search JSON object of one delivery (DESIGN.md).
+#[derive(Serialize)]
+pub struct SearchHit<'a> {
+    pub time: String,
+    pub queue_id: Option<&'a str>,
+    pub queue_ids: &'a [String],
+    pub message_id: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub recipient: Option<&'a str>,
+    pub orig_recipient: Option<&'a str>,
+    pub status: &'static str,
+    pub direction: &'static str,
+    pub relay: Option<&'a str>,
+    pub dsn: Option<&'a str>,
+    pub response: Option<&'a str>,
+    pub attempts: u32,
+    pub deferrals: u32,
+    pub notification_queue_id: Option<&'a str>,
+}
+
+impl<'a> SearchHit<'a> {
+    pub fn of(d: &'a DeliveryRec) -> Self {
+        SearchHit {
+            time: d.time.rfc3339(),
+            queue_id: d.queue_ids.first().map(String::as_str),
+            queue_ids: &d.queue_ids,
+            message_id: d.message_id.as_deref(),
+            sender: d.sender.as_deref(),
+            recipient: d.recipient.as_deref(),
+            orig_recipient: d.orig_recipient.as_deref(),
+            status: d.outcome().as_str(),
+            direction: d.direction().as_str(),
+            relay: d.relay.as_deref(),
+            dsn: d.dsn.as_deref(),
+            response: d.response.as_deref(),
+            attempts: d.attempts,
+            deferrals: d.deferrals,
+            notification_queue_id: d.notification_queue_id.as_deref(),
+        }
+    }
+}
