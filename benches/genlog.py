@@ -139,6 +139,17 @@ def fmt_d(x):
     return s
 
 
+_NCMD = {}
+
+
+def ncmds(counts):
+    """number of commands in a disconnect counter string like 'ehlo=2 starttls=1 auth=1'."""
+    v = _NCMD.get(counts)
+    if v is None:
+        v = _NCMD[counts] = sum(int(x.split("=")[1].split("/")[0]) for x in counts.split())
+    return v
+
+
 def parse_duration(s):
     s = s.strip().lower()
     mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -787,7 +798,7 @@ def generate(a, start):
                         P_cleanup.get(), q, cname, cip, sender, rcpts[0][0], cname), (OP_REJ,))
                 t += 5000
                 P(t, "%s[%d]: disconnect from %s[%s] %s mail=1 rcpt=%d data=0/1 quit=1 commands=%d/%d" % (
-                    daemon, p, cname, cip, helo_ehlo, nr, 3 + nr + helo_ehlo.count("="), 4 + nr + helo_ehlo.count("=")))
+                    daemon, p, cname, cip, helo_ehlo, nr, ncmds(helo_ehlo) + 2 + nr, ncmds(helo_ehlo) + 3 + nr))
                 return nl + 3
             # a rejected extra recipient inside an accepted transaction
             extra_rej = kind == "in" and rnd() < 0.03
@@ -814,7 +825,7 @@ def generate(a, start):
         nl += 1
         t += 2000
         if daemon is not None:
-            ncmd = helo_ehlo.count("=") + 4 + nr
+            ncmd = ncmds(helo_ehlo) + 3 + nr
             if extra_rej:
                 tail = "rcpt=%d/%d data=1 quit=1 commands=%d/%d" % (nr, nr + 1, ncmd, ncmd + 1)
             else:
@@ -1010,10 +1021,10 @@ def generate(a, start):
         ehlo = "ehlo=2 starttls=1" if daemon == "postfix/submission/smtpd" and tls else "ehlo=1"
         if rnd() < 0.6:
             P(t, "%s[%d]: lost connection after AUTH from unknown[%s]" % (daemon, p, ip))
-            P(t + 500, "%s[%d]: disconnect from unknown[%s] %s auth=0/%d commands=%d/%d" % (daemon, p, ip, ehlo, k, ehlo.count("="), ehlo.count("=") + k))
+            P(t + 500, "%s[%d]: disconnect from unknown[%s] %s auth=0/%d commands=%d/%d" % (daemon, p, ip, ehlo, k, ncmds(ehlo), ncmds(ehlo) + k))
             n += 2
         else:
-            P(t, "%s[%d]: disconnect from unknown[%s] %s auth=0/%d rset=1 quit=1 commands=%d/%d" % (daemon, p, ip, ehlo, k, ehlo.count("=") + 2, ehlo.count("=") + 2 + k))
+            P(t, "%s[%d]: disconnect from unknown[%s] %s auth=0/%d rset=1 quit=1 commands=%d/%d" % (daemon, p, ip, ehlo, k, ncmds(ehlo) + 2, ncmds(ehlo) + 2 + k))
             n += 1
         return n
 

@@ -105,10 +105,10 @@ fn window(common: &Common, from: Option<&String>, to: Option<&String>) -> Result
         v.map(|s| parse_time_arg(s, &tz).map_err(|e| Failure::Usage(format!("{flag}: {e}")))).transpose()
     };
     let w = Window { from: parse("--from", from)?, to: parse("--to", to)? };
-    if let (Some(f), Some(t)) = (w.from, w.to) {
-        if f > t {
-            return Err(Failure::Usage("--from is after --to".into()));
-        }
+    if let (Some(f), Some(t)) = (w.from, w.to)
+        && f > t
+    {
+        return Err(Failure::Usage("--from is after --to".into()));
     }
     Ok(w)
 }
@@ -128,21 +128,38 @@ fn stats(a: &StatsArgs) -> Result<(), Failure> {
 }
 
 fn stats_text(s: &Stats) -> String {
+    use std::fmt::Write as _;
     let d = &s.deliveries;
     let mut t = String::new();
     let w = |x: &Option<String>| x.clone().unwrap_or_else(|| "-".into());
-    t += &format!("window          {} .. {}\n", w(&s.window.from), w(&s.window.to));
-    t += &format!("deliveries      sent {}  bounced {}  expired {}  pending {}\n", d.sent, d.bounced, d.expired, d.pending);
-    t += &format!("  outbound      sent {}  bounced {}  expired {}  pending {}\n", d.outbound.sent, d.outbound.bounced, d.outbound.expired, d.outbound.pending);
-    t += &format!("  inbound       sent {}  bounced {}  expired {}  pending {}\n", d.inbound.sent, d.inbound.bounced, d.inbound.expired, d.inbound.pending);
-    t += &format!("deferrals       {} (deliveries sent after a deferral: {})\n", s.deferrals, s.deferred_then_sent);
-    t += &format!("messages        queued {}  with a deferral {}\n", s.messages.queued, s.messages.with_deferral);
-    t += &format!("notifications   returned {}  delay {}  success {}\n", s.notifications.non_delivery, s.notifications.delay, s.notifications.success);
-    t += &format!("rejected        {}\nconnections     {}\n", s.rejected, s.connections);
-    t += &format!("auth failures   {} from {} IPs\n", s.auth_failures.total, s.auth_failures.by_ip.len());
+    let _ = writeln!(t, "window          {} .. {}", w(&s.window.from), w(&s.window.to));
+    let _ = writeln!(t, "deliveries      sent {}  bounced {}  expired {}  pending {}", d.sent, d.bounced, d.expired, d.pending);
+    let _ = writeln!(
+        t,
+        "  outbound      sent {}  bounced {}  expired {}  pending {}",
+        d.outbound.sent, d.outbound.bounced, d.outbound.expired, d.outbound.pending
+    );
+    let _ = writeln!(
+        t,
+        "  inbound       sent {}  bounced {}  expired {}  pending {}",
+        d.inbound.sent, d.inbound.bounced, d.inbound.expired, d.inbound.pending
+    );
+    let _ = writeln!(t, "deferrals       {} (deliveries sent after a deferral: {})", s.deferrals, s.deferred_then_sent);
+    let _ = writeln!(t, "messages        queued {}  with a deferral {}", s.messages.queued, s.messages.with_deferral);
+    let _ = writeln!(
+        t,
+        "notifications   returned {}  delay {}  success {}",
+        s.notifications.non_delivery, s.notifications.delay, s.notifications.success
+    );
+    let _ = writeln!(t, "rejected        {}\nconnections     {}", s.rejected, s.connections);
+    let _ = writeln!(t, "auth failures   {} from {} IPs", s.auth_failures.total, s.auth_failures.by_ip.len());
     let l = &s.lines;
-    t += &format!("lines           read {}  postfix {}  dovecot {}  other {}  unsupported {}  malformed {}\n", l.read, l.postfix, l.dovecot, l.other, l.unsupported, l.malformed);
-    t += &format!("evictions       {}\n", s.evictions);
+    let _ = writeln!(
+        t,
+        "lines           read {}  postfix {}  dovecot {}  other {}  unsupported {}  malformed {}",
+        l.read, l.postfix, l.dovecot, l.other, l.unsupported, l.malformed
+    );
+    let _ = writeln!(t, "evictions       {}", s.evictions);
     t
 }
 
@@ -152,7 +169,14 @@ fn search(a: &SearchArgs) -> Result<(), Failure> {
         return Err(Failure::Usage("--limit must be at least 1".into()));
     }
     let store = Store::open_existing(&a.common.workspace())?;
-    let q = Query { sender: a.sender.clone(), recipient: a.recipient.clone(), id: a.id.clone(), status: a.status.clone(), window: w, limit: a.limit };
+    let q = Query {
+        sender: a.sender.clone(),
+        recipient: a.recipient.clone(),
+        id: a.id.clone(),
+        status: a.status.clone(),
+        window: w,
+        limit: a.limit,
+    };
     let hits = store.search(&q)?;
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -188,12 +212,11 @@ fn search(a: &SearchArgs) -> Result<(), Failure> {
 fn report(a: &ReportArgs) -> Result<(), Failure> {
     let tz = a.common.timezone()?;
     let store = Store::open_existing(&a.common.workspace())?;
-    let day = match &a.day {
-        Some(d) => d.parse::<jiff::civil::Date>().map_err(|e| Failure::Usage(format!("--day: '{d}' is not YYYY-MM-DD: {e}")))?,
-        None => {
-            let newest = store.checkpoints()?.iter().map(|(_, c)| c.last_time).max().unwrap_or(0);
-            jiff::Timestamp::from_second(newest).map_err(|e| Failure::Runtime(e.to_string()))?.to_zoned(tz.clone()).date()
-        }
+    let day = if let Some(d) = &a.day {
+        d.parse::<jiff::civil::Date>().map_err(|e| Failure::Usage(format!("--day: '{d}' is not YYYY-MM-DD: {e}")))?
+    } else {
+        let newest = store.checkpoints()?.iter().map(|(_, c)| c.last_time).max().unwrap_or(0);
+        jiff::Timestamp::from_second(newest).map_err(|e| Failure::Runtime(e.to_string()))?.to_zoned(tz.clone()).date()
     };
     let start = day.to_zoned(tz.clone()).map_err(|e| Failure::Runtime(e.to_string()))?;
     let end = start.tomorrow().map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -247,12 +270,12 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     while let Some(l) = lr.next_line(true).map_err(|e| Failure::Runtime(e.to_string()))? {
         n += 1;
-        if let crate::ingest::reader::Line::Ok(l) = l {
-            if let Ok(ev) = crate::parse::parse(l) {
-                ok += 1;
-                let t = res.resolve(ev.time);
-                tracker.push(&ev, t);
-            }
+        if let crate::ingest::reader::Line::Ok(l) = l
+            && let Ok(ev) = crate::parse::parse(l)
+        {
+            ok += 1;
+            let t = res.resolve(ev.time);
+            tracker.push(&ev, t);
         }
         if n % 65_536 == 0 {
             let o = tracker.drain();
@@ -263,6 +286,10 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
     let o = tracker.drain();
     deliveries += o.deliveries.len();
     events += o.events.len();
-    eprintln!("parsed {n} lines ({ok} understood), {deliveries} deliveries, {events} events, {} in flight in {:.3} s", tracker.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "parsed {n} lines ({ok} understood), {deliveries} deliveries, {events} events, {} in flight in {:.3} s",
+        tracker.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! Two steps, as in ripgrep: clap parses raw values (every flag also reads
 //! `POSTLENS_<FLAG>`), then [`Common::build`] validates them into the values
 //! the program uses, with errors that name the flag. Lightmeter
-//! ControlCenter's single-dash flags and `LIGHTMETER_*` variables are accepted
+//! `ControlCenter`'s single-dash flags and `LIGHTMETER_*` variables are accepted
 //! as aliases ([`rewrite_lightmeter_args`], [`lightmeter_env`]).
 
 use crate::ingest::{LogFormat, Options};
@@ -245,14 +245,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 impl Common {
     pub fn workspace(&self) -> PathBuf {
-        self.workspace.clone().or_else(|| lightmeter_env("LIGHTMETER_WORKSPACE").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from(DEFAULT_WORKSPACE))
+        self.workspace
+            .clone()
+            .or_else(|| lightmeter_env("LIGHTMETER_WORKSPACE").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_WORKSPACE))
     }
 
     /// # Errors
     /// Unknown zone name (names `--log-timezone`).
     pub fn timezone(&self) -> Result<TimeZone, ConfigError> {
         match &self.log_timezone {
-            Some(name) => TimeZone::get(name).map_err(|e| ConfigError(format!("--log-timezone / POSTLENS_LOG_TIMEZONE: unknown time zone '{name}': {e}"))),
+            Some(name) => TimeZone::get(name)
+                .map_err(|e| ConfigError(format!("--log-timezone / POSTLENS_LOG_TIMEZONE: unknown time zone '{name}': {e}"))),
             None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),
         }
     }
@@ -278,14 +282,19 @@ impl FormatArgs {
                 .map(|y| y.parse::<i32>().map_err(|_| ConfigError(format!("LIGHTMETER_LOGS_STARTING_YEAR: '{y}' is not a year"))))
                 .transpose()?,
         };
-        if let Some(y) = starting_year {
-            if !(1970..=9999).contains(&y) {
-                return Err(ConfigError(format!("--log-starting-year: {y} is not a plausible year")));
-            }
+        if let Some(y) = starting_year
+            && !(1970..=9999).contains(&y)
+        {
+            return Err(ConfigError(format!("--log-starting-year: {y} is not a plausible year")));
         }
-        let retention = self.retention.clone().or_else(|| lightmeter_env("LIGHTMETER_DATA_RETENTION_DURATION")).unwrap_or_else(|| DEFAULT_RETENTION.to_owned());
+        let retention = self
+            .retention
+            .clone()
+            .or_else(|| lightmeter_env("LIGHTMETER_DATA_RETENTION_DURATION"))
+            .unwrap_or_else(|| DEFAULT_RETENTION.to_owned());
         let retention_secs = parse_duration(&retention).map_err(|e| ConfigError(format!("--retention: {e}")))?;
-        let max_db_size = self.max_db_size.as_deref().map(parse_size).transpose().map_err(|e| ConfigError(format!("--max-db-size: {e}")))?;
+        let max_db_size =
+            self.max_db_size.as_deref().map(parse_size).transpose().map_err(|e| ConfigError(format!("--max-db-size: {e}")))?;
         Ok(Options { format, tz: common.timezone()?, starting_year, progress, retention_secs, max_db_size })
     }
 }
@@ -306,7 +315,8 @@ mod tests {
 
     #[test]
     fn lightmeter_flags_are_rewritten() {
-        let got = rewrite_lightmeter_args(["postlens", "import", "-workspace", "/x", "-log_starting_year=2020"].map(std::ffi::OsString::from));
+        let got =
+            rewrite_lightmeter_args(["postlens", "import", "-workspace", "/x", "-log_starting_year=2020"].map(std::ffi::OsString::from));
         assert_eq!(got, ["postlens", "import", "--workspace", "/x", "--log-starting-year=2020"].map(std::ffi::OsString::from));
     }
 }

@@ -10,7 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod ingest;
 pub mod limits;
-pub mod track;
 pub mod parse;
 pub mod report;
 pub mod store;
+pub mod track;

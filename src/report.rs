@@ -36,9 +36,10 @@ pub fn render(day: &str, s: &Stats, dels: &[DeliveryRec], tz: &TimeZone) -> Stri
     let _ = writeln!(t, "{:>8}  authentication failures from {} IPs\n", s.auth_failures.total, s.auth_failures.by_ip.len());
 
     let mut hours = [[0u64; 3]; 24];
-    let (mut out_dom, mut in_dom, mut bounce_dom, mut senders, mut reasons) = (HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new());
+    let (mut out_dom, mut in_dom, mut bounce_dom, mut senders, mut reasons) =
+        (HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new());
     for x in dels {
-        let h = jiff::Timestamp::from_second(x.time.0).map(|t| t.to_zoned(tz.clone()).hour()).unwrap_or(0);
+        let h = jiff::Timestamp::from_second(x.time.0).map_or(0, |t| t.to_zoned(tz.clone()).hour());
         let h = usize::try_from(h).unwrap_or(0).min(23);
         match x.outcome() {
             Outcome::Sent => hours[h][0] += 1,
@@ -55,13 +56,20 @@ pub fn render(day: &str, s: &Stats, dels: &[DeliveryRec], tz: &TimeZone) -> Stri
             let r: String = x.response.as_deref().unwrap_or("").chars().take(100).collect();
             *reasons.entry(r).or_insert(0) += 1;
         }
-        *senders.entry(x.sender.clone().map_or_else(|| "(unknown)".into(), |s| if s.is_empty() { "<>".into() } else { s })).or_insert(0) += 1;
+        *senders.entry(x.sender.clone().map_or_else(|| "(unknown)".into(), |s| if s.is_empty() { "<>".into() } else { s })).or_insert(0) +=
+            1;
     }
     let _ = writeln!(t, "Per-hour deliveries\n-------------------\n  hour      sent  bounced  pending");
     for (h, c) in hours.iter().enumerate() {
         let _ = writeln!(t, "  {h:02}:00 {:>8} {:>8} {:>8}", c[0], c[1], c[2]);
     }
-    for (title, map) in [("Top outbound recipient domains", out_dom), ("Top inbound recipient domains", in_dom), ("Top senders", senders), ("Bounced/expired by recipient domain", bounce_dom), ("Bounce reasons", reasons)] {
+    for (title, map) in [
+        ("Top outbound recipient domains", out_dom),
+        ("Top inbound recipient domains", in_dom),
+        ("Top senders", senders),
+        ("Bounced/expired by recipient domain", bounce_dom),
+        ("Bounce reasons", reasons),
+    ] {
         let _ = writeln!(t, "\n{title}\n{}", "-".repeat(title.len()));
         let v = top(map, 10);
         if v.is_empty() {
@@ -76,9 +84,17 @@ pub fn render(day: &str, s: &Stats, dels: &[DeliveryRec], tz: &TimeZone) -> Stri
         let _ = writeln!(t, "  none");
     }
     let mut ips: Vec<_> = s.auth_failures.by_ip.iter().collect();
-    ips.sort_by(|a, b| (b.1.smtp + b.1.imap + b.1.pop3 + b.1.other).cmp(&(a.1.smtp + a.1.imap + a.1.pop3 + a.1.other)));
+    ips.sort_by_key(|(_, c)| std::cmp::Reverse(c.smtp + c.imap + c.pop3 + c.other));
     for (ip, c) in ips.into_iter().take(10) {
-        let _ = writeln!(t, "{:>8}  {ip}  (smtp {} imap {} pop3 {} other {})", c.smtp + c.imap + c.pop3 + c.other, c.smtp, c.imap, c.pop3, c.other);
+        let _ = writeln!(
+            t,
+            "{:>8}  {ip}  (smtp {} imap {} pop3 {} other {})",
+            c.smtp + c.imap + c.pop3 + c.other,
+            c.smtp,
+            c.imap,
+            c.pop3,
+            c.other
+        );
     }
     t
 }

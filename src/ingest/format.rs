@@ -73,7 +73,8 @@ mod tests {
     #[test]
     fn logstash_records() {
         let mut s = Vec::new();
-        let l = br#"{"@timestamp":"2021-03-06T06:09:00.000Z","host":{"name":"mx1"},"message":"postfix/qmgr[28829]: A1E1E1880093: removed"}"#;
+        let l =
+            br#"{"@timestamp":"2021-03-06T06:09:00.000Z","host":{"name":"mx1"},"message":"postfix/qmgr[28829]: A1E1E1880093: removed"}"#;
         let out = decode(LogFormat::Logstash, l, &mut s).expect("decoded");
         assert_eq!(out, b"2021-03-06T06:09:00.000Z mx1 postfix/qmgr[28829]: A1E1E1880093: removed");
         assert!(crate::parse::parse(out).is_ok());

@@ -87,8 +87,10 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+type ByteCounter = std::rc::Rc<std::cell::Cell<u64>>;
+
 /// Opens `path`, transparently decompressing gzip and bzip2 (by magic).
-fn open_decoded(path: &Path) -> io::Result<(Box<dyn Read>, std::rc::Rc<std::cell::Cell<u64>>)> {
+fn open_decoded(path: &Path) -> io::Result<(Box<dyn Read>, ByteCounter)> {
     let mut f = std::fs::File::open(path)?;
     let mut magic = [0u8; 3];
     let n = f.read(&mut magic)?;
@@ -110,7 +112,16 @@ impl Pipeline {
     /// The store cannot be read.
     pub fn new(store: Store, opts: Options) -> Result<Pipeline, IngestError> {
         let r = store.restore()?;
-        Ok(Pipeline { store, tracker: r.tracker, lines: r.lines, opts, scratch: Vec::new(), newest: i64::MIN, since_commit: 0, last_commit: Instant::now() })
+        Ok(Pipeline {
+            store,
+            tracker: r.tracker,
+            lines: r.lines,
+            opts,
+            scratch: Vec::new(),
+            newest: i64::MIN,
+            since_commit: 0,
+            last_commit: Instant::now(),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -204,7 +215,11 @@ impl Pipeline {
         };
         let key = format!("file:{first_hash:016x}");
         let prev = self.store.checkpoint(&key)?;
-        let mtime = meta.modified().ok().and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
         let year = self.opts.starting_year.unwrap_or_else(|| start_year_for(Timestamp(mtime), first_month, &self.opts.tz));
         let mut res = Resolver::new(self.opts.tz.clone(), year);
         let (r, counter) = open_decoded(path).map_err(open_err)?;
@@ -239,7 +254,7 @@ impl Pipeline {
             }
             summary.lines += 1;
             self.since_commit += 1;
-            if self.since_commit % 1024 == 0 && self.due() {
+            if self.since_commit.is_multiple_of(1024) && self.due() {
                 cp.offset = lr.offset();
                 (cp.year, cp.last_month) = res.state();
                 cp.last_time = self.newest;
@@ -286,7 +301,7 @@ impl Pipeline {
             }
             summary.lines += 1;
             self.since_commit += 1;
-            if self.since_commit % 1024 == 0 && self.due() {
+            if self.since_commit.is_multiple_of(1024) && self.due() {
                 self.commit(Vec::new(), false)?;
             }
         }

@@ -26,7 +26,15 @@ pub struct LineReader<R> {
 
 impl<R: Read> LineReader<R> {
     pub fn new(inner: R) -> Self {
-        LineReader { inner, buf: vec![0; READ_BUF.max(MAX_LINE * 2)].into_boxed_slice(), start: 0, end: 0, eof: false, skipping: false, offset: 0 }
+        LineReader {
+            inner,
+            buf: vec![0; READ_BUF.max(MAX_LINE * 2)].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            skipping: false,
+            offset: 0,
+        }
     }
 
     /// Bytes consumed up to the end of the last line returned.

@@ -88,17 +88,28 @@ fn login(msg: &[u8]) -> Option<Kind<'_>> {
         return Some(Kind::AuthFailed { user: user(msg), rip: rip(msg), attempts });
     }
     // Dovecot 1.x: `Aborted login (1 authentication attempts): …`.
-    if let Some(after) = msg.strip_prefix(b"Aborted login (") {
-        if let Some((attempts, rest)) = leading_u32(after) {
-            if rest.starts_with(b" authentication attempts") && attempts > 0 {
-                return Some(Kind::AuthFailed { user: user(msg), rip: rip(msg), attempts });
-            }
-        }
+    if let Some(after) = msg.strip_prefix(b"Aborted login (")
+        && let Some((attempts, rest)) = leading_u32(after)
+        && rest.starts_with(b" authentication attempts")
+        && attempts > 0
+    {
+        return Some(Kind::AuthFailed { user: user(msg), rip: rip(msg), attempts });
     }
     if memmem::find(msg, b"policy").is_some() && memmem::find(msg, b"refus").is_some() {
         return Some(Kind::PolicyRefused { user: user(msg), rip: rip(msg) });
     }
-    let known = [&b"Disconnected"[..], b"Aborted login", b"Login aborted", b"Maximum number of", b"Connection closed", b"proxy", b"Error", b"Warning", b"ID sent", b"fd_send"];
+    let known = [
+        &b"Disconnected"[..],
+        b"Aborted login",
+        b"Login aborted",
+        b"Maximum number of",
+        b"Connection closed",
+        b"proxy",
+        b"Error",
+        b"Warning",
+        b"ID sent",
+        b"fd_send",
+    ];
     known.iter().any(|k| msg.starts_with(k)).then(|| Kind::Info { client: rip(msg) })
 }
 

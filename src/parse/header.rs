@@ -32,9 +32,7 @@ pub(crate) struct Header<'a> {
     pub msg: &'a [u8],
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+const MONTHS: [&[u8; 3]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 fn month(s: &[u8]) -> Option<u8> {
     let m = s.get(..3)?;
@@ -57,8 +55,7 @@ fn hms(s: &[u8], at: usize) -> Option<u32> {
     let h = digits(s, at, 2)?;
     let m = digits(s, at + 3, 2)?;
     let sec = digits(s, at + 6, 2)?;
-    (s.get(at + 2) == Some(&b':') && s.get(at + 5) == Some(&b':') && h < 24 && m < 60 && sec < 61)
-        .then_some(h * 3600 + m * 60 + sec)
+    (s.get(at + 2) == Some(&b':') && s.get(at + 5) == Some(&b':') && h < 24 && m < 60 && sec < 61).then_some(h * 3600 + m * 60 + sec)
 }
 
 /// `Mmm dd hh:mm:ss` / `Mmm  d hh:mm:ss` / `Mmm d hh:mm:ss`; returns the
@@ -70,9 +67,7 @@ fn bsd(s: &[u8]) -> Option<(RawTime, &[u8])> {
     }
     let (day, at) = match (s.get(4), s.get(5)) {
         (Some(b' '), Some(d)) if d.is_ascii_digit() => (u32::from(d - b'0'), 6),
-        (Some(a), Some(b)) if a.is_ascii_digit() && b.is_ascii_digit() => {
-            (u32::from(a - b'0') * 10 + u32::from(b - b'0'), 6)
-        }
+        (Some(a), Some(b)) if a.is_ascii_digit() && b.is_ascii_digit() => (u32::from(a - b'0') * 10 + u32::from(b - b'0'), 6),
         (Some(a), Some(b' ')) if a.is_ascii_digit() => (u32::from(a - b'0'), 5),
         _ => return None,
     };
@@ -181,11 +176,7 @@ fn program(s: &[u8]) -> Option<(&[u8], Option<u32>, &[u8])> {
         }
         b':' => {
             let rest = &s[end + 1..];
-            if rest.is_empty() || rest[0] == b' ' {
-                Some((prog, None, rest.strip_prefix(b" ").unwrap_or(rest)))
-            } else {
-                None
-            }
+            if rest.is_empty() || rest[0] == b' ' { Some((prog, None, rest.strip_prefix(b" ").unwrap_or(rest))) } else { None }
         }
         _ => None,
     }

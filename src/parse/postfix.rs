@@ -45,14 +45,12 @@ fn diagnostic(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
         .or_else(|| msg.strip_prefix(b"fatal: "))
         .or_else(|| msg.strip_prefix(b"panic: "))
         .or_else(|| msg.strip_prefix(b"info: "))?;
-    if daemon == Daemon::Smtpd {
-        if let Some((p, after)) = peer(rest) {
-            if let Some(after) = after.strip_prefix(b": SASL ") {
-                if let Some((mech, _)) = split_once(after, b" authentication failed") {
-                    return Some(Kind::SaslFailed { client: p, mechanism: mech });
-                }
-            }
-        }
+    if daemon == Daemon::Smtpd
+        && let Some((p, after)) = peer(rest)
+        && let Some(after) = after.strip_prefix(b": SASL ")
+        && let Some((mech, _)) = split_once(after, b" authentication failed")
+    {
+        return Some(Kind::SaslFailed { client: p, mechanism: mech });
     }
     info(bracket_addr(rest))
 }
@@ -78,22 +76,21 @@ fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
         Daemon::Smtp | Daemon::Lmtp => client_side(msg),
         Daemon::Postscreen => postscreen(msg),
         Daemon::Qmgr | Daemon::Anvil | Daemon::Scache | Daemon::Tlsmgr | Daemon::Verify => {
-            starts_any(msg, &[b"statistics: ", b"status: ", b"lost connection", b"connect to "]).then(|| Kind::Info { client: None })
+            starts_any(msg, &[b"statistics: ", b"status: ", b"lost connection", b"connect to "]).then_some(Kind::Info { client: None })
         }
         Daemon::Dnsblog => msg.starts_with(b"addr ").then(|| Kind::Info { client: field(msg, b"addr ").or(None) }),
         Daemon::Tlsproxy => tls_line(msg).or_else(|| {
             starts_any(msg, &[b"CONNECT from ", b"DISCONNECT ", b"warning: "]).then(|| Kind::Info { client: bracket_addr(msg) })
         }),
-        Daemon::Master => starts_any(msg, &[b"daemon started", b"reload", b"terminating", b"daemon stopped"])
-            .then_some(Kind::Info { client: None }),
-        Daemon::PostfixScript => starts_any(
-            msg,
-            &[b"starting the Postfix", b"stopping the Postfix", b"refreshing the Postfix", b"waiting for", b"Postfix is "],
-        )
-        .then_some(Kind::Info { client: None }),
-        Daemon::Postsuper => {
-            starts_any(msg, &[b"Deleted: ", b"Requeued: ", b"Placed on hold: ", b"Released from hold: "]).then_some(Kind::Info { client: None })
+        Daemon::Master => {
+            starts_any(msg, &[b"daemon started", b"reload", b"terminating", b"daemon stopped"]).then_some(Kind::Info { client: None })
         }
+        Daemon::PostfixScript => {
+            starts_any(msg, &[b"starting the Postfix", b"stopping the Postfix", b"refreshing the Postfix", b"waiting for", b"Postfix is "])
+                .then_some(Kind::Info { client: None })
+        }
+        Daemon::Postsuper => starts_any(msg, &[b"Deleted: ", b"Requeued: ", b"Placed on hold: ", b"Released from hold: "])
+            .then_some(Kind::Info { client: None }),
         Daemon::Local | Daemon::Virtual | Daemon::Pipe => tls_line(msg),
         _ => None,
     }
@@ -132,11 +129,11 @@ fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
     let stage = &body[..stage_end];
     let mut client = None;
     let mut reply: &[u8] = b"";
-    if let Some((_, after)) = split_once(body, b" from ") {
-        if let Some((p, r)) = peer(after) {
-            client = Some(p);
-            reply = r.strip_prefix(b": ").unwrap_or(r);
-        }
+    if let Some((_, after)) = split_once(body, b" from ")
+        && let Some((p, r)) = peer(after)
+    {
+        client = Some(p);
+        reply = r.strip_prefix(b": ").unwrap_or(r);
     }
     if client.is_none() {
         reply = &body[stage_end..];
@@ -172,7 +169,18 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
             // smtpd's pre-queue diagnostics about a message.
             starts_any(
                 rest,
-                &[b"reject_warning: ", b"hold: ", b"discard: ", b"filter: ", b"redirect: ", b"warn: ", b"info: ", b"milter-", b"proxy-accept: ", b"lost connection "],
+                &[
+                    b"reject_warning: ",
+                    b"hold: ",
+                    b"discard: ",
+                    b"filter: ",
+                    b"redirect: ",
+                    b"warn: ",
+                    b"info: ",
+                    b"milter-",
+                    b"proxy-accept: ",
+                    b"lost connection ",
+                ],
             )
             .then(|| Kind::Info { client: bracket_addr(rest) })
         }
@@ -330,9 +338,16 @@ fn bracketed_or_bare(s: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 fn tls_line(msg: &[u8]) -> Option<Kind<'_>> {
-    let tls = [&b"Anonymous TLS"[..], b"Trusted TLS", b"Untrusted TLS", b"Verified TLS", b"SSL_accept error", b"SSL_connect error", b"TLS handshake"];
-    (starts_any(msg, &tls) || memmem::find(msg, b"TLS connection established").is_some())
-        .then(|| Kind::Info { client: bracket_addr(msg) })
+    let tls = [
+        &b"Anonymous TLS"[..],
+        b"Trusted TLS",
+        b"Untrusted TLS",
+        b"Verified TLS",
+        b"SSL_accept error",
+        b"SSL_connect error",
+        b"TLS handshake",
+    ];
+    (starts_any(msg, &tls) || memmem::find(msg, b"TLS connection established").is_some()).then(|| Kind::Info { client: bracket_addr(msg) })
 }
 
 fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
@@ -379,10 +394,10 @@ fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
         return info(bracket_addr(msg));
     }
     // `name[addr]: TLS cipher list "…"`, `name[addr]: reject: …` variants.
-    if let Some((_, after)) = peer(msg) {
-        if after.starts_with(b": ") {
-            return info(bracket_addr(msg));
-        }
+    if let Some((_, after)) = peer(msg)
+        && after.starts_with(b": ")
+    {
+        return info(bracket_addr(msg));
     }
     None
 }
@@ -407,10 +422,10 @@ fn client_side(msg: &[u8]) -> Option<Kind<'_>> {
     if starts_any(msg, &known) {
         return info(bracket_addr(msg));
     }
-    if let Some((_, after)) = peer(msg) {
-        if after.starts_with(b": ") {
-            return info(bracket_addr(msg));
-        }
+    if let Some((_, after)) = peer(msg)
+        && after.starts_with(b": ")
+    {
+        return info(bracket_addr(msg));
     }
     None
 }
@@ -495,8 +510,10 @@ mod tests {
             Kind::Notification { kind: Notice::NonDelivery, .. }
         ));
         assert!(matches!(kind("Jan 1 00:00:00 h postfix/pickup[9]: 4AA091855DA0: uid=0 from=<root>"), Kind::Pickup { from: b"root", .. }));
-        let e = parse(b"Jan 1 00:00:00 h postfix/submission/smtpd[9]: warning: unknown[1.2.3.4]: SASL LOGIN authentication failed: UGFzc3dvcmQ6")
-            .expect("sasl");
+        let e = parse(
+            b"Jan 1 00:00:00 h postfix/submission/smtpd[9]: warning: unknown[1.2.3.4]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
+        )
+        .expect("sasl");
         assert_eq!(e.daemon, Daemon::Smtpd);
         assert!(matches!(e.kind, Kind::SaslFailed { mechanism: b"LOGIN", .. }));
     }

@@ -93,7 +93,13 @@ pub(crate) struct DeliverySummary {
 
 impl DeliverySummary {
     pub fn of(ds: &[DeliveryRec]) -> DeliverySummary {
-        let mut s = DeliverySummary { min: i64::MAX, max: i64::MIN, min_queue: i64::MAX, bloom: Bloom::with_items(ds.len() * 6), ..DeliverySummary::default() };
+        let mut s = DeliverySummary {
+            min: i64::MAX,
+            max: i64::MIN,
+            min_queue: i64::MAX,
+            bloom: Bloom::with_items(ds.len() * 6),
+            ..DeliverySummary::default()
+        };
         for d in ds {
             s.min = s.min.min(d.time.0);
             s.max = s.max.max(d.time.0);
@@ -184,7 +190,6 @@ pub(crate) fn block_key(min_time: i64, seq: u32) -> u64 {
     let t = u64::try_from(min_time.max(0)).unwrap_or(0).min((1 << 40) - 1);
     (t << 24) | u64::from(seq & 0x00ff_ffff)
 }
-
 
 #[cfg(test)]
 mod tests {

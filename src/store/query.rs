@@ -38,7 +38,6 @@ pub struct OutcomeCounts {
     pub pending: u64,
 }
 
-
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Deliveries {
     pub sent: u64,
@@ -243,19 +242,21 @@ impl Query {
         if !self.window.contains(d.time.0) {
             return false;
         }
-        if let Some(s) = &self.sender {
-            if !addr_matches(s, d.sender.as_deref()) {
-                return false;
-            }
+        if let Some(s) = &self.sender
+            && !addr_matches(s, d.sender.as_deref())
+        {
+            return false;
         }
-        if let Some(r) = &self.recipient {
-            if !addr_matches(r, d.recipient.as_deref()) && !addr_matches(r, d.orig_recipient.as_deref()) {
-                return false;
-            }
+        if let Some(r) = &self.recipient
+            && !addr_matches(r, d.recipient.as_deref())
+            && !addr_matches(r, d.orig_recipient.as_deref())
+        {
+            return false;
         }
         if let Some(id) = &self.id {
             let id = id.trim_matches(|c| c == '<' || c == '>');
-            let hit = d.queue_ids.iter().any(|q| q.eq_ignore_ascii_case(id)) || d.message_id.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(id));
+            let hit = d.queue_ids.iter().any(|q| q.eq_ignore_ascii_case(id))
+                || d.message_id.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(id));
             if !hit {
                 return false;
             }

@@ -273,6 +273,8 @@ impl Tracker {
         for m in self.msgs.values() {
             m.deliveries(true, &mut v);
         }
+        // Deterministic order whatever the hash map's.
+        v.sort_by(|a, b| (a.time, &a.queue_ids, &a.recipient).cmp(&(b.time, &b.queue_ids, &b.recipient)));
         v
     }
 
@@ -292,12 +294,12 @@ impl Tracker {
             Kind::Reject { qid, stage, .. } => {
                 self.emit(t, EventKind::Rejected);
                 // The whole message was refused: it never reaches the queue.
-                if let Some(q) = qid {
-                    if matches!(stage, b"END-OF-MESSAGE" | b"header" | b"body" | b"DATA" | b"CONNECT") {
-                        let k = key(host, inst, q.0);
-                        if self.msgs.get(&k).is_some_and(|m| !m.qmgr_seen) {
-                            self.msgs.remove(&k);
-                        }
+                if let Some(q) = qid
+                    && matches!(stage, b"END-OF-MESSAGE" | b"header" | b"body" | b"DATA" | b"CONNECT")
+                {
+                    let k = key(host, inst, q.0);
+                    if self.msgs.get(&k).is_some_and(|m| !m.qmgr_seen) {
+                        self.msgs.remove(&k);
                     }
                 }
             }
@@ -435,37 +437,36 @@ impl Tracker {
         }
         let k = key(host, inst, d.qid.0);
         let m = self.get(k, d.qid, t);
-        let pos = match m.rcpts.iter().position(|r| r.to.as_bytes().eq_ignore_ascii_case(&d.to[..d.to.len().min(MAX_FIELD)])) {
-            Some(p) => p,
-            None => {
-                if m.rcpts.len() >= MAX_RCPT_PER_MSG {
-                    self.counters.rcpt_dropped += 1;
-                    return;
-                }
-                m.rcpts.push(Rcpt {
-                    to: text(d.to, MAX_FIELD),
-                    orig_to: d.orig_to.map(|o| text(o, MAX_FIELD)),
-                    outcome: None,
-                    time: t,
-                    deferrals: 0,
-                    attempts: 0,
-                    direction: None,
-                    relay: None,
-                    dsn: None,
-                    response: None,
-                    handed_off: false,
-                    awaiting: None,
-                });
-                m.rcpts.len() - 1
+        let pos = if let Some(p) = m.rcpts.iter().position(|r| r.to.as_bytes().eq_ignore_ascii_case(&d.to[..d.to.len().min(MAX_FIELD)])) {
+            p
+        } else {
+            if m.rcpts.len() >= MAX_RCPT_PER_MSG {
+                self.counters.rcpt_dropped += 1;
+                return;
             }
+            m.rcpts.push(Rcpt {
+                to: text(d.to, MAX_FIELD),
+                orig_to: d.orig_to.map(|o| text(o, MAX_FIELD)),
+                outcome: None,
+                time: t,
+                deferrals: 0,
+                attempts: 0,
+                direction: None,
+                relay: None,
+                dsn: None,
+                response: None,
+                handed_off: false,
+                awaiting: None,
+            });
+            m.rcpts.len() - 1
         };
         let filter_hop = d.status == Status::Sent && d.queued_as.is_some() && relay_is_local(d.relay) && daemon != Daemon::Local;
         let r = &mut m.rcpts[pos];
         r.attempts += 1;
-        if let Some(dir) = transport_direction(daemon) {
-            if !filter_hop {
-                r.direction = Some(dir);
-            }
+        if let Some(dir) = transport_direction(daemon)
+            && !filter_hop
+        {
+            r.direction = Some(dir);
         }
         r.relay = (d.relay != b"none").then(|| text(d.relay, MAX_FIELD));
         r.dsn = d.dsn.map(|x| text(x, 16));
@@ -499,26 +500,24 @@ impl Tracker {
                 self.emit(qt, EventKind::WithDeferral(1));
             }
         }
-        if filter_hop {
-            if let Some(child) = d.queued_as {
-                let ck = key(host, inst, child.0);
-                if self.msgs.get(&ck).is_some_and(|c| c.local_client && c.origin == Origin::Client && c.chain.is_empty()) {
-                    if let Some(m) = self.msgs.get_mut(&k) {
-                        m.rcpts[pos].handed_off = true;
-                    }
-                    self.link(k, ck);
-                } else {
-                    if let Some(m) = self.msgs.get_mut(&k) {
-                        m.rcpts[pos].awaiting = Some(text(child.0, 32));
-                    }
-                    if self.links.len() >= MAX_LINKS {
-                        if let Some(old) = self.link_order.pop_front() {
-                            self.links.remove(&old);
-                        }
-                    }
-                    self.links.insert(ck, k);
-                    self.link_order.push_back(ck);
+        if filter_hop && let Some(child) = d.queued_as {
+            let ck = key(host, inst, child.0);
+            if self.msgs.get(&ck).is_some_and(|c| c.local_client && c.origin == Origin::Client && c.chain.is_empty()) {
+                if let Some(m) = self.msgs.get_mut(&k) {
+                    m.rcpts[pos].handed_off = true;
                 }
+                self.link(k, ck);
+            } else {
+                if let Some(m) = self.msgs.get_mut(&k) {
+                    m.rcpts[pos].awaiting = Some(text(child.0, 32));
+                }
+                if self.links.len() >= MAX_LINKS
+                    && let Some(old) = self.link_order.pop_front()
+                {
+                    self.links.remove(&old);
+                }
+                self.links.insert(ck, k);
+                self.link_order.push_back(ck);
             }
         }
     }

@@ -79,7 +79,11 @@ pub enum EventKind {
     Queued(i8),
     WithDeferral(i8),
     Notification(NoticeKind),
-    AuthFailure { ip: String, proto: Proto, count: u32 },
+    AuthFailure {
+        ip: String,
+        proto: Proto,
+        count: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
