@@ -109,7 +109,8 @@ pub struct Tracker {
     now: i64,
     #[serde(skip)]
     out: Output,
-    #[serde(skip)]
+    /// Events since the last sweep. Persisted: where sweeps fall must not
+    /// depend on how the input was split between runs.
     since_sweep: u32,
 }
 

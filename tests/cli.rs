@@ -1,0 +1,246 @@
+//! The binary end to end: import real corpus logs, ask `stats`/`search`,
+//! resume across runs, bad input and bad flags.
+
+mod common;
+
+use common::{TempDir, ok, run, stats_json};
+use std::io::Write;
+
+/// A real log: Lightmeter's individual scenario files, concatenated in name
+/// order (classic syslog, one year).
+fn scenario_log(dir: &TempDir) -> Option<String> {
+    let corpus = common::corpus()?;
+    let src = corpus.join("lightmeter-controlcenter/test_files/postfix_logs/individual_files");
+    let mut names: Vec<_> = std::fs::read_dir(&src).expect("dir").map(|e| e.expect("entry").path()).collect();
+    names.sort();
+    let mut all = Vec::new();
+    for n in names {
+        all.extend(std::fs::read(n).expect("read"));
+        if all.last() != Some(&b'\n') {
+            all.push(b'\n');
+        }
+    }
+    let p = dir.s("mail.log");
+    std::fs::write(&p, all).expect("write");
+    Some(p)
+}
+
+#[test]
+fn stats_json_has_the_documented_shape() {
+    let d = TempDir::new("shape");
+    let Some(log) = scenario_log(&d) else { return };
+    let ws = d.s("ws");
+    ok(&["import", "--workspace", &ws, "--log-starting-year", "2020", &log]);
+    let s = stats_json(d.path().join("ws").as_path());
+    for key in ["window", "lines", "deliveries", "deferrals", "deferred_then_sent", "messages", "notifications", "rejected", "connections", "auth_failures", "evictions"] {
+        assert!(s.get(key).is_some(), "missing {key}");
+    }
+    let del = &s["deliveries"];
+    for o in ["sent", "bounced", "expired", "pending"] {
+        assert_eq!(del[o], del["outbound"][o].as_u64().unwrap() + del["inbound"][o].as_u64().unwrap(), "{o} = outbound + inbound");
+    }
+    let l = &s["lines"];
+    let sum = ["postfix", "dovecot", "other", "malformed"].iter().map(|k| l[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(l["read"].as_u64().unwrap(), sum, "read = postfix + dovecot + other + malformed");
+    assert!(del["sent"].as_u64().unwrap() > 10, "{s}");
+    assert!(del["bounced"].as_u64().unwrap() >= 1);
+    assert!(del["expired"].as_u64().unwrap() >= 1);
+    assert!(s["notifications"]["non_delivery"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn import_in_two_runs_equals_one_import_and_reimport_counts_nothing() {
+    let d = TempDir::new("split");
+    let Some(corpus) = common::corpus() else { return };
+    let all = std::fs::read(corpus.join("all-postfix.log")).expect("read");
+    // Lightmeter's real server log, the first source in all-postfix.log.
+    let lines: Vec<&[u8]> = all.split(|&c| c == b'\n').take(8_000).collect();
+    let cut = 3_777;
+    let (a, b) = (lines[..cut].join(&b'\n'), lines[cut..].join(&b'\n'));
+    let (pa, pb) = (d.s("mail.log.1"), d.s("mail.log"));
+    std::fs::write(&pa, [a.as_slice(), b"\n"].concat()).unwrap();
+    std::fs::write(&pb, [b.as_slice(), b"\n"].concat()).unwrap();
+    let (one, two) = (d.s("one"), d.s("two"));
+    ok(&["import", "--workspace", &one, "--log-starting-year", "2021", &pa, &pb]);
+    ok(&["import", "--workspace", &two, "--log-starting-year", "2021", &pa]);
+    ok(&["import", "--workspace", &two, "--log-starting-year", "2021", &pb]);
+    let (s1, s2) = (stats_json(d.path().join("one").as_path()), stats_json(d.path().join("two").as_path()));
+    assert_eq!(s1, s2);
+    let search = |ws: &str| ok(&["search", "--workspace", ws, "--json", "--limit", "100000"]);
+    assert_eq!(search(&one), search(&two));
+    // Importing the same files again adds nothing.
+    ok(&["import", "--workspace", &two, "--log-starting-year", "2021", &pa, &pb]);
+    assert_eq!(stats_json(d.path().join("two").as_path()), s1);
+    // Nor does the rotated, gzipped copy of the first file.
+    let gz = d.s("mail.log.2.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&pa).unwrap()).unwrap();
+    enc.finish().unwrap();
+    ok(&["import", "--workspace", &two, &gz]);
+    assert_eq!(stats_json(d.path().join("two").as_path()), s1);
+}
+
+#[test]
+fn compressed_archives_import_like_plain_files() {
+    let d = TempDir::new("gz");
+    let Some(log) = scenario_log(&d) else { return };
+    let raw = std::fs::read(&log).unwrap();
+    let gz = d.s("mail.log.1.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&raw).unwrap();
+    enc.finish().unwrap();
+    let bz = d.s("mail.log.2.bz2");
+    let mut enc = bzip2::write::BzEncoder::new(std::fs::File::create(&bz).unwrap(), bzip2::Compression::fast());
+    enc.write_all(&raw).unwrap();
+    enc.finish().unwrap();
+    let mut results = Vec::new();
+    for (i, f) in [&log, &gz, &bz].into_iter().enumerate() {
+        let ws = d.s(&format!("ws{i}"));
+        ok(&["import", "--workspace", &ws, "--log-starting-year", "2020", f]);
+        results.push(stats_json(d.path().join(format!("ws{i}")).as_path()));
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
+
+#[test]
+fn search_finds_by_sender_recipient_ids_and_status() {
+    let d = TempDir::new("search");
+    let Some(log) = scenario_log(&d) else { return };
+    let ws = d.s("ws");
+    ok(&["import", "--workspace", &ws, "--log-starting-year", "2020", &log]);
+    let q = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut a = vec!["search", "--workspace", ws.as_str(), "--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&ok(&a)).expect("search JSON")
+    };
+    // 1_bounce_simple.log: the bounce through the content filter.
+    let hits = q(&["--recipient", "INVALID.email@example.com"]);
+    assert!(!hits.is_empty());
+    let h = hits.iter().find(|h| h["status"] == "bounced").expect("bounced hit");
+    assert_eq!(h["queue_id"], "4AA091855DA0");
+    assert_eq!(h["queue_ids"], serde_json::json!(["4AA091855DA0", "776E41855DB2"]));
+    assert_eq!(h["dsn"], "5.1.1");
+    assert_eq!(h["notification_queue_id"], "A48191855DA0");
+    for k in ["time", "message_id", "sender", "orig_recipient", "direction", "relay", "response", "attempts", "deferrals"] {
+        assert!(h.get(k).is_some(), "missing {k}");
+    }
+    // Either queue ID of the chain and the Message-ID find it.
+    for id in ["776E41855DB2", "4AA091855DA0", "<ca10035e-2951-bfd5-ec7e-1a5773fce1cd@mail.sender.com>"] {
+        assert!(q(&["--id", id]).iter().any(|x| x["queue_id"] == "4AA091855DA0"), "{id}");
+    }
+    // Domain match, status filter, newest first, limit.
+    let dom = q(&["--recipient", "@example.com", "--status", "bounced"]);
+    assert!(dom.iter().all(|x| x["status"] == "bounced" && x["recipient"].as_str().unwrap().to_lowercase().ends_with("@example.com")));
+    let all = q(&["--limit", "5"]);
+    assert_eq!(all.len(), 5);
+    let times: Vec<&str> = all.iter().map(|x| x["time"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    assert!(q(&["--sender", "nobody@nowhere.invalid"]).is_empty());
+    let deferred = q(&["--status", "deferred"]);
+    assert!(!deferred.is_empty() && deferred.iter().all(|x| x["deferrals"].as_u64().unwrap() > 0));
+}
+
+#[test]
+fn windows_split_counts_exactly() {
+    let d = TempDir::new("window");
+    let Some(log) = scenario_log(&d) else { return };
+    let ws = d.s("ws");
+    ok(&["import", "--workspace", &ws, "--log-starting-year", "2020", &log]);
+    let st = |extra: &[&str]| -> serde_json::Value {
+        let mut a = vec!["stats", "--workspace", ws.as_str(), "--json"];
+        a.extend_from_slice(extra);
+        serde_json::from_str(&ok(&a)).unwrap()
+    };
+    let all = st(&[]);
+    // Any split point: the two halves add up to the whole for final outcomes.
+    for cut in ["2020-06-01", "2020-09-26T00:00:00Z", "2020-01-28T12:34:56Z"] {
+        let (a, b) = (st(&["--to", cut]), st(&["--from", cut]));
+        for k in ["sent", "bounced", "expired"] {
+            assert_eq!(all["deliveries"][k].as_u64().unwrap(), a["deliveries"][k].as_u64().unwrap() + b["deliveries"][k].as_u64().unwrap(), "{k} at {cut}");
+        }
+        for k in ["deferrals", "rejected", "connections"] {
+            assert_eq!(all[k].as_u64().unwrap(), a[k].as_u64().unwrap() + b[k].as_u64().unwrap(), "{k} at {cut}");
+        }
+        assert_eq!(a["window"]["to"].as_str().is_some(), true);
+    }
+}
+
+#[test]
+fn garbage_and_binary_input_is_counted_not_fatal() {
+    let d = TempDir::new("garbage");
+    let p = d.s("junk.log");
+    let mut junk: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    junk.extend_from_slice(b"\nJan  1 00:00:00 h postfix/smtpd[1]: connect from a[1.2.3.4]\n");
+    junk.extend(std::iter::repeat_n(b'x', 100_000));
+    junk.extend_from_slice(b"\n{\"not\": \"syslog\"}\n");
+    std::fs::write(&p, &junk).unwrap();
+    let ws = d.s("ws");
+    ok(&["import", "--workspace", &ws, "--log-starting-year", "2020", &p]);
+    let s = stats_json(d.path().join("ws").as_path());
+    assert_eq!(s["connections"], 1);
+    assert!(s["lines"]["malformed"].as_u64().unwrap() >= 2);
+    // Logstash format explicitly, with a broken record among good ones.
+    let js = d.s("ls.json");
+    std::fs::write(&js, "{\"@timestamp\":\"2021-03-06T06:09:00Z\",\"host\":\"mx\",\"message\":\"postfix/smtpd[1]: connect from a[1.2.3.4]\"}\n{broken\n").unwrap();
+    let ws2 = d.s("ws2");
+    ok(&["import", "--workspace", &ws2, "--log-format", "logstash", &js]);
+    let s = stats_json(d.path().join("ws2").as_path());
+    assert_eq!((s["connections"].as_u64(), s["lines"]["malformed"].as_u64()), (Some(1), Some(1)));
+}
+
+#[test]
+fn bad_flags_and_paths_exit_2_naming_the_problem() {
+    let d = TempDir::new("bad");
+    let ws = d.s("ws");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["import", "--workspace", &ws, "/nonexistent/mail.log"], "/nonexistent/mail.log"),
+        (vec!["import", "--workspace", &ws, "--log-format", "xml", "/dev/null"], "--log-format"),
+        (vec!["import", "--workspace", &ws, "--retention", "forever", "/dev/null"], "--retention"),
+        (vec!["import", "--workspace", &ws, "--log-starting-year", "12", "/dev/null"], "--log-starting-year"),
+        (vec!["stats", "--workspace", &ws, "--from", "yesterday"], "--from"),
+        (vec!["stats", "--workspace", &ws], "postlens import"),
+        (vec!["stats", "--workspace", &ws, "--log-timezone", "Mars/Olympus"], "--log-timezone"),
+        (vec!["search", "--workspace", &ws, "--status", "lost"], "--status"),
+        (vec!["frobnicate"], "frobnicate"),
+    ];
+    for (args, needle) in cases {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: stderr does not name {needle}: {err}");
+    }
+}
+
+#[test]
+fn lightmeter_flags_and_environment_work() {
+    let d = TempDir::new("lm");
+    let Some(log) = scenario_log(&d) else { return };
+    let ws = d.s("ws");
+    ok(&["import", "-workspace", &ws, "-log_starting_year", "2020", &log]);
+    let o = common::bin().args(["stats", "--json"]).env("LIGHTMETER_WORKSPACE", &ws).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s, stats_json(d.path().join("ws").as_path()));
+    let o = common::bin().args(["stats", "--json"]).env("POSTLENS_WORKSPACE", &ws).output().unwrap();
+    assert!(o.status.success());
+}
+
+#[test]
+fn report_and_status_answer() {
+    let d = TempDir::new("report");
+    let Some(log) = scenario_log(&d) else { return };
+    let ws = d.s("ws");
+    ok(&["import", "--workspace", &ws, "--log-starting-year", "2020", &log]);
+    // The day of the bounce in 1_bounce_simple.log (the year depends on the
+    // December → January roll-overs of the concatenated scenarios).
+    let hits: serde_json::Value = serde_json::from_str(&ok(&["search", "--workspace", &ws, "--json", "--recipient", "invalid.email@example.com"])).unwrap();
+    let day = hits[0]["time"].as_str().unwrap()[..10].to_owned();
+    let r = ok(&["report", "--workspace", &ws, "--day", &day]);
+    assert!(!r.contains("       0  bounced"), "{r}");
+    assert!(r.contains("Grand totals") && r.contains("Per-hour deliveries"), "{r}");
+    assert!(r.contains("example.com"), "{r}");
+    let st: serde_json::Value = serde_json::from_str(&ok(&["status", "--workspace", &ws, "--json"])).unwrap();
+    assert_eq!(st["sources"].as_array().unwrap().len(), 1);
+    assert!(st["db_bytes"].as_u64().unwrap() > 0);
+}
