@@ -243,6 +243,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// `+01:00`, `-0530`, `+2` → a fixed UTC offset.
+fn fixed_offset(s: &str) -> Option<jiff::tz::Offset> {
+    let sign: i32 = if s.starts_with('-') { -1 } else { 1 };
+    let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+    if digits.is_empty() || digits.len() > 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = if digits.len() <= 2 { (digits.as_str(), "0") } else { digits.split_at(digits.len() - 2) };
+    let secs = sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60);
+    jiff::tz::Offset::from_seconds(secs).ok()
+}
+
 impl Common {
     pub fn workspace(&self) -> PathBuf {
         self.workspace
@@ -255,6 +267,9 @@ impl Common {
     /// Unknown zone name (names `--log-timezone`).
     pub fn timezone(&self) -> Result<TimeZone, ConfigError> {
         match &self.log_timezone {
+            Some(name) if name.starts_with(['+', '-']) => fixed_offset(name)
+                .map(TimeZone::fixed)
+                .ok_or_else(|| ConfigError(format!("--log-timezone / POSTLENS_LOG_TIMEZONE: bad offset '{name}' (use +01:00)"))),
             Some(name) => TimeZone::get(name)
                 .map_err(|e| ConfigError(format!("--log-timezone / POSTLENS_LOG_TIMEZONE: unknown time zone '{name}': {e}"))),
             None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),

@@ -43,9 +43,12 @@ pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
     let (daemon, msg) = match h.program {
         b"dovecot" | b"dovecot-auth" => {
             let msg = strip_level(h.msg);
+            // `dovecot[442]: dovecot: auth(default): …` names the program twice.
+            let msg = msg.strip_prefix(b"dovecot: ").map_or(msg, strip_level);
             // `dovecot: imap-login: …`; a bare `dovecot: …` is the master.
             match split_once(msg, b": ") {
                 Some((name, rest)) if !name.contains(&b' ') => match process(name) {
+                    Some(Daemon::DovecotAuth) => return finish(h, Daemon::DovecotAuth, auth(name, strip_level(rest))),
                     Some(d) => (d, strip_level(rest)),
                     None if h.program == b"dovecot-auth" => (Daemon::DovecotAuth, msg),
                     None => (Daemon::DovecotMain, msg),
@@ -55,11 +58,16 @@ pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
             }
         }
         p => match process(p) {
+            Some(Daemon::DovecotAuth) => return finish(h, Daemon::DovecotAuth, auth(p, strip_level(h.msg))),
             Some(d) => (d, strip_level(h.msg)),
             None => return Ok(None),
         },
     };
-    let kind = message(daemon, msg).ok_or(Unparsed::Unsupported(daemon))?;
+    finish(h, daemon, message(daemon, msg))
+}
+
+fn finish<'a>(h: &Header<'a>, daemon: Daemon, kind: Option<Kind<'a>>) -> Result<Option<Event<'a>>, Unparsed> {
+    let kind = kind.ok_or(Unparsed::Unsupported(daemon))?;
     Ok(Some(Event { time: h.time, host: h.host, instance: b"dovecot", daemon, pid: h.pid, kind }))
 }
 
@@ -74,7 +82,7 @@ fn user(msg: &[u8]) -> &[u8] {
 fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
     match daemon {
         Daemon::ImapLogin | Daemon::Pop3Login | Daemon::SubmissionLogin | Daemon::ManagesieveLogin => login(msg),
-        Daemon::DovecotAuth => auth(msg),
+        Daemon::DovecotAuth => auth(b"auth", msg),
         _ => session(msg),
     }
 }
@@ -113,8 +121,9 @@ fn login(msg: &[u8]) -> Option<Kind<'_>> {
     known.iter().any(|k| msg.starts_with(k)).then(|| Kind::Info { client: rip(msg) })
 }
 
-/// `mech(user,ip[,session]): text` as written by `auth`/`auth-worker`.
-fn auth(msg: &[u8]) -> Option<Kind<'_>> {
+/// `mech(user,ip[,session]): text` as written by `auth`/`auth-worker`;
+/// `name` is the process name, which carries user and address in 2.4.
+fn auth<'a>(name: &'a [u8], msg: &'a [u8]) -> Option<Kind<'a>> {
     // PAM's own message: `pam_unix(dovecot:auth): authentication failure; … rhost=IP  user=U`.
     if msg.starts_with(b"pam_unix(") {
         if memmem::find(msg, b"authentication failure").is_some() {
@@ -124,23 +133,46 @@ fn auth(msg: &[u8]) -> Option<Kind<'_>> {
         }
         return Some(Kind::Info { client: None });
     }
-    let open = memchr::memchr(b'(', msg)?;
-    let (inside, text) = split_once(&msg[open + 1..], b"): ")?;
-    let mut parts = inside.split(|&c| c == b',');
-    let u = parts.next().unwrap_or(b"");
-    let ip = parts.next().filter(|ip| !ip.is_empty()).map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip));
-    let mech = &msg[..open];
+    // `conn unix:auth-worker (pid=…,uid=…): auth-worker<6>: pam(user,ip): …`
+    let msg = match msg.strip_prefix(b"conn ").and_then(|r| split_once(r, b">: ")) {
+        Some((_, after)) => after,
+        None => msg,
+    };
+    // Dovecot 2.4 names user and address in the process:
+    // `auth(user,ip,sasl:login)<session>: sql: Password mismatch …`.
+    let (mech, u, ip, text) = if let Some((u, ip)) = name.iter().position(|&c| c == b'(').and_then(|o| user_ip(&name[o + 1..])) {
+        let (mech, text) = split_once(msg, b": ").filter(|(m, _)| !m.contains(&b' ')).unwrap_or((b"", msg));
+        (mech, u, ip, text)
+    } else {
+        let open = memchr::memchr(b'(', msg)?;
+        let (inside, text) = split_once(&msg[open + 1..], b"): ")?;
+        let (u, ip) = user_ip(inside).unwrap_or((inside, None));
+        (&msg[..open], u, ip, text)
+    };
     if mech == b"policy" && (memmem::find(text, b"refus").is_some() || memmem::find(text, b"reject").is_some()) {
         return Some(Kind::PolicyRefused { user: u, rip: ip });
     }
     let lower_has = |needle: &[u8]| text.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
-    if lower_has(b"unknown user") || lower_has(b"user not found") {
+    if lower_has(b"unknown user") || lower_has(b"user not found") || lower_has(b"user not known") {
         return Some(Kind::AuthEvidence { user: u, rip: ip, unknown_user: true });
     }
-    if lower_has(b"password mismatch") || lower_has(b"invalid credentials") || lower_has(b"authentication failure") {
+    if lower_has(b"password mismatch")
+        || lower_has(b"invalid credentials")
+        || lower_has(b"authentication failure")
+        || lower_has(b"pam_authenticate() failed")
+    {
         return Some(Kind::AuthEvidence { user: u, rip: ip, unknown_user: false });
     }
     Some(Kind::Info { client: ip })
+}
+
+/// `user,ip[,session…]` (up to the closing `)` if any): the user and the
+/// address; `None` without a comma (`auth-worker(default)`, `auth(12)`).
+fn user_ip(inside: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let inside = &inside[..inside.iter().position(|&c| c == b')').unwrap_or(inside.len())];
+    let (u, rest) = split_once(inside, b",")?;
+    let ip = &rest[..rest.iter().position(|&c| c == b',').unwrap_or(rest.len())];
+    Some((u, Some(ip).filter(|ip| !ip.is_empty()).map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip))))
 }
 
 fn session(msg: &[u8]) -> Option<Kind<'_>> {
@@ -204,5 +236,17 @@ mod tests {
         assert_eq!(e.kind, Kind::AuthEvidence { user: b"username", rip: Some(b"1.2.3.4"), unknown_user: false });
         let e = parse(b"Jan 1 00:00:00 h dovecot: auth: passwd-file(bob,10.0.0.1): unknown user").expect("unknown");
         assert_eq!(e.kind, Kind::AuthEvidence { user: b"bob", rip: Some(b"10.0.0.1"), unknown_user: true });
+        let e = parse(b"Apr 29 15:54:19 mail dovecot: auth-worker(14864): conn unix:auth-worker (pid=14830,uid=109): auth-worker<6>: pam(caliph@x.com,5.34.207.151): pam_authenticate() failed: Authentication failure (Password mismatch?)").expect("conn");
+        assert_eq!(e.kind, Kind::AuthEvidence { user: b"caliph@x.com", rip: Some(b"5.34.207.151"), unknown_user: false });
+        let e = parse(b"Aug 30 00:10:57 auth(info@example.com,192.0.2.110,sasl:login)<CvN+E95Uf4e7eEnj>: Info: sql: Password mismatch (given password: x)").expect("2.4");
+        assert_eq!(
+            (e.daemon, e.kind),
+            (Daemon::DovecotAuth, Kind::AuthEvidence { user: b"info@example.com", rip: Some(b"192.0.2.110"), unknown_user: false })
+        );
+        let e = parse(b"Jul 02 13:49:32 h dovecot[442]: dovecot: auth(default): pam(a@b.com,200.76.17.206): pam_authenticate() failed: User not known to the underlying authentication module: 2 Time(s)").expect("twice");
+        assert_eq!(
+            (e.daemon, e.kind),
+            (Daemon::DovecotAuth, Kind::AuthEvidence { user: b"a@b.com", rip: Some(b"200.76.17.206"), unknown_user: true })
+        );
     }
 }

@@ -159,9 +159,22 @@ fn tai64n(s: &[u8]) -> Option<(RawTime, &[u8])> {
 }
 
 /// Splits `prog[pid]: msg` or `prog: msg`. The program is one token without
-/// spaces; a `(...)` suffix like `auth-worker(default)` stays part of it.
+/// spaces; a `(...)` suffix like `auth-worker(default)` stays part of it, even
+/// with a `:` inside (Dovecot 2.4: `auth(user,ip,sasl:login)<session>: …`).
 fn program(s: &[u8]) -> Option<(&[u8], Option<u32>, &[u8])> {
-    let end = s.iter().position(|&c| c == b' ' || c == b'[' || c == b':')?;
+    let mut from = 0;
+    let end = loop {
+        let i = from + s.get(from..)?.iter().position(|&c| matches!(c, b' ' | b'[' | b':' | b'('))?;
+        if s[i] != b'(' {
+            break i;
+        }
+        // Skip a space-free `(...)`; an unmatched `(` is an ordinary byte.
+        let inner = &s[i + 1..];
+        from = match inner.iter().position(|&c| c == b')' || c == b' ') {
+            Some(close) if inner[close] == b')' => i + 1 + close + 1,
+            _ => i + 1,
+        };
+    };
     let prog = &s[..end];
     if prog.is_empty() {
         return None;

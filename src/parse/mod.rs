@@ -19,12 +19,12 @@ pub(crate) use header::days_from_civil;
 pub struct QueueId<'a>(pub &'a [u8]);
 
 impl<'a> QueueId<'a> {
-    /// Short IDs are 6–12 upper-case hex digits (more on big inode
-    /// numbers); long IDs (`enable_long_queue_ids`) are 12–20 characters of
+    /// Short IDs are 6–12 upper-case hex digits (up to 21 with 64-bit inode
+    /// numbers: 5 digits of microseconds + the inode in hex); long IDs (`enable_long_queue_ids`) are 12–20 characters of
     /// a vowel-free base-52 alphabet, so no English word can pass for one.
     pub(crate) fn new(s: &'a [u8]) -> Option<Self> {
         let ok = match s.len() {
-            5..=16 if s.iter().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c)) => true,
+            5..=21 if s.iter().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c)) => true,
             10..=24 => s.iter().all(|c| c.is_ascii_alphanumeric() && !b"AEIOUaeiou".contains(c)),
             _ => false,
         };

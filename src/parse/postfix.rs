@@ -76,7 +76,8 @@ fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
         Daemon::Smtp | Daemon::Lmtp => client_side(msg),
         Daemon::Postscreen => postscreen(msg),
         Daemon::Qmgr | Daemon::Anvil | Daemon::Scache | Daemon::Tlsmgr | Daemon::Verify => {
-            starts_any(msg, &[b"statistics: ", b"status: ", b"lost connection", b"connect to "]).then_some(Kind::Info { client: None })
+            starts_any(msg, &[b"statistics: ", b"status: ", b"lost connection", b"connect to ", b"cache "])
+                .then_some(Kind::Info { client: None })
         }
         Daemon::Dnsblog => msg.starts_with(b"addr ").then(|| Kind::Info { client: field(msg, b"addr ").or(None) }),
         Daemon::Tlsproxy => tls_line(msg).or_else(|| {
@@ -126,7 +127,14 @@ fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
         .or_else(|| rest.strip_prefix(b"milter-reject: "))
         .or_else(|| rest.strip_prefix(b"proxy-reject: "))?;
     let stage_end = body.iter().position(|&c| c == b' ').unwrap_or(body.len());
-    let stage = &body[..stage_end];
+    // `proxy-reject: END-OF-MESSAGE: 554 …` puts a colon after the stage.
+    let stage = body[..stage_end].strip_suffix(b":").unwrap_or(&body[..stage_end]);
+    // An SMTP stage (`RCPT`, `END-OF-MESSAGE`, …) or a content check; any
+    // other word is not a refusal Postfix writes.
+    let smtp_stage = !stage.is_empty() && stage.iter().all(|&c| c.is_ascii_uppercase() || c == b'-');
+    if !smtp_stage && !matches!(stage, b"header" | b"body" | b"mime-header" | b"nested-header") {
+        return None;
+    }
     let mut client = None;
     let mut reply: &[u8] = b"";
     if let Some((_, after)) = split_once(body, b" from ")
@@ -136,12 +144,12 @@ fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
         reply = r.strip_prefix(b": ").unwrap_or(r);
     }
     if client.is_none() {
-        reply = &body[stage_end..];
+        reply = body[stage_end..].trim_ascii_start();
     }
     let from = field(rest, b"from=").map(unbracket);
     let to = field(rest, b"to=").map(unbracket);
     // For header/body checks the reply follows the last ": " after helo=.
-    if matches!(stage, b"header" | b"body") {
+    if !smtp_stage {
         if let Some(i) = memmem::rfind(rest, b": ") {
             reply = &rest[i + 2..];
         }
@@ -190,7 +198,9 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
             }
             if let Some(f) = rest.strip_prefix(b"from=") {
                 let (from, after) = bracketed_or_bare(f)?;
-                if memmem::find(after, b"status=expired").is_some() {
+                // `status=force-expired` (postsuper -e) returns the message
+                // to its sender just the same.
+                if memmem::find(after, b"status=expired").is_some() || memmem::find(after, b"status=force-expired").is_some() {
                     return Some(Kind::Expired { qid, from });
                 }
                 let size = field(after, b"size=").and_then(parse_u64).unwrap_or(0);
@@ -287,7 +297,7 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
     loop {
         s = s.strip_prefix(b", ")?;
         if let Some(v) = s.strip_prefix(b"orig_to=") {
-            let (o, r) = angle(v)?;
+            let (o, r) = bracketed_or_bare(v)?;
             d.orig_to = Some(o);
             s = r;
             continue;
@@ -299,7 +309,7 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
                 b"deferred" => Status::Deferred,
                 b"bounced" => Status::Bounced,
                 b"expired" => Status::Expired,
-                b"undeliverable" | b"deliverable" => Status::Probe,
+                b"undeliverable" | b"deliverable" | b"undeliverable-but-not-cached" | b"deliverable-but-not-cached" => Status::Probe,
                 _ => return None,
             };
             let text = v[end..].trim_ascii();
@@ -351,6 +361,11 @@ fn tls_line(msg: &[u8]) -> Option<Kind<'_>> {
 }
 
 fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
+    // Some Postfix versions log the before-queue filter's refusal without
+    // a `NOQUEUE:`/queue-ID prefix.
+    if msg.starts_with(b"proxy-reject: ") {
+        return reject(None, msg);
+    }
     if let Some(r) = msg.strip_prefix(b"connect from ") {
         let (client, _) = peer(r)?;
         return Some(Kind::Connect { client });
@@ -377,6 +392,7 @@ fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
     let known = [
         &b"too many errors after "[..],
         b"improper command pipelining after ",
+        b"bare <LF> received after ",
         b"setting up TLS connection from ",
         b"discarding EHLO keywords",
         b"statistics: ",

@@ -503,7 +503,14 @@ impl Tracker {
         }
         if filter_hop && let Some(child) = d.queued_as {
             let ck = key(host, inst, child.0);
-            if self.msgs.get(&ck).is_some_and(|c| c.local_client && c.origin == Origin::Client && c.chain.is_empty()) {
+            let parent_qid = self.msgs.get(&k).map(|m| m.qid.clone());
+            let already_linked = self.msgs.get(&ck).is_some_and(|c| c.chain.last().is_some_and(|q| Some(q) == parent_qid.as_ref()));
+            if already_linked {
+                // Another recipient of the same hop: the copy carries it.
+                if let Some(m) = self.msgs.get_mut(&k) {
+                    m.rcpts[pos].handed_off = true;
+                }
+            } else if self.msgs.get(&ck).is_some_and(|c| c.local_client && c.origin == Origin::Client && c.chain.is_empty()) {
                 if let Some(m) = self.msgs.get_mut(&k) {
                     m.rcpts[pos].handed_off = true;
                 }

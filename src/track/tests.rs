@@ -140,3 +140,23 @@ fn capacity_is_bounded_and_evictions_counted() {
     assert!(t.len() <= MAX_INFLIGHT);
     assert!(t.counters.evictions >= 100);
 }
+
+#[test]
+fn several_recipients_through_one_filter_hop_count_once_each() {
+    let log = "\
+Jun  3 10:40:57 mail postfix/smtpd[1]: 4AA091855DA0: client=a[1.2.3.4]
+Jun  3 10:40:57 mail postfix/qmgr[2]: 4AA091855DA0: from=<u@s.com>, size=1, nrcpt=2 (queue active)
+Jun  3 10:40:57 mail postfix/smtpd[4]: 776E41855DB2: client=localhost[127.0.0.1]
+Jun  3 10:40:57 mail postfix/qmgr[2]: 776E41855DB2: from=<u@s.com>, size=1, nrcpt=2 (queue active)
+Jun  3 10:40:57 mail postfix/smtp[3]: 4AA091855DA0: to=<r1@x.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.2, delays=0/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 776E41855DB2)
+Jun  3 10:40:57 mail postfix/smtp[3]: 4AA091855DA0: to=<r2@x.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.2, delays=0/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 776E41855DB2)
+Jun  3 10:40:57 mail postfix/qmgr[2]: 4AA091855DA0: removed
+Jun  3 10:40:59 mail postfix/smtp[3]: 776E41855DB2: to=<r1@x.com>, relay=mx[9.9.9.9]:25, delay=1, delays=0/0/0/0, dsn=2.0.0, status=sent (250 ok)
+Jun  3 10:40:59 mail postfix/smtp[3]: 776E41855DB2: to=<r2@x.com>, relay=mx[9.9.9.9]:25, delay=1, delays=0/0/0/0, dsn=2.0.0, status=sent (250 ok)
+Jun  3 10:40:59 mail postfix/qmgr[2]: 776E41855DB2: removed
+";
+    let (t, out) = run(log);
+    assert!(t.is_empty(), "nothing left waiting for a second copy");
+    assert_eq!(out.deliveries.len(), 2, "{:#?}", out.deliveries);
+    assert!(out.deliveries.iter().all(|d| d.relay.as_deref() == Some("mx[9.9.9.9]:25")));
+}
