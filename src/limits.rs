@@ -54,4 +54,9 @@ pub const DB_CACHE_BYTES: usize = 4 * 1024 * 1024;
 pub const COMMIT_INTERVAL_MS: u64 = 500;
 
 /// ... or after this many lines, whichever comes first.
-pub const COMMIT_LINES: u64 = 200_000;
+pub const COMMIT_LINES: u64 = 50_000;
+
+/// Batches queued for the writer thread. Each batch holds at most
+/// `COMMIT_LINES` lines' worth of records, so this bounds the memory between
+/// parsing and committing.
+pub const WRITER_QUEUE: usize = 1;

@@ -10,13 +10,15 @@ pub mod reader;
 use crate::clock::{Resolver, Timestamp, start_year_for};
 use crate::limits::{COMMIT_INTERVAL_MS, COMMIT_LINES};
 use crate::parse::{self, Unparsed};
-use crate::store::{Batch, Checkpoint, LineCounters, Store, StoreError};
+use crate::store::writer::{Job, Writer};
+use crate::store::{Batch, Checkpoint, LineCounters, Store, StoreError, encode_tracker};
 use crate::track::Tracker;
 pub use format::LogFormat;
 use jiff::tz::TimeZone;
 use reader::{Line, LineReader};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +54,8 @@ pub struct Summary {
 
 /// The running pipeline with its restored state.
 pub struct Pipeline {
-    store: Store,
+    store: Arc<Store>,
+    writer: Writer,
     tracker: Tracker,
     lines: LineCounters,
     opts: Options,
@@ -60,6 +63,16 @@ pub struct Pipeline {
     newest: i64,
     since_commit: u64,
     last_commit: Instant,
+}
+
+/// The (understood, unsupported) counters of `d`, without allocating on
+/// the hot path once the daemon has been seen.
+fn daemon_count(lines: &mut LineCounters, d: parse::Daemon) -> &mut (u64, u64) {
+    let name = d.name();
+    if !lines.per_daemon.contains_key(name) {
+        lines.per_daemon.insert(name.to_owned(), (0, 0));
+    }
+    lines.per_daemon.get_mut(name).expect("inserted above")
 }
 
 /// FNV-1a of a source's first line: its identity across rename and
@@ -112,7 +125,9 @@ impl Pipeline {
     /// The store cannot be read.
     pub fn new(store: Store, opts: Options) -> Result<Pipeline, IngestError> {
         let r = store.restore()?;
+        let store = Arc::new(store);
         Ok(Pipeline {
+            writer: Writer::spawn(store.clone()),
             store,
             tracker: r.tracker,
             lines: r.lines,
@@ -146,7 +161,7 @@ impl Pipeline {
                 } else {
                     self.lines.postfix += 1;
                 }
-                self.lines.per_daemon.entry(ev.daemon.name().to_owned()).or_default().0 += 1;
+                daemon_count(&mut self.lines, ev.daemon).0 += 1;
                 let t = res.resolve(ev.time);
                 self.newest = self.newest.max(t.0);
                 self.tracker.push(&ev, t);
@@ -158,7 +173,7 @@ impl Pipeline {
                     self.lines.postfix += 1;
                 }
                 self.lines.unsupported += 1;
-                self.lines.per_daemon.entry(d.name().to_owned()).or_default().1 += 1;
+                daemon_count(&mut self.lines, d).1 += 1;
             }
             Err(Unparsed::OtherProgram) => self.lines.other += 1,
             Err(Unparsed::Malformed) => self.lines.malformed += 1,
@@ -171,14 +186,24 @@ impl Pipeline {
     /// Database failure (nothing of this batch is then visible).
     pub fn commit(&mut self, checkpoints: Vec<(String, Checkpoint)>, durable: bool) -> Result<(), IngestError> {
         let out = self.tracker.drain();
-        let batch = Batch { events: out.events, deliveries: out.deliveries, tracker: &self.tracker, lines: &self.lines, checkpoints };
-        self.store.commit(&batch, durable)?;
+        let batch = Batch {
+            events: out.events,
+            deliveries: out.deliveries,
+            tracker: encode_tracker(&self.tracker)?,
+            lines: self.lines.clone(),
+            checkpoints,
+        };
+        let retention =
+            (self.newest != i64::MIN).then(|| (Timestamp(self.newest.saturating_sub(self.opts.retention_secs)), self.opts.max_db_size));
+        let job = Job { batch, durable, retention, ack: None };
+        // A durable commit is a promise to the caller: wait for it.
+        if durable {
+            self.writer.send_and_wait(job)?
+        } else {
+            self.writer.send(job)?
+        }
         self.since_commit = 0;
         self.last_commit = Instant::now();
-        if self.newest != i64::MIN {
-            let cutoff = Timestamp(self.newest.saturating_sub(self.opts.retention_secs));
-            self.store.retention(cutoff, self.opts.max_db_size, 64)?;
-        }
         Ok(())
     }
 

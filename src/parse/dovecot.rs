@@ -4,9 +4,8 @@
 //! …`) and in Dovecot's own `log_path` form (`imap-login: Info: …`).
 
 use super::header::Header;
-use super::scan::{field, leading_u32, split_once, unbracket};
+use super::scan::{field, finder, leading_u32, split_colon, split_once, unbracket};
 use super::{Daemon, Event, Kind, Unparsed};
-use memchr::memmem;
 
 /// Strips `Info: ` and the other level words Dovecot puts before messages.
 fn strip_level(msg: &[u8]) -> &[u8] {
@@ -46,7 +45,7 @@ pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
             // `dovecot[442]: dovecot: auth(default): …` names the program twice.
             let msg = msg.strip_prefix(b"dovecot: ").map_or(msg, strip_level);
             // `dovecot: imap-login: …`; a bare `dovecot: …` is the master.
-            match split_once(msg, b": ") {
+            match split_colon(msg) {
                 Some((name, rest)) if !name.contains(&b' ') => match process(name) {
                     Some(Daemon::DovecotAuth) => return finish(h, Daemon::DovecotAuth, auth(name, strip_level(rest))),
                     Some(d) => (d, strip_level(rest)),
@@ -72,11 +71,11 @@ fn finish<'a>(h: &Header<'a>, daemon: Daemon, kind: Option<Kind<'a>>) -> Result<
 }
 
 fn rip(msg: &[u8]) -> Option<&[u8]> {
-    field(msg, b"rip=").map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip))
+    field(msg, finder!(b"rip=")).map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip))
 }
 
 fn user(msg: &[u8]) -> &[u8] {
-    field(msg, b"user=").map_or(b"", unbracket)
+    field(msg, finder!(b"user=")).map_or(b"", unbracket)
 }
 
 fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
@@ -91,7 +90,7 @@ fn login(msg: &[u8]) -> Option<Kind<'_>> {
     if msg.starts_with(b"Login: ") {
         return Some(Kind::Login { user: user(msg), rip: rip(msg) });
     }
-    if let Some((_, after)) = split_once(msg, b"(auth failed, ") {
+    if let Some((_, after)) = split_once(msg, finder!(b"(auth failed, ")) {
         let (attempts, _) = leading_u32(after)?;
         return Some(Kind::AuthFailed { user: user(msg), rip: rip(msg), attempts });
     }
@@ -103,7 +102,7 @@ fn login(msg: &[u8]) -> Option<Kind<'_>> {
     {
         return Some(Kind::AuthFailed { user: user(msg), rip: rip(msg), attempts });
     }
-    if memmem::find(msg, b"policy").is_some() && memmem::find(msg, b"refus").is_some() {
+    if finder!(b"policy").find(msg).is_some() && finder!(b"refus").find(msg).is_some() {
         return Some(Kind::PolicyRefused { user: user(msg), rip: rip(msg) });
     }
     let known = [
@@ -126,30 +125,30 @@ fn login(msg: &[u8]) -> Option<Kind<'_>> {
 fn auth<'a>(name: &'a [u8], msg: &'a [u8]) -> Option<Kind<'a>> {
     // PAM's own message: `pam_unix(dovecot:auth): authentication failure; … rhost=IP  user=U`.
     if msg.starts_with(b"pam_unix(") {
-        if memmem::find(msg, b"authentication failure").is_some() {
-            let rhost = field(msg, b"rhost=");
-            let u = field(msg, b"user=").unwrap_or(b"");
+        if finder!(b"authentication failure").find(msg).is_some() {
+            let rhost = field(msg, finder!(b"rhost="));
+            let u = field(msg, finder!(b"user=")).unwrap_or(b"");
             return Some(Kind::AuthEvidence { user: u, rip: rhost, unknown_user: false });
         }
         return Some(Kind::Info { client: None });
     }
     // `conn unix:auth-worker (pid=…,uid=…): auth-worker<6>: pam(user,ip): …`
-    let msg = match msg.strip_prefix(b"conn ").and_then(|r| split_once(r, b">: ")) {
+    let msg = match msg.strip_prefix(b"conn ").and_then(|r| split_once(r, finder!(b">: "))) {
         Some((_, after)) => after,
         None => msg,
     };
     // Dovecot 2.4 names user and address in the process:
     // `auth(user,ip,sasl:login)<session>: sql: Password mismatch …`.
     let (mech, u, ip, text) = if let Some((u, ip)) = name.iter().position(|&c| c == b'(').and_then(|o| user_ip(&name[o + 1..])) {
-        let (mech, text) = split_once(msg, b": ").filter(|(m, _)| !m.contains(&b' ')).unwrap_or((b"", msg));
+        let (mech, text) = split_colon(msg).filter(|(m, _)| !m.contains(&b' ')).unwrap_or((b"", msg));
         (mech, u, ip, text)
     } else {
         let open = memchr::memchr(b'(', msg)?;
-        let (inside, text) = split_once(&msg[open + 1..], b"): ")?;
+        let (inside, text) = split_once(&msg[open + 1..], finder!(b"): "))?;
         let (u, ip) = user_ip(inside).unwrap_or((inside, None));
         (&msg[..open], u, ip, text)
     };
-    if mech == b"policy" && (memmem::find(text, b"refus").is_some() || memmem::find(text, b"reject").is_some()) {
+    if mech == b"policy" && (finder!(b"refus").find(text).is_some() || finder!(b"reject").find(text).is_some()) {
         return Some(Kind::PolicyRefused { user: u, rip: ip });
     }
     let lower_has = |needle: &[u8]| text.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
@@ -170,7 +169,7 @@ fn auth<'a>(name: &'a [u8], msg: &'a [u8]) -> Option<Kind<'a>> {
 /// address; `None` without a comma (`auth-worker(default)`, `auth(12)`).
 fn user_ip(inside: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let inside = &inside[..inside.iter().position(|&c| c == b')').unwrap_or(inside.len())];
-    let (u, rest) = split_once(inside, b",")?;
+    let (u, rest) = split_once(inside, finder!(b","))?;
     let ip = &rest[..rest.iter().position(|&c| c == b',').unwrap_or(rest.len())];
     Some((u, Some(ip).filter(|ip| !ip.is_empty()).map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip))))
 }
@@ -209,7 +208,7 @@ fn session(msg: &[u8]) -> Option<Kind<'_>> {
         return Some(Kind::Info { client: rip(msg) });
     }
     // `<session>: msgid=…: saved mail to INBOX` after a session prefix.
-    let (_, rest) = split_once(msg, b": ")?;
+    let (_, rest) = split_colon(msg)?;
     known.iter().any(|k| rest.starts_with(k)).then(|| Kind::Info { client: rip(msg) })
 }
 

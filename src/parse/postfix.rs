@@ -4,9 +4,8 @@
 //! component and the daemon the last.
 
 use super::header::Header;
-use super::scan::{angle, field, leading_u32, parse_u32, parse_u64, split_once, unbracket};
+use super::scan::{angle, field, finder, leading_u32, parse_u32, parse_u64, split_colon, split_once, unbracket};
 use super::{Daemon, Delivery, Event, Kind, Notice, QueueId, Status, Unparsed, peer};
-use memchr::memmem;
 
 /// `Ok(None)`: not a Postfix program.
 pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
@@ -48,7 +47,7 @@ fn diagnostic(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
     if daemon == Daemon::Smtpd
         && let Some((p, after)) = peer(rest)
         && let Some(after) = after.strip_prefix(b": SASL ")
-        && let Some((mech, _)) = split_once(after, b" authentication failed")
+        && let Some((mech, _)) = split_once(after, finder!(b" authentication failed"))
     {
         return Some(Kind::SaslFailed { client: p, mechanism: mech });
     }
@@ -63,7 +62,7 @@ fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
         return Some(k);
     }
     // Lines about a queued message start with its ID.
-    if let Some((id, rest)) = split_once(msg, b": ") {
+    if let Some((id, rest)) = split_colon(msg) {
         if let Some(qid) = QueueId::new(id) {
             return queued(daemon, qid, rest);
         }
@@ -79,7 +78,7 @@ fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
             starts_any(msg, &[b"statistics: ", b"status: ", b"lost connection", b"connect to ", b"cache "])
                 .then_some(Kind::Info { client: None })
         }
-        Daemon::Dnsblog => msg.starts_with(b"addr ").then(|| Kind::Info { client: field(msg, b"addr ").or(None) }),
+        Daemon::Dnsblog => msg.starts_with(b"addr ").then(|| Kind::Info { client: field(msg, finder!(b"addr ")).or(None) }),
         Daemon::Tlsproxy => tls_line(msg).or_else(|| {
             starts_any(msg, &[b"CONNECT from ", b"DISCONNECT ", b"warning: "]).then(|| Kind::Info { client: bracket_addr(msg) })
         }),
@@ -110,7 +109,7 @@ fn noqueue(daemon: Daemon, rest: &[u8]) -> Option<Kind<'_>> {
         return info(bracket_addr(rest));
     }
     // Dry-run and non-refusing actions.
-    let action_end = memmem::find(rest, b": ")?;
+    let action_end = finder!(b": ").find(rest)?;
     let action = &rest[..action_end];
     let known = matches!(
         action,
@@ -137,7 +136,7 @@ fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
     }
     let mut client = None;
     let mut reply: &[u8] = b"";
-    if let Some((_, after)) = split_once(body, b" from ")
+    if let Some((_, after)) = split_once(body, finder!(b" from "))
         && let Some((p, r)) = peer(after)
     {
         client = Some(p);
@@ -146,11 +145,11 @@ fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
     if client.is_none() {
         reply = body[stage_end..].trim_ascii_start();
     }
-    let from = field(rest, b"from=").map(unbracket);
-    let to = field(rest, b"to=").map(unbracket);
+    let from = field(rest, finder!(b"from=")).map(unbracket);
+    let to = field(rest, finder!(b"to=")).map(unbracket);
     // For header/body checks the reply follows the last ": " after helo=.
     if !smtp_stage {
-        if let Some(i) = memmem::rfind(rest, b": ") {
+        if let Some(i) = memchr::memmem::rfind(rest, b": ") {
             reply = &rest[i + 2..];
         }
     } else if let Some(i) = memchr::memchr(b';', reply) {
@@ -170,7 +169,7 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
         Daemon::Smtpd => {
             if let Some(c) = rest.strip_prefix(b"client=") {
                 let (client, after) = peer(c)?;
-                let sasl_user = field(after, b"sasl_username=");
+                let sasl_user = field(after, finder!(b"sasl_username="));
                 return Some(Kind::Client { qid, client, sasl_user });
             }
             // Actions from access/header checks that do not refuse, and
@@ -200,11 +199,11 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
                 let (from, after) = bracketed_or_bare(f)?;
                 // `status=force-expired` (postsuper -e) returns the message
                 // to its sender just the same.
-                if memmem::find(after, b"status=expired").is_some() || memmem::find(after, b"status=force-expired").is_some() {
+                if finder!(b"status=expired").find(after).is_some() || finder!(b"status=force-expired").find(after).is_some() {
                     return Some(Kind::Expired { qid, from });
                 }
-                let size = field(after, b"size=").and_then(parse_u64).unwrap_or(0);
-                let nrcpt = field(after, b"nrcpt=").and_then(parse_u32).unwrap_or(0);
+                let size = field(after, finder!(b"size=")).and_then(parse_u64).unwrap_or(0);
+                let nrcpt = field(after, finder!(b"nrcpt=")).and_then(parse_u32).unwrap_or(0);
                 return Some(Kind::QueueActive { qid, from, size, nrcpt });
             }
             starts_any(rest, &[b"skipped, still being delivered", b"requeued", b"held"]).then_some(Kind::Info { client: None })
@@ -236,7 +235,7 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
             .then(|| Kind::Info { client: bracket_addr(rest) })
         }
         Daemon::Bounce => {
-            let (what, new) = split_once(rest, b" notification: ")?;
+            let (what, new) = split_once(rest, finder!(b" notification: "))?;
             let kind = match what {
                 b"sender non-delivery" => Notice::NonDelivery,
                 b"sender delay" => Notice::Delay,
@@ -247,7 +246,7 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
             Some(Kind::Notification { qid, kind, new_qid: QueueId::new(new.trim_ascii())? })
         }
         Daemon::Pickup => {
-            let from = field(rest, b"from=").map(unbracket)?;
+            let from = field(rest, finder!(b"from=")).map(unbracket)?;
             Some(Kind::Pickup { qid, from })
         }
         Daemon::Postsuper => match rest {
@@ -271,7 +270,7 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
                     b"SASL authentication failed",
                     b"unable to look up",
                 ],
-            ) || memmem::find(rest, b" said: ").is_some())
+            ) || finder!(b" said: ").find(rest).is_some())
             .then(|| Kind::Info { client: bracket_addr(rest) })
         }
         Daemon::Sendmail | Daemon::Postdrop => info(None),
@@ -315,7 +314,7 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
             let text = v[end..].trim_ascii();
             let text = text.strip_prefix(b"(").map_or(text, |t| t.strip_suffix(b")").unwrap_or(t));
             d.response = text;
-            if let Some((_, id)) = split_once(text, b"queued as ") {
+            if let Some((_, id)) = split_once(text, finder!(b"queued as ")) {
                 let n = id.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
                 d.queued_as = QueueId::new(&id[..n]);
             }
@@ -325,7 +324,7 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
         let key = &s[..eq];
         let v = &s[eq + 1..];
         // `relay=` can contain ", " only never; values end at ", ".
-        let end = memmem::find(v, b", ").unwrap_or(v.len());
+        let end = finder!(b", ").find(v).unwrap_or(v.len());
         let val = &v[..end];
         match key {
             b"relay" => d.relay = val,
@@ -357,7 +356,7 @@ fn tls_line(msg: &[u8]) -> Option<Kind<'_>> {
         b"SSL_connect error",
         b"TLS handshake",
     ];
-    (starts_any(msg, &tls) || memmem::find(msg, b"TLS connection established").is_some()).then(|| Kind::Info { client: bracket_addr(msg) })
+    (starts_any(msg, &tls) || finder!(b"TLS connection established").find(msg).is_some()).then(|| Kind::Info { client: bracket_addr(msg) })
 }
 
 fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
@@ -372,7 +371,7 @@ fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
     }
     if let Some(r) = msg.strip_prefix(b"disconnect from ") {
         let (client, after) = peer(r)?;
-        let commands = field(after, b"commands=").and_then(|v| {
+        let commands = field(after, finder!(b"commands=")).and_then(|v| {
             // `commands=5/6` when some failed: total is after the slash.
             let v = v.rsplit(|&c| c == b'/').next().unwrap_or(v);
             parse_u32(v)
@@ -381,7 +380,7 @@ fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
     }
     for lead in [&b"lost connection after "[..], b"timeout after "] {
         if let Some(r) = msg.strip_prefix(lead) {
-            let (after, p) = split_once(r, b" from ")?;
+            let (after, p) = split_once(r, finder!(b" from "))?;
             let (client, _) = peer(p)?;
             return Some(Kind::LostConnection { client, after });
         }

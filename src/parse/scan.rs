@@ -5,10 +5,33 @@
 
 use memchr::memmem;
 
-/// Splits `s` at the first occurrence of `needle`, dropping the needle.
-pub(crate) fn split_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
-    let i = memmem::find(s, needle)?;
-    Some((&s[..i], &s[i + needle.len()..]))
+/// A substring finder built once per call site (building one per call
+/// costs more than the search on short log lines).
+macro_rules! finder {
+    ($n:literal) => {{
+        static F: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new($n));
+        &*F
+    }};
+}
+pub(crate) use finder;
+
+/// Splits `s` at the first occurrence of the finder's needle, dropping it.
+pub(crate) fn split_once<'a>(s: &'a [u8], f: &memmem::Finder<'_>) -> Option<(&'a [u8], &'a [u8])> {
+    let i = f.find(s)?;
+    Some((&s[..i], &s[i + f.needle().len()..]))
+}
+
+/// Splits at the first `": "` (the most common separator, found with memchr).
+pub(crate) fn split_colon(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b':', &s[from..]) {
+        let at = from + i;
+        if s.get(at + 1) == Some(&b' ') {
+            return Some((&s[..at], &s[at + 2..]));
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Parses an unsigned decimal integer, rejecting empty input and overflow.
@@ -51,9 +74,10 @@ pub(crate) fn digits(s: &[u8], at: usize, width: usize) -> Option<u32> {
 
 /// The value of `key` (e.g. `b"rip="`) in a `, `-separated list, up to the
 /// next `,` or end. Keys are matched at the start or after `", "`/`" "`.
-pub(crate) fn field<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn field<'a>(s: &'a [u8], f: &memmem::Finder<'_>) -> Option<&'a [u8]> {
+    let key = f.needle();
     let mut from = 0;
-    while let Some(i) = memmem::find(&s[from..], key) {
+    while let Some(i) = f.find(&s[from..]) {
         let at = from + i;
         if at == 0 || matches!(s[at - 1], b' ' | b',' | b'(' | b'\t') {
             let v = &s[at + key.len()..];
@@ -96,9 +120,10 @@ mod tests {
 
     #[test]
     fn field_matches_only_at_word_start() {
-        assert_eq!(field(b"xrip=1, rip=2.3.4.5, lip=1", b"rip="), Some(&b"2.3.4.5"[..]));
-        assert_eq!(field(b"user=<a>, method=PLAIN", b"method="), Some(&b"PLAIN"[..]));
-        assert_eq!(field(b"nothing", b"rip="), None);
+        assert_eq!(field(b"xrip=1, rip=2.3.4.5, lip=1", finder!(b"rip=")), Some(&b"2.3.4.5"[..]));
+        assert_eq!(field(b"user=<a>, method=PLAIN", finder!(b"method=")), Some(&b"PLAIN"[..]));
+        assert_eq!(field(b"nothing", finder!(b"rip=")), None);
+        assert_eq!(split_colon(b"a:b: c"), Some((&b"a:b"[..], &b"c"[..])));
     }
 
     #[test]

@@ -21,7 +21,7 @@ const MAX_DECODED: u64 = 64 * 1024 * 1024;
 
 pub(crate) fn encode<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
     let raw = postcard::to_allocvec(items)?;
-    let mut z = flate2::write::DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), flate2::Compression::new(3));
+    let mut z = flate2::write::DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), flate2::Compression::new(1));
     z.write_all(&raw)?;
     Ok(z.finish()?)
 }

@@ -10,6 +10,7 @@
 
 pub(crate) mod blocks;
 pub mod query;
+pub mod writer;
 
 use crate::clock::Timestamp;
 use crate::limits::{BLOCK_RECORDS, DB_CACHE_BYTES};
@@ -39,6 +40,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("stored data could not be decoded: {0}")]
     Codec(#[from] CodecError),
+    #[error("the store writer stopped")]
+    WriterGone,
     #[error("database schema version {found} is newer than this postlens ({SCHEMA_VERSION}); upgrade postlens")]
     Schema { found: u32 },
 }
@@ -85,13 +88,23 @@ pub struct Checkpoint {
     pub last_time: i64,
 }
 
-/// Everything one commit writes.
-pub struct Batch<'a> {
+/// Everything one commit writes, owned so it can go to the writer thread.
+pub struct Batch {
     pub events: Vec<EventRec>,
     pub deliveries: Vec<DeliveryRec>,
-    pub tracker: &'a Tracker,
-    pub lines: &'a LineCounters,
+    /// The tracker's in-flight table as of the checkpoints ([`encode_tracker`]).
+    pub tracker: Vec<u8>,
+    pub lines: LineCounters,
     pub checkpoints: Vec<(String, Checkpoint)>,
+}
+
+/// Encodes the tracker for a [`Batch`] (done by the ingesting thread, at the
+/// exact point the checkpoints describe).
+///
+/// # Errors
+/// Encoding failure.
+pub fn encode_tracker(t: &Tracker) -> Result<Vec<u8>, StoreError> {
+    Ok(blocks::encode(std::slice::from_ref(t))?)
 }
 
 /// State restored at start-up.
@@ -219,7 +232,7 @@ impl Store {
     ///
     /// # Errors
     /// Database failure; nothing of the batch is then visible.
-    pub fn commit(&self, batch: &Batch<'_>, durable: bool) -> Result<(), StoreError> {
+    pub fn commit(&self, mut batch: Batch, durable: bool) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)?;
@@ -227,9 +240,8 @@ impl Store {
         {
             let mut eb = tx.open_table(EVENT_BLOCKS)?;
             let mut es = tx.open_table(EVENT_SUMS)?;
-            let mut events = batch.events.clone();
-            events.sort_by_key(|e| e.time);
-            for chunk in events.chunks(BLOCK_RECORDS) {
+            batch.events.sort_by_key(|e| e.time);
+            for chunk in batch.events.chunks(BLOCK_RECORDS) {
                 let sum = EventSummary::of(chunk);
                 let k = block_key(sum.min, self.next_seq());
                 eb.insert(k, blocks::encode(chunk)?.as_slice())?;
@@ -237,9 +249,8 @@ impl Store {
             }
             let mut db = tx.open_table(DELIVERY_BLOCKS)?;
             let mut ds = tx.open_table(DELIVERY_SUMS)?;
-            let mut dels = batch.deliveries.clone();
-            dels.sort_by_key(|d| d.time);
-            for chunk in dels.chunks(BLOCK_RECORDS) {
+            batch.deliveries.sort_by_key(|d| d.time);
+            for chunk in batch.deliveries.chunks(BLOCK_RECORDS) {
                 let sum = DeliverySummary::of(chunk);
                 let k = block_key(sum.min, self.next_seq());
                 db.insert(k, blocks::encode(chunk)?.as_slice())?;
@@ -250,8 +261,8 @@ impl Store {
                 cp.insert(name.as_str(), postcard::to_allocvec(c)?.as_slice())?;
             }
             let mut meta = tx.open_table(META)?;
-            meta.insert("tracker", blocks::encode(std::slice::from_ref(batch.tracker))?.as_slice())?;
-            meta.insert("lines", postcard::to_allocvec(batch.lines)?.as_slice())?;
+            meta.insert("tracker", batch.tracker.as_slice())?;
+            meta.insert("lines", postcard::to_allocvec(&batch.lines)?.as_slice())?;
             meta.insert("seq", postcard::to_allocvec(&self.seq.load(std::sync::atomic::Ordering::Relaxed))?.as_slice())?;
         }
         tx.commit()?;
