@@ -198,9 +198,9 @@ impl Pipeline {
         let job = Job { batch, durable, retention, ack: None };
         // A durable commit is a promise to the caller: wait for it.
         if durable {
-            self.writer.send_and_wait(job)?
+            self.writer.send_and_wait(job)?;
         } else {
-            self.writer.send(job)?
+            self.writer.send(job)?;
         }
         self.since_commit = 0;
         self.last_commit = Instant::now();

@@ -9,6 +9,8 @@
 mod dovecot;
 mod header;
 mod postfix;
+#[cfg(test)]
+mod proptests;
 pub(crate) mod scan;
 
 pub use header::RawTime;

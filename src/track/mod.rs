@@ -96,13 +96,34 @@ impl Output {
     }
 }
 
+/// Keys are already FNV-1a hashes: pass them through instead of hashing
+/// them again with `SipHash`.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// The in-flight table. Invariant: `msgs.len() <= MAX_INFLIGHT`,
 /// `links.len() <= MAX_LINKS`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Tracker {
-    msgs: HashMap<u64, Msg>,
+    msgs: KeyMap<Msg>,
     /// child key -> parent key for `queued as` hops not yet linked.
-    links: HashMap<u64, u64>,
+    links: KeyMap<u64>,
     link_order: VecDeque<u64>,
     pub counters: TrackerCounters,
     /// Log time of the latest event seen.
@@ -203,13 +224,11 @@ impl Msg {
 
     /// The delivery view of each recipient (final or pending), plus
     /// placeholders for recipients announced by `nrcpt` but never seen.
-    fn deliveries(&self, include_pending: bool, out: &mut Vec<DeliveryRec>) {
-        if self.is_generated() {
-            return;
-        }
-        let mut ids = self.chain.clone();
+    fn base(&self) -> DeliveryRec {
+        let mut ids = Vec::with_capacity(self.chain.len() + 1);
+        ids.extend(self.chain.iter().cloned());
         ids.push(self.qid.clone());
-        let base = DeliveryRec {
+        DeliveryRec {
             time: Timestamp(self.queue_time()),
             queue_time: Timestamp(self.queue_time()),
             queue_ids: ids,
@@ -219,27 +238,72 @@ impl Msg {
             sasl_user: self.sasl_user.clone(),
             client_ip: self.client_ip.clone(),
             ..DeliveryRec::default()
-        };
-        for r in &self.rcpts {
-            if r.handed_off || (r.outcome.is_none() && !include_pending) {
-                continue;
-            }
-            let mut d = base.clone();
-            if let Some(o) = r.outcome {
-                d.time = Timestamp(r.time);
-                d.outcome = Some(o);
-            }
-            d.recipient = Some(r.to.clone());
-            d.orig_recipient.clone_from(&r.orig_to);
-            d.direction = r.direction;
-            d.relay.clone_from(&r.relay);
-            d.dsn.clone_from(&r.dsn);
-            d.response.clone_from(&r.response);
-            d.attempts = r.attempts;
-            d.deferrals = r.deferrals;
-            out.push(d);
         }
-        if include_pending && self.counts_as_client() && self.chain.is_empty() {
+    }
+
+    /// The delivery of recipient `r` on top of the message fields in `base`.
+    fn fill(mut d: DeliveryRec, r: Rcpt) -> DeliveryRec {
+        if let Some(o) = r.outcome {
+            d.time = Timestamp(r.time);
+            d.outcome = Some(o);
+        }
+        d.recipient = Some(r.to);
+        d.orig_recipient = r.orig_to;
+        d.direction = r.direction;
+        d.relay = r.relay;
+        d.dsn = r.dsn;
+        d.response = r.response;
+        d.attempts = r.attempts;
+        d.deferrals = r.deferrals;
+        d
+    }
+
+    /// Consumes the message into its deliveries (decided ones, and pending
+    /// ones if `include_pending`), moving rather than copying the text.
+    fn into_deliveries(mut self, include_pending: bool, out: &mut Vec<DeliveryRec>) {
+        if self.is_generated() {
+            return;
+        }
+        let rcpts = std::mem::take(&mut self.rcpts);
+        let mut keep = rcpts.into_iter().filter(|r| !r.handed_off && (r.outcome.is_some() || include_pending)).peekable();
+        let Some(first) = keep.next() else { return };
+        if keep.peek().is_none() {
+            // One recipient (the common case): move everything.
+            let mut ids = std::mem::take(&mut self.chain);
+            ids.push(std::mem::take(&mut self.qid));
+            let base = DeliveryRec {
+                time: Timestamp(self.queue_time()),
+                queue_time: Timestamp(self.queue_time()),
+                queue_ids: ids,
+                message_id: self.message_id,
+                sender: self.sender,
+                notification_queue_id: self.notification_qid,
+                sasl_user: self.sasl_user,
+                client_ip: self.client_ip,
+                ..DeliveryRec::default()
+            };
+            out.push(Msg::fill(base, first));
+            return;
+        }
+        let base = self.base();
+        out.push(Msg::fill(base.clone(), first));
+        for r in keep {
+            out.push(Msg::fill(base.clone(), r));
+        }
+    }
+
+    /// The current view of an in-flight message: decided and pending
+    /// recipients, plus placeholders for recipients announced by `nrcpt`
+    /// but not seen yet.
+    fn view(&self, out: &mut Vec<DeliveryRec>) {
+        if self.is_generated() {
+            return;
+        }
+        let base = self.base();
+        for r in self.rcpts.iter().filter(|r| !r.handed_off) {
+            out.push(Msg::fill(base.clone(), r.clone()));
+        }
+        if self.counts_as_client() && self.chain.is_empty() {
             let seen = u32::try_from(self.rcpts.len()).unwrap_or(u32::MAX);
             for _ in seen..self.nrcpt.min(u32::try_from(MAX_RCPT_PER_MSG).unwrap_or(u32::MAX)) {
                 out.push(base.clone());
@@ -272,7 +336,7 @@ impl Tracker {
     pub fn inflight_deliveries(&self) -> Vec<DeliveryRec> {
         let mut v = Vec::new();
         for m in self.msgs.values() {
-            m.deliveries(true, &mut v);
+            m.view(&mut v);
         }
         // Deterministic order whatever the hash map's.
         v.sort_by(|a, b| (a.time, &a.queue_ids, &a.recipient).cmp(&(b.time, &b.queue_ids, &b.recipient)));
@@ -603,7 +667,7 @@ impl Tracker {
             self.counters.preceded_log += 1;
         }
         let include_pending = !dropped && m.removed;
-        m.deliveries(include_pending, &mut self.out.deliveries);
+        m.into_deliveries(include_pending, &mut self.out.deliveries);
     }
 
     fn evict(&mut self) {
