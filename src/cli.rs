@@ -262,7 +262,8 @@ fn status(a: &StatusArgs) -> Result<(), Failure> {
 fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
     let opts = a.format.build(&a.common, false)?;
     let f = std::fs::File::open(&a.file).map_err(|e| Failure::Usage(format!("{}: {e}", a.file.display())))?;
-    let mut lr = crate::ingest::reader::LineReader::new(f);
+    let r = crate::ingest::reader::ThreadedRead::spawn(f).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let mut lr = crate::ingest::reader::LineReader::new(r);
     let mut tracker = crate::track::Tracker::new();
     let year = opts.starting_year.unwrap_or(2026);
     let mut res = crate::clock::Resolver::new(opts.tz.clone(), year);

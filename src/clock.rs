@@ -47,7 +47,7 @@ pub struct Resolver {
     tz: TimeZone,
     year: i32,
     last_month: u8,
-    /// Cache: local (days, hour) → UTC offset in seconds.
+    /// Cache: local (date, hour) → UTC start of that local day, in seconds.
     cache_key: i64,
     cache_offset: i64,
 }
@@ -87,13 +87,15 @@ impl Resolver {
     }
 
     fn local(&mut self, y: i32, m: u8, d: u8, secs: u32) -> Timestamp {
-        let days = days_from_civil(y, m, d);
-        let key = days * 24 + i64::from(secs / 3600);
+        // Consecutive lines share the hour: cache (date, hour) -> day start
+        // minus offset, keyed without any date arithmetic.
+        let key = ((i64::from(y) * 16 + i64::from(m)) * 32 + i64::from(d)) * 24 + i64::from(secs / 3600);
         if key != self.cache_key {
             self.cache_key = key;
-            self.cache_offset = self.offset_at(y, m, d, secs / 3600);
+            let days = days_from_civil(y, m, d);
+            self.cache_offset = days * 86_400 - self.offset_at(y, m, d, secs / 3600);
         }
-        Timestamp(days * 86_400 + i64::from(secs) - self.cache_offset)
+        Timestamp(self.cache_offset + i64::from(secs))
     }
 
     fn offset_at(&self, y: i32, m: u8, d: u8, hour: u32) -> i64 {

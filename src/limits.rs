@@ -60,3 +60,8 @@ pub const COMMIT_LINES: u64 = 50_000;
 /// `COMMIT_LINES` lines' worth of records, so this bounds the memory between
 /// parsing and committing.
 pub const WRITER_QUEUE: usize = 1;
+
+/// Chunk size of the read-ahead thread, and how many chunks may be in
+/// flight: bounds the read-ahead memory to about 1 MiB.
+pub const READ_CHUNK: usize = 256 * 1024;
+pub const READ_AHEAD_CHUNKS: usize = 2;

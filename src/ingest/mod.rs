@@ -89,28 +89,35 @@ fn line_hash(line: &[u8]) -> u64 {
 /// A reader that counts the (compressed) bytes it passes on, for progress.
 struct Counting<R> {
     inner: R,
-    n: std::rc::Rc<std::cell::Cell<u64>>,
+    n: ByteCounter,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.n.set(self.n.get() + n as u64);
+        self.n.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 }
 
-type ByteCounter = std::rc::Rc<std::cell::Cell<u64>>;
+type ByteCounter = Arc<std::sync::atomic::AtomicU64>;
 
-/// Opens `path`, transparently decompressing gzip and bzip2 (by magic).
+/// Opens `path`, transparently decompressing gzip and bzip2 (by magic), on
+/// a read-ahead thread.
 fn open_decoded(path: &Path) -> io::Result<(Box<dyn Read>, ByteCounter)> {
+    let (r, n) = open_plain(path)?;
+    Ok((Box::new(reader::ThreadedRead::spawn(r)?), n))
+}
+
+/// [`open_decoded`] without the read-ahead thread (for peeking at the first line).
+fn open_plain(path: &Path) -> io::Result<(Box<dyn Read + Send>, ByteCounter)> {
     let mut f = std::fs::File::open(path)?;
     let mut magic = [0u8; 3];
     let n = f.read(&mut magic)?;
     let f = std::fs::File::open(path)?;
-    let counter = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = ByteCounter::default();
     let c = Counting { inner: f, n: counter.clone() };
-    let r: Box<dyn Read> = match &magic[..n] {
+    let r: Box<dyn Read + Send> = match &magic[..n] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(c))),
         [b'B', b'Z', b'h'] => Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(c))),
         _ => Box::new(c),
@@ -224,7 +231,7 @@ impl Pipeline {
         let name = path.display().to_string();
         // Identity and first month from the first line.
         let (first_hash, first_month) = {
-            let (r, _) = open_decoded(path).map_err(open_err)?;
+            let (r, _) = open_plain(path).map_err(open_err)?;
             let mut lr = LineReader::new(r);
             match lr.next_line(true).map_err(|source| IngestError::Read { name: name.clone(), source })? {
                 Some(Line::Ok(l)) => (
@@ -287,7 +294,7 @@ impl Pipeline {
                 if progress && last_progress.elapsed() >= Duration::from_millis(250) {
                     last_progress = Instant::now();
                     #[expect(clippy::cast_precision_loss, reason = "a percentage for display")]
-                    let pct = 100.0 * counter.get() as f64 / total.max(1) as f64;
+                    let pct = 100.0 * counter.load(std::sync::atomic::Ordering::Relaxed) as f64 / total.max(1) as f64;
                     eprint!("\r{name}: {pct:5.1} %  {} lines", summary.lines);
                 }
             }

@@ -180,3 +180,89 @@ mod tests {
         }
     }
 }
+
+/// Reads (and decompresses) a source on a helper thread, handing over
+/// filled chunks through a bounded channel, so system calls and gzip/bzip2
+/// decoding overlap with parsing. At most `READ_AHEAD_CHUNKS` chunks of
+/// `READ_CHUNK` bytes exist at a time (they are recycled).
+pub struct ThreadedRead {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl ThreadedRead {
+    /// Starts the reading thread.
+    ///
+    /// # Errors
+    /// The OS refused to start a thread.
+    pub fn spawn(mut inner: impl Read + Send + 'static) -> io::Result<ThreadedRead> {
+        use crate::limits::{READ_AHEAD_CHUNKS, READ_CHUNK};
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(READ_AHEAD_CHUNKS);
+        let (back, recycled) = std::sync::mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_CHUNKS + 1);
+        std::thread::Builder::new().name("postlens-read".into()).spawn(move || {
+            let mut spare = Vec::new();
+            loop {
+                let mut buf = recycled.try_recv().ok().or_else(|| spare.pop()).unwrap_or_default();
+                buf.resize(READ_CHUNK, 0);
+                let mut n = 0;
+                // Fill the chunk (short reads are common from decoders).
+                while n < buf.len() {
+                    match inner.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                if n == 0 {
+                    return;
+                }
+                buf.truncate(n);
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+                if spare.is_empty() {
+                    if let Ok(b) = recycled.try_recv() {
+                        spare.push(b);
+                    }
+                }
+            }
+        })?;
+        Ok(ThreadedRead { rx, back, cur: Vec::new(), pos: 0, done: false })
+    }
+}
+
+impl Read for ThreadedRead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(next)) => {
+                    let old = std::mem::replace(&mut self.cur, next);
+                    let _ = self.back.try_send(old);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

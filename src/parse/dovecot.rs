@@ -38,6 +38,7 @@ fn process(name: &[u8]) -> Option<Daemon> {
 }
 
 /// `Ok(None)`: not a Dovecot program.
+#[inline]
 pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
     let (daemon, msg) = match h.program {
         b"dovecot" | b"dovecot-auth" => {

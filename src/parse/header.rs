@@ -32,11 +32,23 @@ pub(crate) struct Header<'a> {
     pub msg: &'a [u8],
 }
 
-const MONTHS: [&[u8; 3]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 fn month(s: &[u8]) -> Option<u8> {
-    let m = s.get(..3)?;
-    MONTHS.iter().position(|x| &x[..] == m).and_then(|i| u8::try_from(i + 1).ok())
+    Some(match s.get(..3)? {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -158,13 +170,24 @@ fn tai64n(s: &[u8]) -> Option<(RawTime, &[u8])> {
     Some((RawTime::Unix(secs), &s[26..]))
 }
 
+/// Bytes that end (or open a parenthesised part of) a program name.
+const DELIM: [bool; 92] = {
+    let mut t = [false; 92];
+    t[b' ' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b':' as usize] = true;
+    t[b'(' as usize] = true;
+    t
+};
+
 /// Splits `prog[pid]: msg` or `prog: msg`. The program is one token without
 /// spaces; a `(...)` suffix like `auth-worker(default)` stays part of it, even
 /// with a `:` inside (Dovecot 2.4: `auth(user,ip,sasl:login)<session>: …`).
 fn program(s: &[u8]) -> Option<(&[u8], Option<u32>, &[u8])> {
     let mut from = 0;
     let end = loop {
-        let i = from + s.get(from..)?.iter().position(|&c| matches!(c, b' ' | b'[' | b':' | b'('))?;
+        // Program names are short: a plain scan beats memchr's set-up.
+        let i = from + s.get(from..)?.iter().position(|&c| c <= b'[' && DELIM[usize::from(c)])?;
         if s[i] != b'(' {
             break i;
         }
@@ -202,6 +225,7 @@ fn is_level(word: &[u8]) -> bool {
 }
 
 /// After the time stamp: `[host ]program[pid]: msg`.
+#[inline]
 fn host_and_program(time: RawTime, s: &[u8]) -> Option<Header<'_>> {
     let sp = memchr::memchr(b' ', s);
     // First token ends with ':' (or `[pid]:`) -> no host.
@@ -225,6 +249,7 @@ fn host_and_program(time: RawTime, s: &[u8]) -> Option<Header<'_>> {
 }
 
 /// Decodes the header of `line` in any of the auto-detected formats.
+#[inline]
 pub(crate) fn header(line: &[u8]) -> Option<Header<'_>> {
     let first = *line.first()?;
     let (time, rest) = if first.is_ascii_digit() {

@@ -8,6 +8,7 @@ use super::scan::{angle, field, finder, leading_u32, parse_u32, parse_u64, split
 use super::{Daemon, Delivery, Event, Kind, Notice, QueueId, Status, Unparsed, peer};
 
 /// `Ok(None)`: not a Postfix program.
+#[inline]
 pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
     let prog = h.program;
     if !prog.starts_with(b"postfix") {
@@ -54,6 +55,7 @@ fn diagnostic(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
     info(bracket_addr(rest))
 }
 
+#[inline]
 fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
     if msg.is_empty() {
         return None;
@@ -101,6 +103,7 @@ fn starts_any(s: &[u8], prefixes: &[&[u8]]) -> bool {
 }
 
 /// `NOQUEUE: reject: RCPT from name[addr]: 554 …; from=<a> to=<b> proto=ESMTP helo=<h>`
+#[inline]
 fn noqueue(daemon: Daemon, rest: &[u8]) -> Option<Kind<'_>> {
     if let Some(k) = reject(None, rest) {
         return Some(k);
@@ -120,6 +123,7 @@ fn noqueue(daemon: Daemon, rest: &[u8]) -> Option<Kind<'_>> {
 
 /// `reject: STAGE from PEER: REPLY; from=<…> to=<…> …` and `milter-reject:`;
 /// also cleanup's `reject: header Subject: … from PEER; from=<…> …: 5.7.1 …`.
+#[inline]
 fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
     let body = rest
         .strip_prefix(b"reject: ")
@@ -158,6 +162,7 @@ fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
     Some(Kind::Reject { qid, stage, client, reply, from, to })
 }
 
+#[inline]
 fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'a>> {
     if rest.starts_with(b"to=") {
         return delivery(qid, rest).map(Kind::Delivery);
@@ -279,6 +284,7 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
 }
 
 /// `to=<a>, [orig_to=<b>,] relay=R, [conn_use=N,] delay=D, delays=a/b/c/d, dsn=X.Y.Z, status=WORD (text)`
+#[inline]
 fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
     let (to, mut s) = bracketed_or_bare(rest.strip_prefix(b"to=")?)?;
     let mut d = Delivery {
@@ -359,6 +365,7 @@ fn tls_line(msg: &[u8]) -> Option<Kind<'_>> {
     (starts_any(msg, &tls) || finder!(b"TLS connection established").find(msg).is_some()).then(|| Kind::Info { client: bracket_addr(msg) })
 }
 
+#[inline]
 fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
     // Some Postfix versions log the before-queue filter's refusal without
     // a `NOQUEUE:`/queue-ID prefix.
