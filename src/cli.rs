@@ -223,7 +223,8 @@ fn report(a: &ReportArgs) -> Result<(), Failure> {
     let w = Window { from: Some(Timestamp(start.timestamp().as_second())), to: Some(Timestamp(end.timestamp().as_second())) };
     let s = store.stats(w)?;
     let dels = store.deliveries_in(w)?;
-    let text = crate::report::render(&day.to_string(), &s, &dels, &tz);
+    let domains = store.domains(w)?;
+    let text = crate::report::render(&day.to_string(), &s, &dels, &domains, &tz);
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(())
 }

@@ -19,7 +19,7 @@ fn top(map: HashMap<String, u64>, n: usize) -> Vec<(String, u64)> {
     v
 }
 
-pub fn render(day: &str, s: &Stats, dels: &[DeliveryRec], tz: &TimeZone) -> String {
+pub fn render(day: &str, s: &Stats, dels: &[DeliveryRec], domains: &[(String, crate::store::DomainCounts)], tz: &TimeZone) -> String {
     let mut t = String::new();
     let d = &s.deliveries;
     let _ = writeln!(t, "Postfix log summary for {day}\n");
@@ -78,6 +78,15 @@ pub fn render(day: &str, s: &Stats, dels: &[DeliveryRec], tz: &TimeZone) -> Stri
         for (k, n) in v {
             let _ = writeln!(t, "{n:>8}  {k}");
         }
+    }
+    let _ = writeln!(t, "\nDeferrals by recipient domain\n-----------------------------");
+    let mut deferred: Vec<_> = domains.iter().filter(|(_, c)| c.deferrals > 0).collect();
+    deferred.sort_by_key(|(d, c)| (std::cmp::Reverse(c.deferrals), d.clone()));
+    if deferred.is_empty() {
+        let _ = writeln!(t, "  none");
+    }
+    for (d, c) in deferred.into_iter().take(10) {
+        let _ = writeln!(t, "{:>8}  {}", c.deferrals, if d.is_empty() { "(none)" } else { d });
     }
     let _ = writeln!(t, "\nAuthentication failures by IP\n-----------------------------");
     if s.auth_failures.by_ip.is_empty() {

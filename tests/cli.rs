@@ -265,3 +265,21 @@ fn report_and_status_answer() {
     assert_eq!(st["sources"].as_array().unwrap().len(), 1);
     assert!(st["db_bytes"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn domain_hour_counters_agree_with_deliveries() {
+    let d = TempDir::new("domains");
+    let Some(log) = scenario_log(&d) else { return };
+    let ws = d.s("ws");
+    // The scenarios span several years: keep them all.
+    ok(&["import", "--workspace", &ws, "--log-starting-year", "2020", "--retention", "36500d", &log]);
+    let s = stats_json(d.path().join("ws").as_path());
+    let store = postlens::store::Store::open_existing(d.path().join("ws").as_path()).unwrap();
+    let doms = store.domains(postlens::store::query::Window::default()).unwrap();
+    let sum = |f: &dyn Fn(&postlens::store::DomainCounts) -> u64| doms.iter().map(|(_, c)| f(c)).sum::<u64>();
+    assert_eq!(sum(&|c| c.outbound[0] + c.inbound[0]), s["deliveries"]["sent"].as_u64().unwrap());
+    assert_eq!(sum(&|c| c.outbound[1] + c.inbound[1]), s["deliveries"]["bounced"].as_u64().unwrap());
+    assert_eq!(sum(&|c| c.outbound[2] + c.inbound[2]), s["deliveries"]["expired"].as_u64().unwrap());
+    assert_eq!(sum(&|c| c.deferrals), s["deferrals"].as_u64().unwrap());
+    assert!(doms.iter().any(|(d, c)| d == "example.com" && c.outbound[1] > 0), "{doms:?}");
+}

@@ -137,50 +137,6 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
-        let mut r = LineReader::new(input);
-        let mut v = Vec::new();
-        while let Some(l) = r.next_line(true).expect("read") {
-            v.push(match l {
-                Line::Ok(b) => Some(b.to_vec()),
-                Line::TooLong => None,
-            });
-        }
-        assert_eq!(r.offset(), input.len() as u64);
-        v
-    }
-
-    #[test]
-    fn splits_and_reports_long_lines() {
-        assert_eq!(lines(b"a\nbb\n\nc"), [Some(b"a".to_vec()), Some(b"bb".to_vec()), Some(vec![]), Some(b"c".to_vec())]);
-        let mut big = vec![b'x'; MAX_LINE * 5];
-        big.extend_from_slice(b"\nok\n");
-        assert_eq!(lines(&big), [None, Some(b"ok".to_vec())]);
-    }
-
-    #[test]
-    fn partial_last_line_waits_when_following() {
-        let mut r = LineReader::new(&b"a\npart"[..]);
-        assert!(matches!(r.next_line(false).expect("io"), Some(Line::Ok(b"a"))));
-        assert!(r.next_line(false).expect("io").is_none());
-        assert_eq!(r.offset(), 2);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn matches_naive_split(input in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::prelude::any::<u8>()], 0..4000)) {
-            let got = lines(&input);
-            let mut want: Vec<Option<Vec<u8>>> = input.split(|&c| c == b'\n').map(|l| if l.len() > MAX_LINE { None } else { Some(l.to_vec()) }).collect();
-            if input.last() == Some(&b'\n') || input.is_empty() { want.pop(); }
-            proptest::prop_assert_eq!(got, want);
-        }
-    }
-}
-
 /// Reads (and decompresses) a source on a helper thread, handing over
 /// filled chunks through a bounded channel, so system calls and gzip/bzip2
 /// decoding overlap with parsing. At most `READ_AHEAD_CHUNKS` chunks of
@@ -227,10 +183,10 @@ impl ThreadedRead {
                 if tx.send(Ok(buf)).is_err() {
                     return;
                 }
-                if spare.is_empty() {
-                    if let Ok(b) = recycled.try_recv() {
-                        spare.push(b);
-                    }
+                if spare.is_empty()
+                    && let Ok(b) = recycled.try_recv()
+                {
+                    spare.push(b);
                 }
             }
         })?;
@@ -264,5 +220,49 @@ impl Read for ThreadedRead {
         out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let mut r = LineReader::new(input);
+        let mut v = Vec::new();
+        while let Some(l) = r.next_line(true).expect("read") {
+            v.push(match l {
+                Line::Ok(b) => Some(b.to_vec()),
+                Line::TooLong => None,
+            });
+        }
+        assert_eq!(r.offset(), input.len() as u64);
+        v
+    }
+
+    #[test]
+    fn splits_and_reports_long_lines() {
+        assert_eq!(lines(b"a\nbb\n\nc"), [Some(b"a".to_vec()), Some(b"bb".to_vec()), Some(vec![]), Some(b"c".to_vec())]);
+        let mut big = vec![b'x'; MAX_LINE * 5];
+        big.extend_from_slice(b"\nok\n");
+        assert_eq!(lines(&big), [None, Some(b"ok".to_vec())]);
+    }
+
+    #[test]
+    fn partial_last_line_waits_when_following() {
+        let mut r = LineReader::new(&b"a\npart"[..]);
+        assert!(matches!(r.next_line(false).expect("io"), Some(Line::Ok(b"a"))));
+        assert!(r.next_line(false).expect("io").is_none());
+        assert_eq!(r.offset(), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_naive_split(input in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::prelude::any::<u8>()], 0..4000)) {
+            let got = lines(&input);
+            let mut want: Vec<Option<Vec<u8>>> = input.split(|&c| c == b'\n').map(|l| if l.len() > MAX_LINE { None } else { Some(l.to_vec()) }).collect();
+            if input.last() == Some(&b'\n') || input.is_empty() { want.pop(); }
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

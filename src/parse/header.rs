@@ -32,7 +32,6 @@ pub(crate) struct Header<'a> {
     pub msg: &'a [u8],
 }
 
-
 fn month(s: &[u8]) -> Option<u8> {
     Some(match s.get(..3)? {
         b"Jan" => 1,

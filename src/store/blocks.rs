@@ -64,7 +64,7 @@ impl EventSummary {
         match k {
             EventKind::Connection => self.connections += 1,
             EventKind::Rejected => self.rejected += 1,
-            EventKind::Deferral => self.deferrals += 1,
+            EventKind::Deferral { .. } => self.deferrals += 1,
             EventKind::Queued(n) => self.queued += i64::from(*n),
             EventKind::WithDeferral(n) => self.with_deferral += i64::from(*n),
             EventKind::Notification(n) => {

@@ -28,7 +28,44 @@ const EVENT_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_sums
 const DELIVERY_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("delivery_blocks");
 const DELIVERY_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("delivery_sums");
 
+/// Per-hour counters by recipient domain: key = hour (u32, big-endian) ++
+/// domain; value = [`DomainCounts`]. Hour resolution, for dashboards.
+const DOMAIN_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("domain_hours");
+
 const SCHEMA_VERSION: u32 = 1;
+
+/// Final outcomes and deferrals of one recipient domain.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DomainCounts {
+    /// [sent, bounced, expired]
+    pub outbound: [u64; 3],
+    pub inbound: [u64; 3],
+    pub deferrals: u64,
+}
+
+impl DomainCounts {
+    pub fn add(&mut self, o: &DomainCounts) {
+        for i in 0..3 {
+            self.outbound[i] += o.outbound[i];
+            self.inbound[i] += o.inbound[i];
+        }
+        self.deferrals += o.deferrals;
+    }
+    pub fn total(&self) -> u64 {
+        self.outbound.iter().chain(&self.inbound).sum::<u64>() + self.deferrals
+    }
+}
+
+fn hour_of(t: i64) -> u32 {
+    u32::try_from(t.max(0) / 3600).unwrap_or(u32::MAX)
+}
+
+fn domain_key(hour: u32, domain: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + domain.len());
+    k.extend_from_slice(&hour.to_be_bytes());
+    k.extend_from_slice(domain.as_bytes());
+    k
+}
 pub const DB_FILE: &str = "postlens.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +205,7 @@ impl Store {
             tx.open_table(EVENT_SUMS)?;
             tx.open_table(DELIVERY_BLOCKS)?;
             tx.open_table(DELIVERY_SUMS)?;
+            tx.open_table(DOMAIN_HOURS)?;
         }
         tx.commit()?;
         Ok(())
@@ -256,6 +294,31 @@ impl Store {
                 db.insert(k, blocks::encode(chunk)?.as_slice())?;
                 ds.insert(k, postcard::to_allocvec(&sum)?.as_slice())?;
             }
+            let mut agg: BTreeMap<(u32, String), DomainCounts> = BTreeMap::new();
+            for d in &batch.deliveries {
+                let o = d.outcome().index();
+                if o > 2 {
+                    continue;
+                }
+                let dom = d.recipient_domain();
+                let c = agg.entry((hour_of(d.time.0), dom)).or_default();
+                match d.direction() {
+                    crate::track::Direction::Outbound => c.outbound[o] += 1,
+                    crate::track::Direction::Inbound => c.inbound[o] += 1,
+                }
+            }
+            for e in &batch.events {
+                if let crate::track::EventKind::Deferral { domain } = &e.kind {
+                    agg.entry((hour_of(e.time.0), domain.clone())).or_default().deferrals += 1;
+                }
+            }
+            let mut dh = tx.open_table(DOMAIN_HOURS)?;
+            for ((hour, dom), c) in agg {
+                let k = domain_key(hour, &dom);
+                let mut cur: DomainCounts = dh.get(k.as_slice())?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
+                cur.add(&c);
+                dh.insert(k.as_slice(), postcard::to_allocvec(&cur)?.as_slice())?;
+            }
             let mut cp = tx.open_table(CHECKPOINTS)?;
             for (name, c) in &batch.checkpoints {
                 cp.insert(name.as_str(), postcard::to_allocvec(c)?.as_slice())?;
@@ -306,6 +369,13 @@ impl Store {
                     s.remove(k)?;
                     deleted += 1;
                 }
+            }
+            let mut dh = tx.open_table(DOMAIN_HOURS)?;
+            let end = domain_key(hour_of(cutoff.0), "");
+            let doomed: Vec<Vec<u8>> =
+                dh.range(..end.as_slice())?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value().to_vec())).collect::<Result<_, _>>()?;
+            for k in doomed {
+                dh.remove(k.as_slice())?;
             }
         }
         tx.commit()?;

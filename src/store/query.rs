@@ -3,7 +3,7 @@
 //! answer while the writer commits.
 
 use super::blocks::{self, DeliverySummary, EventSummary};
-use super::{DELIVERY_BLOCKS, DELIVERY_SUMS, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError};
+use super::{DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_HOURS, DomainCounts, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError};
 use crate::clock::Timestamp;
 use crate::limits::MAX_AUTH_IPS_REPORTED;
 use crate::track::{DeliveryRec, Direction, EventRec, Outcome};
@@ -382,6 +382,42 @@ impl Store {
         hits.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.queue_ids.cmp(&a.queue_ids)));
         hits.truncate(q.limit);
         Ok(hits)
+    }
+
+    /// Final outcomes and deferrals per recipient domain over the window,
+    /// at hour resolution (`from` rounds down, `to` up to the hour), most
+    /// active first.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn domains(&self, w: Window) -> Result<Vec<(String, DomainCounts)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(DOMAIN_HOURS)?;
+        let lo = w.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
+        let hi = w.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));
+        let mut agg: HashMap<String, DomainCounts> = HashMap::new();
+        for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
+            let (k, v) = row?;
+            let dom = String::from_utf8_lossy(&k.value()[4..]).into_owned();
+            agg.entry(dom).or_default().add(&postcard::from_bytes(v.value())?);
+        }
+        // Decided recipients of messages still in flight, as `stats` counts them.
+        let (_, tracker) = self.lifetime()?;
+        for d in tracker.inflight_deliveries() {
+            let o = d.outcome().index();
+            if o > 2 || !w.contains(d.time.0) {
+                continue;
+            }
+            let dom = d.recipient_domain();
+            let c = agg.entry(dom).or_default();
+            match d.direction() {
+                Direction::Outbound => c.outbound[o] += 1,
+                Direction::Inbound => c.inbound[o] += 1,
+            }
+        }
+        let mut v: Vec<_> = agg.into_iter().collect();
+        v.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
+        Ok(v)
     }
 
     /// Every delivery decided (or queued, if pending) inside the window, in

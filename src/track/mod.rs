@@ -164,6 +164,14 @@ fn text(s: &[u8], cap: usize) -> String {
     }
 }
 
+/// The lower-cased domain of an address (`""` when it has none).
+pub(crate) fn domain_of(addr: &[u8]) -> String {
+    let d = memchr::memrchr(b'@', addr).map_or(&b""[..], |i| &addr[i + 1..]);
+    let mut s = text(d, MAX_FIELD);
+    s.make_ascii_lowercase();
+    s
+}
+
 fn is_loopback(addr: &[u8]) -> bool {
     addr.starts_with(b"127.") || addr == b"::1" || addr == b"::ffff:127.0.0.1"
 }
@@ -557,7 +565,8 @@ impl Tracker {
             Status::Probe => {}
         }
         if deferral {
-            self.emit(t, EventKind::Deferral);
+            let domain = domain_of(d.to);
+            self.emit(t, EventKind::Deferral { domain });
             let m = self.msgs.get_mut(&k).expect("message inserted above");
             if m.counts_as_client() && !m.deferral_counted {
                 m.deferral_counted = true;

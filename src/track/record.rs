@@ -73,7 +73,10 @@ impl Proto {
 pub enum EventKind {
     Connection,
     Rejected,
-    Deferral,
+    /// A `status=deferred` line, with the recipient's domain.
+    Deferral {
+        domain: String,
+    },
     /// `messages.queued` (+1), or its retraction (-1) when a message turns out
     /// to be the re-injected copy behind a content filter.
     Queued(i8),
@@ -142,5 +145,9 @@ impl DeliveryRec {
     }
     pub fn direction(&self) -> Direction {
         self.direction.unwrap_or(Direction::Outbound)
+    }
+    /// The recipient's domain, lower-cased (`""` if unknown).
+    pub fn recipient_domain(&self) -> String {
+        self.recipient.as_deref().and_then(|r| r.rsplit_once('@')).map_or_else(String::new, |(_, x)| x.to_ascii_lowercase())
     }
 }

@@ -100,7 +100,7 @@ Jan  6 10:00:00 h postfix/qmgr[2]: 1111111111: removed
     let mut got: Vec<_> = out.deliveries.iter().map(|d| (d.recipient.clone().unwrap_or_default(), d.outcome(), d.deferrals)).collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got, [("x@b.com".into(), Outcome::Expired, 1), ("y@c.com".into(), Outcome::Sent, 1)]);
-    assert_eq!(count(&out, |k| matches!(k, EventKind::Deferral)), 2);
+    assert_eq!(count(&out, |k| matches!(k, EventKind::Deferral { .. })), 2);
     assert_eq!(count(&out, |k| matches!(k, EventKind::WithDeferral(1))), 1);
 }
 

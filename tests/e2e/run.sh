@@ -281,7 +281,10 @@ log "running workload"
 python3 "$HERE/workload.py" run --work "$WORK" --sasl-user "$SASL_USER" --sasl-pass "$SASL_PASS" \
   || die "workload failed"
 
-queue_empty() { [ -z "$(postqueue -j 2>/dev/null)" ] && [ -z "$(find /var/spool/postfix/maildrop -type f 2>/dev/null)" ]; }
+queue_empty() {  # a failing postqueue (postfix down) is "not empty", not "empty"
+  local q; q="$(postqueue -j 2>/dev/null)" || return 1
+  [ -z "$q" ] && [ -z "$(find /var/spool/postfix/maildrop -type f 2>/dev/null)" ]
+}
 log "waiting for the queue to drain (deferrals, expiry, notifications; timeout ${TIMEOUT}s)"
 end=$(( $(date +%s) + TIMEOUT )); empty_since=""
 while :; do
@@ -336,7 +339,7 @@ if [ -n "${POSTLENS:-}" ]; then
     if ! "$POSTLENS" stats --workspace "$ws" --json >"$OUT/stats-$fmt.json" 2>"$OUT/postlens-stats-$fmt.err"; then
       cat "$OUT/postlens-stats-$fmt.err" >&2; log "FAIL: postlens stats ($fmt) exited non-zero"; rc=1; continue
     fi
-    if python3 "$HERE/compare.py" "$OUT/truth.json" "$OUT/stats-$fmt.json"; then
+    if python3 "$HERE/compare.py" --quiet "$OUT/truth.json" "$OUT/stats-$fmt.json"; then
       log "PASS: $fmt log matches truth"
     else
       log "FAIL: $fmt log does not match truth"; rc=1
