@@ -344,6 +344,12 @@ if [ -n "${POSTLENS:-}" ]; then
     else
       log "FAIL: $fmt log does not match truth"; rc=1
     fi
+    "$POSTLENS" search --workspace "$ws" --json --limit 100000 >"$OUT/search-$fmt.json"
+    if python3 "$HERE/compare_search.py" "$OUT/truth-detail.json" "$OUT/search-$fmt.json"; then
+      log "PASS: $fmt search matches the per-delivery truth"
+    else
+      log "FAIL: $fmt search does not match the per-delivery truth"; rc=1
+    fi
   done
 else
   log "POSTLENS not set: produced logs and truth only"
