@@ -108,29 +108,29 @@ impl DeliverySummary {
             if d.outcome() == Outcome::Sent && d.deferrals > 0 {
                 s.deferred_then_sent += 1;
             }
-            for k in search_keys(d) {
-                s.bloom.insert(k.as_bytes());
-            }
+            for_each_search_key(d, |k| s.bloom.insert(k));
         }
         s
     }
 }
 
-/// The lower-cased keys a delivery can be found by.
-pub(crate) fn search_keys(d: &DeliveryRec) -> Vec<String> {
-    let mut v = Vec::with_capacity(6);
-    for a in [&d.sender, &d.recipient].into_iter().flatten() {
-        let a = a.to_ascii_lowercase();
+/// Calls `f` with each key a delivery can be found by: sender, recipient,
+/// original recipient, their `@domain`s, every queue ID and the Message-ID. Keys are compared
+/// case-insensitively (the filter hashes lower-cased bytes), so nothing is
+/// allocated here.
+pub(crate) fn for_each_search_key(d: &DeliveryRec, mut f: impl FnMut(&[u8])) {
+    for a in [&d.sender, &d.recipient, &d.orig_recipient].into_iter().flatten() {
         if let Some(at) = a.rfind('@') {
-            v.push(a[at..].to_owned());
+            f(&a.as_bytes()[at..]);
         }
-        v.push(a);
+        f(a.as_bytes());
     }
-    v.extend(d.queue_ids.iter().map(|q| q.to_ascii_lowercase()));
+    for q in &d.queue_ids {
+        f(q.as_bytes());
+    }
     if let Some(m) = &d.message_id {
-        v.push(m.to_ascii_lowercase());
+        f(m.as_bytes());
     }
-    v
 }
 
 /// A small Bloom filter (3 probes, ~10 bits per key: ~1 % false positives).
@@ -160,7 +160,7 @@ impl Bloom {
     fn probes(&self, key: &[u8]) -> [usize; 3] {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for &b in key {
-            h ^= u64::from(b);
+            h ^= u64::from(b.to_ascii_lowercase());
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
         let h2 = h.rotate_left(31).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -178,7 +178,8 @@ impl Bloom {
         }
     }
 
-    /// May the filter hold `key`? An empty filter answers yes.
+    /// May the filter hold `key` (compared case-insensitively)? An empty
+    /// filter answers yes.
     pub fn may_contain(&self, key: &[u8]) -> bool {
         self.bits.is_empty() || self.probes(key).iter().all(|&p| self.bits[p / 8] & (1 << (p % 8)) != 0)
     }

@@ -268,18 +268,15 @@ impl Query {
         }
     }
 
-    /// Keys that every match must carry (for the block filters).
+    /// Keys that every match must carry (for the block filters; recipient
+    /// and original recipient go into the same filter, so either matches).
     fn required_keys(&self) -> Vec<String> {
         let mut v = Vec::new();
-        if let Some(s) = &self.sender {
-            v.push(s.to_ascii_lowercase());
-        }
-        if let Some(r) = &self.recipient {
-            // orig_recipient is not in the filter: only filter on sender/id.
-            let _ = r;
+        for a in [&self.sender, &self.recipient].into_iter().flatten() {
+            v.push(a.clone());
         }
         if let Some(id) = &self.id {
-            v.push(id.trim_matches(|c| c == '<' || c == '>').to_ascii_lowercase());
+            v.push(id.trim_matches(|c| c == '<' || c == '>').to_owned());
         }
         v
     }
