@@ -203,7 +203,7 @@ fn program(s: &[u8]) -> Option<(&[u8], Option<u32>, &[u8])> {
     }
     match s[end] {
         b'[' => {
-            let close = end + 1 + memchr::memchr(b']', &s[end + 1..])?;
+            let close = end + 1 + super::scan::find_byte(b']', &s[end + 1..])?;
             let pid = super::scan::parse_u32(&s[end + 1..close]);
             let rest = s.get(close + 1..)?;
             let rest = rest.strip_prefix(b":")?;
@@ -226,7 +226,7 @@ fn is_level(word: &[u8]) -> bool {
 /// After the time stamp: `[host ]program[pid]: msg`.
 #[inline]
 fn host_and_program(time: RawTime, s: &[u8]) -> Option<Header<'_>> {
-    let sp = memchr::memchr(b' ', s);
+    let sp = super::scan::find_byte(b' ', s);
     // First token ends with ':' (or `[pid]:`) -> no host.
     let first = &s[..sp.unwrap_or(s.len())];
     if first.ends_with(b":") {

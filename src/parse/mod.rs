@@ -363,12 +363,12 @@ pub fn parse(line: &[u8]) -> Result<Event<'_>, Unparsed> {
 /// Parses `name[addr]` or `name[addr]:port` at the start of `s`; returns the
 /// peer and the rest.
 pub(crate) fn peer(s: &[u8]) -> Option<(Peer<'_>, &[u8])> {
-    let open = memchr::memchr(b'[', s)?;
+    let open = scan::find_byte(b'[', s)?;
     let name = &s[..open];
     if name.contains(&b' ') {
         return None;
     }
-    let close = open + 1 + memchr::memchr(b']', &s[open + 1..])?;
+    let close = open + 1 + scan::find_byte(b']', &s[open + 1..])?;
     let addr = &s[open + 1..close];
     let mut rest = &s[close + 1..];
     let mut port = None;

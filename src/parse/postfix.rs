@@ -4,7 +4,7 @@
 //! component and the daemon the last.
 
 use super::header::Header;
-use super::scan::{angle, field, finder, leading_u32, parse_u32, parse_u64, split_colon, split_once, unbracket};
+use super::scan::{angle, field, find_byte, finder, leading_u32, parse_u32, parse_u64, rfind_byte, split_colon, split_once, unbracket};
 use super::{Daemon, Delivery, Event, Kind, Notice, QueueId, Status, Unparsed, peer};
 
 /// `Ok(None)`: not a Postfix program.
@@ -14,7 +14,7 @@ pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
     if !prog.starts_with(b"postfix") {
         return Ok(None);
     }
-    let (instance, daemon_name) = match (memchr::memchr(b'/', prog), memchr::memrchr(b'/', prog)) {
+    let (instance, daemon_name) = match (find_byte(b'/', prog), rfind_byte(b'/', prog)) {
         (Some(first), Some(last)) => (&prog[..first], &prog[last + 1..]),
         _ if prog == b"postfix-script" => (&b"postfix"[..], prog),
         _ if prog == b"postfix" || prog.starts_with(b"postfix-") => (prog, &b""[..]),
@@ -31,8 +31,8 @@ fn info(client: Option<&[u8]>) -> Option<Kind<'_>> {
 
 /// The address inside the first `[...]` of `s`, if any.
 fn bracket_addr(s: &[u8]) -> Option<&[u8]> {
-    let open = memchr::memchr(b'[', s)?;
-    let close = open + 1 + memchr::memchr(b']', &s[open + 1..])?;
+    let open = find_byte(b'[', s)?;
+    let close = open + 1 + find_byte(b']', &s[open + 1..])?;
     Some(&s[open + 1..close])
 }
 
@@ -326,7 +326,7 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
             }
             return Some(d);
         }
-        let eq = memchr::memchr(b'=', s)?;
+        let eq = find_byte(b'=', s)?;
         let key = &s[..eq];
         let v = &s[eq + 1..];
         // `relay=` can contain ", " only never; values end at ", ".
@@ -348,7 +348,7 @@ fn bracketed_or_bare(s: &[u8]) -> Option<(&[u8], &[u8])> {
     if s.starts_with(b"<") {
         return angle(s);
     }
-    let end = memchr::memchr(b',', s).unwrap_or(s.len());
+    let end = find_byte(b',', s).unwrap_or(s.len());
     Some((&s[..end], &s[end..]))
 }
 

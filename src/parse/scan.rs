@@ -34,6 +34,19 @@ pub(crate) fn split_colon(s: &[u8]) -> Option<(&[u8], &[u8])> {
     None
 }
 
+/// Position of byte `b` in a short slice. memchr's vector set-up costs more
+/// than a plain scan over the few bytes of a pid, host or program name.
+#[inline]
+pub(crate) fn find_byte(b: u8, s: &[u8]) -> Option<usize> {
+    s.iter().position(|&c| c == b)
+}
+
+/// Position of the last byte `b` in a short slice.
+#[inline]
+pub(crate) fn rfind_byte(b: u8, s: &[u8]) -> Option<usize> {
+    s.iter().rposition(|&c| c == b)
+}
+
 /// Parses an unsigned decimal integer, rejecting empty input and overflow.
 pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 19 {
