@@ -283,3 +283,37 @@ fn domain_hour_counters_agree_with_deliveries() {
     assert_eq!(sum(&|c| c.deferrals), s["deferrals"].as_u64().unwrap());
     assert!(doms.iter().any(|(d, c)| d == "example.com" && c.outbound[1] > 0), "{doms:?}");
 }
+
+#[test]
+fn auth_hour_counters_agree_with_stats_and_retention_deletes_old_data() {
+    let d = TempDir::new("auth-ret");
+    let Some(corpus) = common::corpus() else { return };
+    // The fail2ban Dovecot and Postfix samples: many failures, one year.
+    let log = d.s("auth.log");
+    let all = std::fs::read(corpus.join("all-postfix.log")).unwrap();
+    let lines: Vec<&[u8]> = all.split(|&c| c == b'\n').take(8_000).collect();
+    std::fs::write(&log, [lines.join(&b'\n'), b"\n".to_vec()].concat()).unwrap();
+    let ws = d.s("ws");
+    ok(&["import", "--workspace", &ws, "--log-starting-year", "2021", "--retention", "36500d", &log]);
+    let s = stats_json(d.path().join("ws").as_path());
+    let total = s["auth_failures"]["total"].as_u64().unwrap();
+    assert!(total > 100, "{s}");
+    {
+        let store = postlens::store::Store::open_existing(d.path().join("ws").as_path()).unwrap();
+        let by_ip = store.auth_by_ip(postlens::store::query::Window::default()).unwrap();
+        assert_eq!(by_ip.iter().map(|(_, c)| c.iter().sum::<u64>()).sum::<u64>(), total);
+        let top = &by_ip[0];
+        assert_eq!(s["auth_failures"]["by_ip"][&top.0]["smtp"].as_u64().unwrap(), top.1[0]);
+    }
+    // A short retention keeps only the newest data.
+    let ws2 = d.s("ws2");
+    ok(&["import", "--workspace", &ws2, "--log-starting-year", "2021", "--retention", "1d", &log]);
+    let s2 = stats_json(d.path().join("ws2").as_path());
+    let sent = |s: &serde_json::Value| s["deliveries"]["sent"].as_u64().unwrap() + s["deliveries"]["bounced"].as_u64().unwrap();
+    assert!(sent(&s2) < sent(&s), "retention deleted nothing: {} vs {}", sent(&s2), sent(&s));
+    let store = postlens::store::Store::open_existing(d.path().join("ws2").as_path()).unwrap();
+    assert!(
+        store.auth_by_ip(postlens::store::query::Window::default()).unwrap().iter().map(|(_, c)| c.iter().sum::<u64>()).sum::<u64>()
+            < total
+    );
+}

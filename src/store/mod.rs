@@ -32,6 +32,10 @@ const DELIVERY_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("deliver
 /// domain; value = [`DomainCounts`]. Hour resolution, for dashboards.
 const DOMAIN_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("domain_hours");
 
+/// Authentication failures per hour and client IP: key = hour (u32,
+/// big-endian) ++ IP; value = postcard `[smtp, imap, pop3, other]`.
+const AUTH_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("auth_hours");
+
 const SCHEMA_VERSION: u32 = 1;
 
 /// Final outcomes and deferrals of one recipient domain.
@@ -206,6 +210,7 @@ impl Store {
             tx.open_table(DELIVERY_BLOCKS)?;
             tx.open_table(DELIVERY_SUMS)?;
             tx.open_table(DOMAIN_HOURS)?;
+            tx.open_table(AUTH_HOURS)?;
         }
         tx.commit()?;
         Ok(())
@@ -319,6 +324,21 @@ impl Store {
                 cur.add(&c);
                 dh.insert(k.as_slice(), postcard::to_allocvec(&cur)?.as_slice())?;
             }
+            let mut auth: BTreeMap<(u32, &str), [u64; 4]> = BTreeMap::new();
+            for e in &batch.events {
+                if let crate::track::EventKind::AuthFailure { ip, proto, count } = &e.kind {
+                    auth.entry((hour_of(e.time.0), ip.as_str())).or_default()[proto.index()] += u64::from(*count);
+                }
+            }
+            let mut ah = tx.open_table(AUTH_HOURS)?;
+            for ((hour, ip), c) in auth {
+                let k = domain_key(hour, ip);
+                let mut cur: [u64; 4] = ah.get(k.as_slice())?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
+                for i in 0..4 {
+                    cur[i] += c[i];
+                }
+                ah.insert(k.as_slice(), postcard::to_allocvec(&cur)?.as_slice())?;
+            }
             let mut cp = tx.open_table(CHECKPOINTS)?;
             for (name, c) in &batch.checkpoints {
                 cp.insert(name.as_str(), postcard::to_allocvec(c)?.as_slice())?;
@@ -370,12 +390,17 @@ impl Store {
                     deleted += 1;
                 }
             }
-            let mut dh = tx.open_table(DOMAIN_HOURS)?;
             let end = domain_key(hour_of(cutoff.0), "");
-            let doomed: Vec<Vec<u8>> =
-                dh.range(..end.as_slice())?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value().to_vec())).collect::<Result<_, _>>()?;
-            for k in doomed {
-                dh.remove(k.as_slice())?;
+            for def in [DOMAIN_HOURS, AUTH_HOURS] {
+                let mut t = tx.open_table(def)?;
+                let doomed: Vec<Vec<u8>> = t
+                    .range(..end.as_slice())?
+                    .take(max_blocks * 64)
+                    .map(|r| r.map(|(k, _)| k.value().to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for k in doomed {
+                    t.remove(k.as_slice())?;
+                }
             }
         }
         tx.commit()?;

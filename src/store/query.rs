@@ -3,7 +3,9 @@
 //! answer while the writer commits.
 
 use super::blocks::{self, DeliverySummary, EventSummary};
-use super::{DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_HOURS, DomainCounts, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError};
+use super::{
+    AUTH_HOURS, DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_HOURS, DomainCounts, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError,
+};
 use crate::clock::Timestamp;
 use crate::limits::MAX_AUTH_IPS_REPORTED;
 use crate::track::{DeliveryRec, Direction, EventRec, Outcome};
@@ -414,6 +416,30 @@ impl Store {
         }
         let mut v: Vec<_> = agg.into_iter().collect();
         v.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
+        Ok(v)
+    }
+
+    /// Authentication failures per client IP over the window, at hour
+    /// resolution, most first: `(ip, [smtp, imap, pop3, other])`.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn auth_by_ip(&self, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUTH_HOURS)?;
+        let lo = w.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
+        let hi = w.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));
+        let mut agg: HashMap<String, [u64; 4]> = HashMap::new();
+        for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
+            let (k, v) = row?;
+            let c: [u64; 4] = postcard::from_bytes(v.value())?;
+            let e = agg.entry(String::from_utf8_lossy(&k.value()[4..]).into_owned()).or_default();
+            for i in 0..4 {
+                e[i] += c[i];
+            }
+        }
+        let mut v: Vec<_> = agg.into_iter().collect();
+        v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
         Ok(v)
     }
 
