@@ -53,7 +53,9 @@ bench: build deps
 	POSTLENS=$(BIN) bash benches/bench.sh
 
 fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && $(CARGO) +nightly fuzz run parse -- -max_total_time=$${FUZZ_SECS:-60}
+	cd fuzz && $(CARGO) +nightly fuzz run pipeline -- -max_total_time=$${FUZZ_SECS:-60}
 
 clean:
 	$(CARGO) clean

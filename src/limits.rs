@@ -65,3 +65,6 @@ pub const WRITER_QUEUE: usize = 1;
 /// flight: bounds the read-ahead memory to about 1 MiB.
 pub const READ_CHUNK: usize = 256 * 1024;
 pub const READ_AHEAD_CHUNKS: usize = 2;
+
+/// First wait before retrying a failed commit (doubles up to 30 s).
+pub const WRITE_RETRY_MS: u64 = 500;

@@ -4,6 +4,7 @@
 //! `COMMIT_INTERVAL_MS` or `COMMIT_LINES`, data and checkpoint in one
 //! transaction).
 
+pub mod file;
 pub mod format;
 pub mod reader;
 
@@ -75,56 +76,6 @@ fn daemon_count(lines: &mut LineCounters, d: parse::Daemon) -> &mut (u64, u64) {
     lines.per_daemon.get_mut(name).expect("inserted above")
 }
 
-/// FNV-1a of a source's first line: its identity across rename and
-/// compression by logrotate.
-fn line_hash(line: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in line {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// A reader that counts the (compressed) bytes it passes on, for progress.
-struct Counting<R> {
-    inner: R,
-    n: ByteCounter,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-type ByteCounter = Arc<std::sync::atomic::AtomicU64>;
-
-/// Opens `path`, transparently decompressing gzip and bzip2 (by magic), on
-/// a read-ahead thread.
-fn open_decoded(path: &Path) -> io::Result<(Box<dyn Read>, ByteCounter)> {
-    let (r, n) = open_plain(path)?;
-    Ok((Box::new(reader::ThreadedRead::spawn(r)?), n))
-}
-
-/// [`open_decoded`] without the read-ahead thread (for peeking at the first line).
-fn open_plain(path: &Path) -> io::Result<(Box<dyn Read + Send>, ByteCounter)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut magic = [0u8; 3];
-    let n = f.read(&mut magic)?;
-    let f = std::fs::File::open(path)?;
-    let counter = ByteCounter::default();
-    let c = Counting { inner: f, n: counter.clone() };
-    let r: Box<dyn Read + Send> = match &magic[..n] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(c))),
-        [b'B', b'Z', b'h'] => Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(c))),
-        _ => Box::new(c),
-    };
-    Ok((r, counter))
-}
-
 impl Pipeline {
     /// Restores the tracker and counters from `store`.
     ///
@@ -154,8 +105,24 @@ impl Pipeline {
         &self.lines
     }
 
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Log time of the newest line seen.
+    pub fn newest(&self) -> i64 {
+        self.newest
+    }
+
+    /// Counts an over-long line (skipped by the reader).
+    pub fn count_too_long(&mut self) {
+        self.lines.read += 1;
+        self.lines.malformed += 1;
+        self.lines.too_long += 1;
+    }
+
     /// Counts and feeds one raw line.
-    fn feed(&mut self, raw: &[u8], res: &mut Resolver) {
+    pub fn feed(&mut self, raw: &[u8], res: &mut Resolver) {
         self.lines.read += 1;
         let Some(line) = format::decode(self.opts.format, raw, &mut self.scratch) else {
             self.lines.malformed += 1;
@@ -205,9 +172,9 @@ impl Pipeline {
         let job = Job { batch, durable, retention, ack: None };
         // A durable commit is a promise to the caller: wait for it.
         if durable {
-            self.writer.send_and_wait(job)?;
+            self.writer.commit_blocking(job)?;
         } else {
-            self.writer.send(job)?;
+            self.writer.send_blocking(job)?;
         }
         self.since_commit = 0;
         self.last_commit = Instant::now();
@@ -223,89 +190,33 @@ impl Pipeline {
     /// # Errors
     /// The file cannot be opened or read, or the store fails.
     pub fn import_path(&mut self, path: &Path, summary: &mut Summary) -> Result<(), IngestError> {
-        let open_err = |source| IngestError::Open { path: path.to_owned(), source };
-        let meta = std::fs::metadata(path).map_err(open_err)?;
-        if meta.is_dir() {
-            return Err(open_err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory")));
-        }
-        let name = path.display().to_string();
-        // Identity and first month from the first line.
-        let (first_hash, first_month) = {
-            let (r, _) = open_plain(path).map_err(open_err)?;
-            let mut lr = LineReader::new(r);
-            match lr.next_line(true).map_err(|source| IngestError::Read { name: name.clone(), source })? {
-                Some(Line::Ok(l)) => (
-                    line_hash(l),
-                    match parse::parse(l).map(|e| e.time) {
-                        Ok(parse::RawTime::Bsd { month, .. }) => Some(month),
-                        _ => None,
-                    },
-                ),
-                Some(Line::TooLong) => (0, None),
-                None => return Ok(()),
-            }
-        };
-        let key = format!("file:{first_hash:016x}");
-        let prev = self.store.checkpoint(&key)?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        let year = self.opts.starting_year.unwrap_or_else(|| start_year_for(Timestamp(mtime), first_month, &self.opts.tz));
-        let mut res = Resolver::new(self.opts.tz.clone(), year);
-        let (r, counter) = open_decoded(path).map_err(open_err)?;
-        let mut lr = LineReader::new(r);
-        let mut cp = Checkpoint { name: name.clone(), year, ..Checkpoint::default() };
-        {
-            use std::os::unix::fs::MetadataExt;
-            cp.dev = meta.dev();
-            cp.ino = meta.ino();
-        }
-        if let Some(p) = prev {
-            let skipped = lr.skip(p.offset).map_err(|source| IngestError::Read { name: name.clone(), source })?;
-            summary.skipped_bytes += skipped;
-            res = Resolver::resume(self.opts.tz.clone(), p.year, p.last_month);
-        }
-        let total = meta.len();
+        let Some(mut src) = file::FileSource::open(path, self, false)? else { return Ok(()) };
+        summary.skipped_bytes += src.skipped;
+        let total = std::fs::metadata(path).map_or(0, |m| m.len());
         let progress = self.opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let name = path.display().to_string();
         let mut last_progress = Instant::now();
-        let read_err = |source| IngestError::Read { name: name.clone(), source };
         loop {
-            match lr.next_line(true).map_err(read_err)? {
-                None => break,
-                Some(Line::TooLong) => {
-                    self.lines.read += 1;
-                    self.lines.malformed += 1;
-                    self.lines.too_long += 1;
-                }
-                Some(Line::Ok(l)) => {
-                    summary.bytes += l.len() as u64 + 1;
-                    self.feed(l, &mut res);
-                }
+            let start = src.offset();
+            let (n, eof) = src.pump(self, 1024)?;
+            summary.lines += n as u64;
+            summary.bytes += src.offset() - start;
+            self.since_commit += n as u64;
+            if eof {
+                break;
             }
-            summary.lines += 1;
-            self.since_commit += 1;
-            if self.since_commit.is_multiple_of(1024) && self.due() {
-                cp.offset = lr.offset();
-                (cp.year, cp.last_month) = res.state();
-                cp.last_time = self.newest;
-                self.commit(vec![(key.clone(), cp.clone())], false)?;
+            if self.due() {
+                self.commit(vec![src.checkpoint()], false)?;
                 if progress && last_progress.elapsed() >= Duration::from_millis(250) {
                     last_progress = Instant::now();
-                    #[expect(clippy::cast_precision_loss, reason = "a percentage for display")]
-                    let pct = 100.0 * counter.load(std::sync::atomic::Ordering::Relaxed) as f64 / total.max(1) as f64;
-                    eprint!("\r{name}: {pct:5.1} %  {} lines", summary.lines);
+                    eprint!("\r{name}: {} MB read, {} lines", src.offset() / 1_000_000, summary.lines);
                 }
             }
         }
         if progress {
-            eprintln!("\r{name}: 100.0 %  {} lines", summary.lines);
+            eprintln!("\r{name}: {} MB read, {} lines ({} MB on disk)", src.offset() / 1_000_000, summary.lines, total / 1_000_000);
         }
-        cp.offset = lr.offset();
-        (cp.year, cp.last_month) = res.state();
-        cp.last_time = self.newest;
-        self.commit(vec![(key, cp)], true)?;
+        self.commit(vec![src.checkpoint()], true)?;
         summary.files += 1;
         Ok(())
     }

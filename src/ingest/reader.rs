@@ -37,6 +37,11 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// After end of input, read again (a followed file grew).
+    pub fn rearm(&mut self) {
+        self.eof = false;
+    }
+
     /// Bytes consumed up to the end of the last line returned.
     pub fn offset(&self) -> u64 {
         self.offset

@@ -127,6 +127,8 @@ pub struct Checkpoint {
     pub name: String,
     /// Log time of the last line read.
     pub last_time: i64,
+    /// An archive read to its end (skipped at start-up without decoding).
+    pub done: bool,
 }
 
 /// Everything one commit writes, owned so it can go to the writer thread.
@@ -275,7 +277,7 @@ impl Store {
     ///
     /// # Errors
     /// Database failure; nothing of the batch is then visible.
-    pub fn commit(&self, mut batch: Batch, durable: bool) -> Result<(), StoreError> {
+    pub fn commit(&self, batch: &mut Batch, durable: bool) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)?;
