@@ -6,35 +6,120 @@ use crate::config::{BenchArgs, Cli, Command, Common, ConfigError, ImportArgs, Re
 use crate::ingest::{Pipeline, Summary};
 use crate::store::query::{Query, SearchHit, Stats, Window};
 use crate::store::{Store, StoreError};
+use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> ExitCode {
+/// Runs a command line (`args` includes the program name).
+pub fn run(args: &[String]) -> ExitCode {
+    let cli = Cli::parse_from(args);
     let r = match cli.command {
-        Command::Import(a) => import(&a),
-        Command::Stats(a) => stats(&a),
-        Command::Search(a) => search(&a),
-        Command::Report(a) => report(&a),
-        Command::Status(a) => status(&a),
-        Command::BenchParse(a) => bench_parse(&a),
+        None => crate::app::run(&cli.run),
+        Some(Command::Run(a)) => crate::app::run(&a),
+        Some(Command::Import(a)) => import(&a),
+        Some(Command::BenchParse(a)) => bench_parse(&a),
+        Some(c) => match read_only(&c, None, None) {
+            // The daemon holds the database: ask it.
+            Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
+                Ok(a) => {
+                    let _ = std::io::stdout().lock().write_all(a.stdout.as_bytes());
+                    let _ = std::io::stderr().lock().write_all(a.stderr.as_bytes());
+                    return ExitCode::from(a.code);
+                }
+                Err(e) => Err(Failure::Runtime(format!("{} is held by a running postlens, which did not answer: {e}", ws.display()))),
+            },
+            Ok(text) => {
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(m)) => {
+        Err(f) => {
+            let (code, m) = f.code_and_message();
             eprintln!("postlens: {m}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Runtime(m)) => {
-            eprintln!("postlens: {m}");
-            ExitCode::from(1)
+            ExitCode::from(code)
         }
     }
 }
 
-enum Failure {
+/// Runs a read-only command sent over the control socket, against the
+/// daemon's open store.
+pub fn run_in_daemon(argv: &[String], store: &Store, live: &crate::control::LiveStatus) -> crate::control::Answer {
+    let full: Vec<String> = std::iter::once("postlens".to_owned()).chain(argv.iter().cloned()).collect();
+    let cli = match Cli::try_parse_from(&full) {
+        Ok(c) => c,
+        Err(e) => return crate::control::Answer { code: 2, stdout: String::new(), stderr: e.to_string() },
+    };
+    let r = match &cli.command {
+        Some(c @ (Command::Stats(_) | Command::Search(_) | Command::Report(_) | Command::Status(_))) => {
+            read_only(c, Some(store), Some(live))
+        }
+        _ => Err(Failure::Usage("only stats, search, report and status can be asked of a running postlens".into())),
+    };
+    match r {
+        Ok(stdout) => crate::control::Answer { code: 0, stdout, stderr: String::new() },
+        Err(f) => {
+            let (code, m) = f.code_and_message();
+            crate::control::Answer { code, stdout: String::new(), stderr: format!("postlens: {m}\n") }
+        }
+    }
+}
+
+/// The read-only commands, rendered to their standard output.
+fn read_only(c: &Command, store: Option<&Store>, live: Option<&crate::control::LiveStatus>) -> Result<String, Failure> {
+    let common = match c {
+        Command::Stats(a) => &a.common,
+        Command::Search(a) => &a.common,
+        Command::Report(a) => &a.common,
+        Command::Status(a) => &a.common,
+        _ => return Err(Failure::Usage("not a read-only command".into())),
+    };
+    // Validate flags before touching the store, so usage errors are the same
+    // whether or not a daemon runs.
+    let opened;
+    let store = if let Some(s) = store {
+        s
+    } else {
+        if let Command::Stats(a) = c {
+            window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+        }
+        if let Command::Search(a) = c {
+            window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+        }
+        common.timezone()?;
+        opened = match Store::open_existing(&common.workspace()) {
+            Err(StoreError::Locked { .. }) => return Err(Failure::Locked(common.workspace())),
+            r => r?,
+        };
+        &opened
+    };
+    match c {
+        Command::Stats(a) => stats(a, store),
+        Command::Search(a) => search(a, store),
+        Command::Report(a) => report(a, store),
+        Command::Status(a) => status(a, store, live),
+        _ => unreachable!("filtered above"),
+    }
+}
+
+pub(crate) enum Failure {
     Usage(String),
     Runtime(String),
+    /// The workspace's database is held by a running daemon.
+    Locked(std::path::PathBuf),
+}
+
+impl Failure {
+    fn code_and_message(self) -> (u8, String) {
+        match self {
+            Failure::Usage(m) => (2, m),
+            Failure::Runtime(m) => (1, m),
+            Failure::Locked(ws) => (1, format!("{} is in use by a running postlens", ws.display())),
+        }
+    }
 }
 
 impl From<ConfigError> for Failure {
@@ -113,18 +198,16 @@ fn window(common: &Common, from: Option<&String>, to: Option<&String>) -> Result
     Ok(w)
 }
 
-fn stats(a: &StatsArgs) -> Result<(), Failure> {
+fn stats(a: &StatsArgs, store: &Store) -> Result<String, Failure> {
     let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
-    let store = Store::open_existing(&a.common.workspace())?;
     let s = store.stats(w)?;
-    let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &s).map_err(|e| Failure::Runtime(e.to_string()))?;
-        let _ = writeln!(out);
+        let mut j = serde_json::to_string_pretty(&s).map_err(|e| Failure::Runtime(e.to_string()))?;
+        j.push('\n');
+        Ok(j)
     } else {
-        let _ = write!(out, "{}", stats_text(&s));
+        Ok(stats_text(&s))
     }
-    Ok(())
 }
 
 fn stats_text(s: &Stats) -> String {
@@ -163,12 +246,12 @@ fn stats_text(s: &Stats) -> String {
     t
 }
 
-fn search(a: &SearchArgs) -> Result<(), Failure> {
+fn search(a: &SearchArgs, store: &Store) -> Result<String, Failure> {
+    use std::fmt::Write as _;
     let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
     if a.limit == 0 {
         return Err(Failure::Usage("--limit must be at least 1".into()));
     }
-    let store = Store::open_existing(&a.common.workspace())?;
     let q = Query {
         sender: a.sender.clone(),
         recipient: a.recipient.clone(),
@@ -178,11 +261,11 @@ fn search(a: &SearchArgs) -> Result<(), Failure> {
         limit: a.limit,
     };
     let hits = store.search(&q)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if a.json {
         let v: Vec<SearchHit<'_>> = hits.iter().map(SearchHit::of).collect();
-        serde_json::to_writer_pretty(&mut out, &v).map_err(|e| Failure::Runtime(e.to_string()))?;
-        let _ = writeln!(out);
+        out = serde_json::to_string_pretty(&v).map_err(|e| Failure::Runtime(e.to_string()))?;
+        out.push('\n');
     } else {
         for d in &hits {
             let h = SearchHit::of(d);
@@ -206,12 +289,11 @@ fn search(a: &SearchArgs) -> Result<(), Failure> {
             let _ = writeln!(out, "no deliveries match");
         }
     }
-    Ok(())
+    Ok(out)
 }
 
-fn report(a: &ReportArgs) -> Result<(), Failure> {
+fn report(a: &ReportArgs, store: &Store) -> Result<String, Failure> {
     let tz = a.common.timezone()?;
-    let store = Store::open_existing(&a.common.workspace())?;
     let day = if let Some(d) = &a.day {
         d.parse::<jiff::civil::Date>().map_err(|e| Failure::Usage(format!("--day: '{d}' is not YYYY-MM-DD: {e}")))?
     } else {
@@ -224,22 +306,24 @@ fn report(a: &ReportArgs) -> Result<(), Failure> {
     let s = store.stats(w)?;
     let dels = store.deliveries_in(w)?;
     let domains = store.domains(w)?;
-    let text = crate::report::render(&day.to_string(), &s, &dels, &domains, &tz);
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(())
+    Ok(crate::report::render(&day.to_string(), &s, &dels, &domains, &tz))
 }
 
-fn status(a: &StatusArgs) -> Result<(), Failure> {
-    let store = Store::open_existing(&a.common.workspace())?;
+fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatus>) -> Result<String, Failure> {
+    use std::fmt::Write as _;
     let cps = store.checkpoints()?;
     let r = store.restore()?;
     let size = store.file_size();
+    let live = live.and_then(|l| l.lock().ok().map(|v| v.clone()));
+    let mut out = String::new();
     if a.json {
         let sources: Vec<_> = cps
             .iter()
             .map(|(k, c)| serde_json::json!({"id": k, "name": c.name, "offset": c.offset, "last_time": Timestamp(c.last_time).rfc3339()}))
             .collect();
         let v = serde_json::json!({
+            "running": live.is_some(),
+            "live": live,
             "sources": sources,
             "db_bytes": size,
             "inflight": r.tracker.len(),
@@ -247,16 +331,39 @@ fn status(a: &StatusArgs) -> Result<(), Failure> {
             "stale": r.tracker.counters.stale,
             "lines": r.lines,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        out = serde_json::to_string_pretty(&v).unwrap_or_default();
+        out.push('\n');
     } else {
-        println!("store        {} ({} bytes)", store.path().display(), size);
-        println!("in flight    {} messages, {} evicted, {} stale", r.tracker.len(), r.tracker.counters.evictions, r.tracker.counters.stale);
-        println!("lines        read {}  unsupported {}  malformed {}", r.lines.read, r.lines.unsupported, r.lines.malformed);
-        for (_, c) in &cps {
-            println!("source       {}  offset {}  last line {}", c.name, c.offset, Timestamp(c.last_time).rfc3339());
+        let _ = writeln!(out, "store        {} ({} bytes)", store.path().display(), size);
+        let _ = writeln!(
+            out,
+            "in flight    {} messages, {} evicted, {} stale",
+            r.tracker.len(),
+            r.tracker.counters.evictions,
+            r.tracker.counters.stale
+        );
+        let _ = writeln!(out, "lines        read {}  unsupported {}  malformed {}", r.lines.read, r.lines.unsupported, r.lines.malformed);
+        if let Some(l) = live {
+            let _ =
+                writeln!(out, "daemon       running; commits {}", if l["stalled"] == true { "FAILING (ingestion paused)" } else { "ok" });
+            for s in l["sources"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "source       {}  position {}  behind {} bytes  last line {}",
+                    s["name"].as_str().unwrap_or("?"),
+                    s["offset"],
+                    s["behind"],
+                    s["last_time"].as_str().unwrap_or("-")
+                );
+            }
+        } else {
+            let _ = writeln!(out, "daemon       not running");
+            for (_, c) in &cps {
+                let _ = writeln!(out, "source       {}  offset {}  last line {}", c.name, c.offset, Timestamp(c.last_time).rfc3339());
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Parse + track only, no store: the figure `make bench` compares.

@@ -50,11 +50,12 @@ pub struct Resolver {
     /// Cache: local (date, hour) → UTC start of that local day, in seconds.
     cache_key: i64,
     cache_offset: i64,
+    last: i64,
 }
 
 impl Resolver {
     pub fn new(tz: TimeZone, start_year: i32) -> Self {
-        Resolver { tz, year: start_year, last_month: 0, cache_key: i64::MIN, cache_offset: 0 }
+        Resolver { tz, year: start_year, last_month: 0, cache_key: i64::MIN, cache_offset: 0, last: 0 }
     }
 
     /// Continues where a checkpoint left off.
@@ -71,7 +72,18 @@ impl Resolver {
         self.year
     }
 
+    /// The time of the last line resolved (0 before any).
+    pub fn last(&self) -> i64 {
+        self.last
+    }
+
     pub fn resolve(&mut self, t: RawTime) -> Timestamp {
+        let ts = self.resolve_inner(t);
+        self.last = ts.0;
+        ts
+    }
+
+    fn resolve_inner(&mut self, t: RawTime) -> Timestamp {
         match t {
             RawTime::Unix(s) => Timestamp(s),
             RawTime::Bsd { month, day, secs } => {

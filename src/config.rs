@@ -12,14 +12,25 @@ use jiff::tz::TimeZone;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "postlens", version, about = "Postfix/Dovecot log monitoring: what happened to my mail?", propagate_version = true)]
+#[command(
+    name = "postlens",
+    version,
+    about = "Postfix/Dovecot log monitoring: what happened to my mail?",
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// Without a command, postlens runs the daemon (`postlens run`).
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The daemon: import history, follow logs live, keep the store bounded.
+    Run(RunArgs),
     /// Ingest log files (or `-` for stdin), commit, print a one-line summary.
     Import(ImportArgs),
     /// Delivery counts for a time window.
@@ -35,7 +46,7 @@ pub enum Command {
     BenchParse(BenchArgs),
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct Common {
     /// Directory holding the database.
     #[arg(long, env = "POSTLENS_WORKSPACE", value_name = "DIR")]
@@ -45,7 +56,7 @@ pub struct Common {
     pub log_timezone: Option<String>,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct FormatArgs {
     /// Line format; `default` auto-detects classic, RFC 3339 and prepend-rfc3339.
     #[arg(long, env = "POSTLENS_LOG_FORMAT", value_enum)]
@@ -59,6 +70,40 @@ pub struct FormatArgs {
     /// Delete the oldest data while the database is larger than this.
     #[arg(long, env = "POSTLENS_MAX_DB_SIZE", value_name = "SIZE")]
     pub max_db_size: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// A log directory to import and follow (repeatable).
+    #[arg(long = "watch-dir", env = "POSTLENS_WATCH_DIR", value_delimiter = ':', value_name = "DIR")]
+    pub watch_dir: Vec<PathBuf>,
+    /// File names to read in each watched directory, `:`-separated.
+    #[arg(long, env = "POSTLENS_LOG_FILE_PATTERNS", value_delimiter = ':', value_name = "NAMES")]
+    pub log_file_patterns: Vec<String>,
+    /// The directories are updated by rsync (write to a temporary file, then
+    /// rename). Accepted for Lightmeter compatibility: postlens always
+    /// continues a replaced file with the same first line where it stopped.
+    #[arg(long, env = "POSTLENS_LOGS_USE_RSYNC")]
+    pub logs_use_rsync: bool,
+    /// Read log lines from standard input.
+    #[arg(long, env = "POSTLENS_STDIN")]
+    pub stdin: bool,
+    /// Receive log lines on a socket: `unix:PATH` or `tcp:HOST:PORT` (repeatable).
+    #[arg(long, env = "POSTLENS_SOCKET", value_name = "unix:PATH|tcp:HOST:PORT")]
+    pub socket: Vec<String>,
+    /// Follow the systemd journal (mail facility) with journalctl.
+    #[arg(long, env = "POSTLENS_JOURNAL")]
+    pub journal: bool,
+    /// Address of the HTTP endpoint (`/healthz`, `/metrics`).
+    #[arg(long, env = "POSTLENS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Serve HTTP directly, without a TLS-terminating reverse proxy.
+    #[arg(long, env = "POSTLENS_NO_REVERSE_PROXY")]
+    pub no_reverse_proxy: bool,
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +190,8 @@ pub struct BenchArgs {
 pub struct ConfigError(pub String);
 
 pub const DEFAULT_WORKSPACE: &str = "/var/lib/postlens";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_PATTERNS: [&str; 5] = ["mail.log", "mail.warn", "mail.err", "maillog", "zimbra.log"];
 pub const DEFAULT_RETENTION: &str = "90d";
 
 /// Maps Lightmeter's single-dash flags to ours (`-workspace x` →
@@ -333,5 +380,69 @@ mod tests {
         let got =
             rewrite_lightmeter_args(["postlens", "import", "-workspace", "/x", "-log_starting_year=2020"].map(std::ffi::OsString::from));
         assert_eq!(got, ["postlens", "import", "--workspace", "/x", "--log-starting-year=2020"].map(std::ffi::OsString::from));
+    }
+}
+
+/// The validated configuration of `postlens run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub workspace: PathBuf,
+    pub watch_dirs: Vec<PathBuf>,
+    pub patterns: Vec<String>,
+    pub stdin: bool,
+    pub sockets: Vec<crate::ingest::stream::SocketSpec>,
+    pub journal: bool,
+    pub listen: std::net::SocketAddr,
+    pub opts: Options,
+}
+
+impl RunArgs {
+    /// # Errors
+    /// Invalid values, naming the flag or variable.
+    pub fn build(&self) -> Result<RunConfig, ConfigError> {
+        use crate::ingest::stream::SocketSpec;
+        let opts = self.format.build(&self.common, false)?;
+        let mut watch_dirs = self.watch_dir.clone();
+        if watch_dirs.is_empty()
+            && let Some(d) = lightmeter_env("LIGHTMETER_WATCH_DIR")
+        {
+            watch_dirs.push(d.into());
+        }
+        for d in &watch_dirs {
+            if !d.is_dir() {
+                return Err(ConfigError(format!("--watch-dir: {} is not a directory", d.display())));
+            }
+        }
+        let mut patterns = self.log_file_patterns.clone();
+        if patterns.is_empty()
+            && let Some(p) = lightmeter_env("LIGHTMETER_LOG_FILE_PATTERNS")
+        {
+            patterns = p.split(':').map(str::to_owned).collect();
+        }
+        if patterns.is_empty() {
+            patterns = DEFAULT_PATTERNS.map(str::to_owned).to_vec();
+        }
+        if patterns.iter().any(|p| p.is_empty() || p.contains('/')) {
+            return Err(ConfigError("--log-file-patterns: names must be plain file names, separated by ':'".into()));
+        }
+        let mut socket_args = self.socket.clone();
+        if socket_args.is_empty()
+            && let Some(s) = lightmeter_env("LIGHTMETER_LOGS_SOCKET")
+        {
+            socket_args.push(s);
+        }
+        let sockets = socket_args
+            .iter()
+            .map(|s| SocketSpec::parse(s).map_err(|e| ConfigError(format!("--socket: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stdin = self.stdin || lightmeter_env("LIGHTMETER_STDIN").is_some_and(|v| v == "true" || v == "1");
+        let listen_s = self.listen.clone().or_else(|| lightmeter_env("LIGHTMETER_LISTEN")).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        // Lightmeter's default was ":8080" (all interfaces); keep the port, not the exposure.
+        let listen_s = if listen_s.starts_with(':') { format!("127.0.0.1{listen_s}") } else { listen_s };
+        let listen = listen_s.parse().map_err(|_| ConfigError(format!("--listen: '{listen_s}' is not an address like 127.0.0.1:8080")))?;
+        if watch_dirs.is_empty() && !stdin && sockets.is_empty() && !self.journal {
+            return Err(ConfigError("no log source: give --watch-dir DIR, --stdin, --socket or --journal".into()));
+        }
+        Ok(RunConfig { workspace: self.common.workspace(), watch_dirs, patterns, stdin, sockets, journal: self.journal, listen, opts })
     }
 }

@@ -5,9 +5,12 @@
 //! deliveries) → `store` (redb: batched writer, readers, retention). The CLI
 //! in `cli` wires them together; every capacity lives in `limits`.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
+pub mod http;
 pub mod ingest;
 pub mod limits;
 pub mod parse;

@@ -68,3 +68,23 @@ pub const READ_AHEAD_CHUNKS: usize = 2;
 
 /// First wait before retrying a failed commit (doubles up to 30 s).
 pub const WRITE_RETRY_MS: u64 = 500;
+
+/// Source positions remembered in memory between hand-over to the writer
+/// and the commit (one per followed file, archive, socket or journal).
+pub const MAX_SOURCES: usize = 1_024;
+
+/// Clients served at once per socket; more are refused.
+pub const MAX_SOCKET_CLIENTS: usize = 64;
+
+/// Stream sources hand over lines in chunks of about this many bytes, at
+/// most `STREAM_QUEUE` chunks queued (about 1 MiB in all).
+pub const STREAM_CHUNK: usize = 64 * 1024;
+pub const STREAM_QUEUE: usize = 16;
+
+/// Lines read per source per turn of the daemon's loop, so one busy source
+/// (a history import) cannot starve the others or signal handling.
+pub const PUMP_BUDGET: usize = 20_000;
+
+/// Non-durable commits while data flows; a durable one at least this often.
+pub const LIVE_COMMIT_MS: u64 = 200;
+pub const DURABLE_COMMIT_SECS: u64 = 30;

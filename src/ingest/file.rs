@@ -99,6 +99,7 @@ pub struct FileSource {
     pub ino: u64,
     /// Bytes of the file consumed when this source was opened (skipped).
     pub skipped: u64,
+    compressed: bool,
 }
 
 impl FileSource {
@@ -118,7 +119,7 @@ impl FileSource {
         let Some(first) = first_line(path, c).map_err(open_err)? else { return Ok(None) };
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let key = format!("file:{}:{:016x}", group_of(&name), line_hash(&first));
-        let prev = p.store().checkpoint(&key)?;
+        let prev = p.checkpoint(&key)?;
         let opts: &Options = p.options();
         let first_month = match parse::parse(&first).map(|e| e.time) {
             Ok(parse::RawTime::Bsd { month, .. }) => Some(month),
@@ -130,9 +131,17 @@ impl FileSource {
             .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
         let year = opts.starting_year.unwrap_or_else(|| start_year_for(Timestamp(mtime), first_month, &opts.tz));
+        // Compressed archives never grow: one read to the end is final.
+        let done = c != Codec::Plain && prev.as_ref().is_some_and(|c| c.done);
         let f = std::fs::File::open(path).map_err(open_err)?;
-        let inner: Box<dyn Read + Send> =
-            if live && c == Codec::Plain { Box::new(f) } else { Box::new(ThreadedRead::spawn(decoder(f, c)).map_err(open_err)?) };
+        let inner: Box<dyn Read + Send> = if done {
+            // Read to its end before: nothing to decode.
+            Box::new(io::empty())
+        } else if live && c == Codec::Plain {
+            Box::new(f)
+        } else {
+            Box::new(ThreadedRead::spawn(decoder(f, c)).map_err(open_err)?)
+        };
         let mut src = FileSource {
             path: path.to_owned(),
             key,
@@ -143,7 +152,12 @@ impl FileSource {
             dev: meta.dev(),
             ino: meta.ino(),
             skipped: 0,
+            compressed: c != Codec::Plain,
         };
+        if let Some(prev) = prev.as_ref().filter(|_| done) {
+            src.cp = prev.clone();
+            return Ok(Some(src));
+        }
         if let Some(prev) = prev {
             // A plain file shorter than its checkpoint was truncated in place
             // and refilled with the same first line: read it from the start.
@@ -154,7 +168,7 @@ impl FileSource {
                 src.cp.year = prev.year;
                 src.cp.last_month = prev.last_month;
                 src.cp.last_time = prev.last_time;
-                src.cp.done = prev.done && !live;
+                src.cp.done = false;
             }
         }
         Ok(Some(src))
@@ -166,6 +180,9 @@ impl FileSource {
     /// # Errors
     /// Read failure.
     pub fn pump(&mut self, p: &mut Pipeline, max_lines: usize) -> Result<(usize, bool), IngestError> {
+        if self.cp.done {
+            return Ok((0, true));
+        }
         let mut n = 0;
         if self.live {
             self.reader.rearm();
@@ -174,10 +191,10 @@ impl FileSource {
             let line = self.reader.next_line(!self.live).map_err(|source| IngestError::Read { name: self.cp.name.clone(), source })?;
             match line {
                 None => {
-                    self.sync_checkpoint(p);
-                    if !self.live {
+                    if self.compressed {
                         self.cp.done = true;
                     }
+                    self.sync_checkpoint(p);
                     return Ok((n, true));
                 }
                 Some(Line::TooLong) => p.count_too_long(),
@@ -189,10 +206,11 @@ impl FileSource {
         Ok((n, false))
     }
 
-    fn sync_checkpoint(&mut self, p: &Pipeline) {
+    fn sync_checkpoint(&mut self, p: &mut Pipeline) {
         self.cp.offset = self.reader.offset();
         (self.cp.year, self.cp.last_month) = self.res.state();
-        self.cp.last_time = self.cp.last_time.max(p.newest());
+        self.cp.last_time = self.cp.last_time.max(self.res.last());
+        p.set_checkpoint(&self.key, &self.cp);
     }
 
     /// The checkpoint as of the last line fed.

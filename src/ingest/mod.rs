@@ -7,6 +7,8 @@
 pub mod file;
 pub mod format;
 pub mod reader;
+pub mod stream;
+pub mod watch;
 
 use crate::clock::{Resolver, Timestamp, start_year_for};
 use crate::limits::{COMMIT_INTERVAL_MS, COMMIT_LINES};
@@ -64,6 +66,11 @@ pub struct Pipeline {
     newest: i64,
     since_commit: u64,
     last_commit: Instant,
+    /// Source positions not yet handed to the writer.
+    cps: std::collections::BTreeMap<String, Checkpoint>,
+    /// Positions handed to the writer (possibly not committed yet), so a
+    /// source reopened meanwhile resumes from them, not from the store.
+    committed: std::collections::HashMap<String, Checkpoint>,
 }
 
 /// The (understood, unsupported) counters of `d`, without allocating on
@@ -94,6 +101,8 @@ impl Pipeline {
             newest: i64::MIN,
             since_commit: 0,
             last_commit: Instant::now(),
+            cps: std::collections::BTreeMap::new(),
+            committed: std::collections::HashMap::new(),
         })
     }
 
@@ -103,6 +112,11 @@ impl Pipeline {
 
     pub fn lines(&self) -> &LineCounters {
         &self.lines
+    }
+
+    /// The store, shared with readers (control socket, HTTP).
+    pub fn store_arc(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     pub fn options(&self) -> &Options {
@@ -116,6 +130,7 @@ impl Pipeline {
 
     /// Counts an over-long line (skipped by the reader).
     pub fn count_too_long(&mut self) {
+        self.since_commit += 1;
         self.lines.read += 1;
         self.lines.malformed += 1;
         self.lines.too_long += 1;
@@ -123,6 +138,7 @@ impl Pipeline {
 
     /// Counts and feeds one raw line.
     pub fn feed(&mut self, raw: &[u8], res: &mut Resolver) {
+        self.since_commit += 1;
         self.lines.read += 1;
         let Some(line) = format::decode(self.opts.format, raw, &mut self.scratch) else {
             self.lines.malformed += 1;
@@ -158,7 +174,78 @@ impl Pipeline {
     ///
     /// # Errors
     /// Database failure (nothing of this batch is then visible).
-    pub fn commit(&mut self, checkpoints: Vec<(String, Checkpoint)>, durable: bool) -> Result<(), IngestError> {
+    pub fn commit(&mut self, durable: bool) -> Result<(), IngestError> {
+        let job = self.job(durable)?;
+        // A durable commit is a promise to the caller: wait for it.
+        if durable {
+            self.writer.commit_blocking(job)?;
+        } else {
+            self.writer.send_blocking(job)?;
+        }
+        Ok(())
+    }
+
+    /// Commits from async code (the daemon), waiting for the writer's queue
+    /// without blocking the runtime; `durable` waits for the fsync too.
+    ///
+    /// # Errors
+    /// The writer is gone.
+    pub async fn commit_async(&mut self, durable: bool) -> Result<(), IngestError> {
+        let mut job = self.job(durable)?;
+        let ack = if durable {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            job.ack = Some(tx);
+            Some(rx)
+        } else {
+            None
+        };
+        self.writer.send(job).await?;
+        if let Some(rx) = ack {
+            rx.await.map_err(|_| StoreError::WriterGone)?;
+        }
+        Ok(())
+    }
+
+    /// Commits are failing and being retried (disk full, read-only).
+    pub fn stalled(&self) -> bool {
+        self.writer.stalled()
+    }
+
+    /// Records where a source stands; committed with the next batch.
+    pub fn set_checkpoint(&mut self, key: &str, cp: &Checkpoint) {
+        match self.cps.get_mut(key) {
+            Some(c) => c.clone_from(cp),
+            None => {
+                self.cps.insert(key.to_owned(), cp.clone());
+            }
+        }
+    }
+
+    /// The newest position of `key`: in memory (not yet committed) or stored.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn checkpoint(&self, key: &str) -> Result<Option<Checkpoint>, IngestError> {
+        if let Some(c) = self.cps.get(key).or_else(|| self.committed.get(key)) {
+            return Ok(Some(c.clone()));
+        }
+        Ok(self.store.checkpoint(key)?)
+    }
+
+    /// Lines fed since the last commit.
+    pub fn uncommitted(&self) -> u64 {
+        self.since_commit
+    }
+
+    fn job(&mut self, durable: bool) -> Result<Job, IngestError> {
+        let checkpoints: Vec<(String, Checkpoint)> = std::mem::take(&mut self.cps).into_iter().collect();
+        // Remember what is queued until it is certainly visible in the store.
+        for (k, c) in &checkpoints {
+            self.committed.insert(k.clone(), c.clone());
+        }
+        if self.committed.len() > crate::limits::MAX_SOURCES {
+            self.committed.clear();
+        }
         let out = self.tracker.drain();
         let batch = Batch {
             events: out.events,
@@ -169,16 +256,9 @@ impl Pipeline {
         };
         let retention =
             (self.newest != i64::MIN).then(|| (Timestamp(self.newest.saturating_sub(self.opts.retention_secs)), self.opts.max_db_size));
-        let job = Job { batch, durable, retention, ack: None };
-        // A durable commit is a promise to the caller: wait for it.
-        if durable {
-            self.writer.commit_blocking(job)?;
-        } else {
-            self.writer.send_blocking(job)?;
-        }
         self.since_commit = 0;
         self.last_commit = Instant::now();
-        Ok(())
+        Ok(Job { batch, durable, retention, ack: None })
     }
 
     fn due(&self) -> bool {
@@ -201,12 +281,11 @@ impl Pipeline {
             let (n, eof) = src.pump(self, 1024)?;
             summary.lines += n as u64;
             summary.bytes += src.offset() - start;
-            self.since_commit += n as u64;
             if eof {
                 break;
             }
             if self.due() {
-                self.commit(vec![src.checkpoint()], false)?;
+                self.commit(false)?;
                 if progress && last_progress.elapsed() >= Duration::from_millis(250) {
                     last_progress = Instant::now();
                     eprint!("\r{name}: {} MB read, {} lines", src.offset() / 1_000_000, summary.lines);
@@ -216,7 +295,7 @@ impl Pipeline {
         if progress {
             eprintln!("\r{name}: {} MB read, {} lines ({} MB on disk)", src.offset() / 1_000_000, summary.lines, total / 1_000_000);
         }
-        self.commit(vec![src.checkpoint()], true)?;
+        self.commit(true)?;
         summary.files += 1;
         Ok(())
     }
@@ -232,23 +311,18 @@ impl Pipeline {
         let read_err = |source| IngestError::Read { name: name.to_owned(), source };
         while let Some(l) = lr.next_line(true).map_err(read_err)? {
             match l {
-                Line::TooLong => {
-                    self.lines.read += 1;
-                    self.lines.malformed += 1;
-                    self.lines.too_long += 1;
-                }
+                Line::TooLong => self.count_too_long(),
                 Line::Ok(l) => {
                     summary.bytes += l.len() as u64 + 1;
                     self.feed(l, &mut res);
                 }
             }
             summary.lines += 1;
-            self.since_commit += 1;
             if self.since_commit.is_multiple_of(1024) && self.due() {
-                self.commit(Vec::new(), false)?;
+                self.commit(false)?;
             }
         }
-        self.commit(Vec::new(), true)?;
+        self.commit(true)?;
         summary.files += 1;
         Ok(())
     }

@@ -81,6 +81,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("stored data could not be decoded: {0}")]
     Codec(#[from] CodecError),
+    #[error("{path} is in use by a running postlens")]
+    Locked { path: PathBuf },
     #[error("the store writer stopped")]
     WriterGone,
     #[error("database schema version {found} is newer than this postlens ({SCHEMA_VERSION}); upgrade postlens")]
@@ -129,6 +131,8 @@ pub struct Checkpoint {
     pub last_time: i64,
     /// An archive read to its end (skipped at start-up without decoding).
     pub done: bool,
+    /// Journal cursor after the last record read.
+    pub cursor: Option<String>,
 }
 
 /// Everything one commit writes, owned so it can go to the writer thread.
@@ -170,7 +174,10 @@ impl Store {
     pub fn open(workspace: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(workspace).map_err(|source| StoreError::Workspace { path: workspace.to_owned(), source })?;
         let path = workspace.join(DB_FILE);
-        let db = redb::Builder::new().set_cache_size(DB_CACHE_BYTES).create(&path)?;
+        let db = match redb::Builder::new().set_cache_size(DB_CACHE_BYTES).create(&path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
+            r => r?,
+        };
         let store = Store { db, path, seq: std::sync::atomic::AtomicU32::new(0) };
         store.init()?;
         Ok(store)

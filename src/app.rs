@@ -1,0 +1,272 @@
+//! `postlens run`: the daemon. One current-thread tokio runtime drives
+//! ingestion (watched directories, stdin, sockets, the journal), commit
+//! timers and signals; redb has one writer thread; small thread pools serve
+//! the control socket and the HTTP endpoint.
+//!
+//! Commits: while data flows, a non-durable commit every `LIVE_COMMIT_MS`
+//! (so a new line is visible within about a second), a durable one every
+//! `DURABLE_COMMIT_SECS` and at shutdown. A crash rolls data and positions
+//! back together to the last durable commit, so nothing is lost or counted
+//! twice, and an SD card sees a fraction of the writes.
+
+use crate::clock::{Resolver, start_year_for};
+use crate::config::{RunArgs, RunConfig};
+use crate::control::LiveStatus;
+use crate::ingest::stream::{self, Chunk};
+use crate::ingest::watch::{self, Group};
+use crate::ingest::{IngestError, Pipeline};
+use crate::limits::{DURABLE_COMMIT_SECS, LIVE_COMMIT_MS, PUMP_BUDGET, STREAM_QUEUE};
+use crate::store::{Checkpoint, Store, StoreError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub(crate) fn run(args: &RunArgs) -> Result<(), crate::cli::Failure> {
+    use crate::cli::Failure;
+    let cfg = args.build().map_err(|e| Failure::Usage(e.0))?;
+    let store = match Store::open(&cfg.workspace) {
+        Err(StoreError::Locked { path }) => {
+            return Err(Failure::Runtime(format!("{} is in use: another postlens runs on this workspace", path.display())));
+        }
+        r => r.map_err(|e| Failure::Runtime(e.to_string()))?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Runtime(e.to_string()))?;
+    let r = rt.block_on(daemon(cfg, store));
+    // Leave the runtime without waiting for blocked stdin readers.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    r.map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+/// A stream source's state in the loop.
+struct StreamState {
+    res: Resolver,
+    lines: u64,
+    cursor: Option<String>,
+}
+
+async fn daemon(cfg: RunConfig, store: Store) -> Result<(), IngestError> {
+    let mut p = Pipeline::new(store, cfg.opts.clone())?;
+    let live: LiveStatus = Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
+    let control = crate::control::serve(&cfg.workspace, &p.store_arc(), &live)
+        .map_err(|source| IngestError::Open { path: crate::control::socket_path(&cfg.workspace), source })?;
+    let http = crate::http::serve(cfg.listen, &p.store_arc(), &live)
+        .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
+
+    // Sources.
+    let mut groups: Vec<Group> = Vec::new();
+    let inotify = inotify::Inotify::init().map_err(|source| IngestError::Open { path: "inotify".into(), source })?;
+    let mut dir_of_wd = HashMap::new();
+    for d in &cfg.watch_dirs {
+        let mask = inotify::WatchMask::MODIFY
+            | inotify::WatchMask::CREATE
+            | inotify::WatchMask::MOVED_TO
+            | inotify::WatchMask::MOVED_FROM
+            | inotify::WatchMask::DELETE
+            | inotify::WatchMask::CLOSE_WRITE;
+        let wd = inotify.watches().add(d, mask).map_err(|source| IngestError::Open { path: d.clone(), source })?;
+        let start = groups.len();
+        groups.extend(watch::scan(d, &cfg.patterns)?);
+        dir_of_wd.insert(wd, (start, groups.len()));
+    }
+    let mut events =
+        inotify.into_event_stream(vec![0u8; 16 * 1024]).map_err(|source| IngestError::Open { path: "inotify".into(), source })?;
+    let (tx, mut rx) = mpsc::channel::<Chunk>(STREAM_QUEUE);
+    if cfg.stdin {
+        stream::spawn_stdin(tx.clone());
+    }
+    for s in &cfg.sockets {
+        stream::spawn_listener(s.clone(), tx.clone())
+            .await
+            .map_err(|source| IngestError::Open { path: PathBuf::from(s.name()), source })?;
+    }
+    let mut streams: HashMap<Arc<str>, StreamState> = HashMap::new();
+    if cfg.journal {
+        let cursor = p.checkpoint("journal")?.and_then(|c| c.cursor);
+        stream::spawn_journal(cursor.as_deref(), tx.clone()).map_err(|source| IngestError::Open { path: "journalctl".into(), source })?;
+    }
+    drop(tx);
+    startup_summary(&cfg, &groups);
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| IngestError::Open { path: "SIGTERM".into(), source })?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| IngestError::Open { path: "SIGINT".into(), source })?;
+    let mut tick = tokio::time::interval(Duration::from_millis(LIVE_COMMIT_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_durable = Instant::now();
+    let mut streams_open = true;
+    let mut history_done_logged = false;
+    loop {
+        // Work first: pump dirty files within a budget, then look at events.
+        let mut more = false;
+        for g in groups.iter_mut().filter(|g| g.dirty) {
+            let r = g.pump(&mut p, PUMP_BUDGET)?;
+            more |= r.more;
+        }
+        if !history_done_logged && groups.iter().all(|g| g.history.is_empty() && g.importing.is_none()) {
+            history_done_logged = true;
+            if !groups.is_empty() {
+                eprintln!("postlens: history imported ({} lines so far); following live", p.lines().read);
+            }
+        }
+        if p.uncommitted() >= crate::limits::COMMIT_LINES {
+            p.commit_async(false).await?;
+        }
+        tokio::select! {
+            biased;
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            ev = futures_next(&mut events) => {
+                if let Some(Ok(ev)) = ev {
+                    let name = ev.name.as_ref().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    if let Some(&(a, b)) = dir_of_wd.get(&ev.wd) {
+                        for g in &mut groups[a..b] {
+                            if crate::ingest::file::group_of(&name) == g.name {
+                                g.dirty = true;
+                            }
+                        }
+                    }
+                }
+            }
+            c = rx.recv(), if streams_open => {
+                match c {
+                    Some(c) => feed_chunk(&mut p, &mut streams, &c),
+                    None => streams_open = false,
+                }
+            }
+            _ = tick.tick() => {
+                // Files that could not be opened yet (empty) and slow writers.
+                for g in &mut groups {
+                    if g.current.is_none() || !g.draining.is_empty() {
+                        g.dirty = true;
+                    }
+                }
+                let durable = last_durable.elapsed() >= Duration::from_secs(DURABLE_COMMIT_SECS);
+                if p.uncommitted() > 0 || durable {
+                    journal_checkpoint(&mut p, &streams);
+                    p.commit_async(durable).await?;
+                    if durable {
+                        last_durable = Instant::now();
+                    }
+                }
+                publish_status(&live, &p, &groups, &streams);
+            }
+            () = std::future::ready(()), if more => {}
+        }
+    }
+    // Shutdown: one durable commit of everything read so far, within 2 s.
+    eprintln!("postlens: stopping");
+    journal_checkpoint(&mut p, &streams);
+    let r = tokio::time::timeout(Duration::from_millis(1_800), p.commit_async(true)).await;
+    control.unblock();
+    http.unblock();
+    let _ = std::fs::remove_file(crate::control::socket_path(&cfg.workspace));
+    match r {
+        Ok(r) => r?,
+        Err(_) => eprintln!(
+            "postlens: the last commit did not finish in time; the lines since the previous commit will be read again at start-up"
+        ),
+    }
+    Ok(())
+}
+
+/// `EventStream::next` without pulling in `futures`.
+async fn futures_next<T: AsRef<[u8]> + AsMut<[u8]> + Unpin>(
+    s: &mut inotify::EventStream<T>,
+) -> Option<std::io::Result<inotify::Event<std::ffi::OsString>>> {
+    std::future::poll_fn(|cx| tokio_stream_poll(s, cx)).await
+}
+
+fn tokio_stream_poll<T: AsRef<[u8]> + AsMut<[u8]> + Unpin>(
+    s: &mut inotify::EventStream<T>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<std::io::Result<inotify::Event<std::ffi::OsString>>>> {
+    use futures_core::Stream;
+    std::pin::Pin::new(s).poll_next(cx)
+}
+
+/// The journal's cursor is its checkpoint (sockets and stdin cannot be
+/// re-read, so they have none).
+fn journal_checkpoint(p: &mut Pipeline, streams: &HashMap<Arc<str>, StreamState>) {
+    if let Some(s) = streams.get("journal") {
+        let cp = Checkpoint {
+            name: "journal".into(),
+            offset: s.lines,
+            cursor: s.cursor.clone(),
+            last_time: p.newest(),
+            ..Checkpoint::default()
+        };
+        p.set_checkpoint("journal", &cp);
+    }
+}
+
+fn feed_chunk(p: &mut Pipeline, streams: &mut HashMap<Arc<str>, StreamState>, c: &Chunk) {
+    let opts = p.options().clone();
+    let st = streams.entry(c.source.clone()).or_insert_with(|| StreamState {
+        res: Resolver::new(opts.tz.clone(), opts.starting_year.unwrap_or_else(|| start_year_for(crate::clock::now(), None, &opts.tz))),
+        lines: 0,
+        cursor: None,
+    });
+    for _ in 0..c.too_long {
+        p.count_too_long();
+    }
+    for line in c.data.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        p.feed(line, &mut st.res);
+        st.lines += 1;
+    }
+    if c.cursor.is_some() {
+        st.cursor.clone_from(&c.cursor);
+    }
+}
+
+fn startup_summary(cfg: &RunConfig, groups: &[Group]) {
+    eprintln!("postlens: workspace {}", cfg.workspace.display());
+    for g in groups {
+        let archives = g.history.len();
+        let live = if g.live_path.exists() { "following" } else { "waiting for" };
+        if archives > 0 || g.live_path.exists() {
+            eprintln!("postlens: {live} {} ({archives} rotated archive(s) to import first)", g.live_path.display());
+        }
+    }
+    if cfg.stdin {
+        eprintln!("postlens: reading standard input");
+    }
+    for s in &cfg.sockets {
+        eprintln!("postlens: listening for log lines on {}", s.name());
+    }
+    if cfg.journal {
+        eprintln!("postlens: following the journal (mail facility)");
+    }
+    let days = cfg.opts.retention_secs / 86_400;
+    let cap = cfg.opts.max_db_size.map_or_else(|| "no size cap".into(), |m| format!("at most {} MiB", m >> 20));
+    eprintln!("postlens: keeping {days} days of data, {cap}; HTTP on {}", cfg.listen);
+}
+
+fn publish_status(live: &LiveStatus, p: &Pipeline, groups: &[Group], streams: &HashMap<Arc<str>, StreamState>) {
+    let mut sources = Vec::new();
+    for g in groups {
+        for (name, offset, behind, last) in g.status() {
+            sources.push(
+                serde_json::json!({"name": name, "offset": offset, "behind": behind, "last_time": crate::clock::Timestamp(last).rfc3339()}),
+            );
+        }
+    }
+    for (name, s) in streams {
+        sources.push(serde_json::json!({"name": name.as_ref(), "offset": s.lines, "behind": 0, "cursor": s.cursor, "last_time": crate::clock::Timestamp(p.newest()).rfc3339()}));
+    }
+    let v = serde_json::json!({
+        "sources": sources,
+        "stalled": p.stalled(),
+        "uncommitted_lines": p.uncommitted(),
+        "newest_line": crate::clock::Timestamp(p.newest()).rfc3339(),
+    });
+    if let Ok(mut l) = live.lock() {
+        *l = v;
+    }
+}

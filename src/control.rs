@@ -1,0 +1,80 @@
+//! The control socket: `<workspace>/postlens.sock`, served by the daemon so
+//! that `postlens stats|search|report|status` work while `postlens run`
+//! holds the database (redb allows one process). The CLI sends its own
+//! command line; the daemon runs the same read-only code against its open
+//! store and returns the exit code and output. Only the owner of the
+//! workspace can reach the socket (mode 0600).
+
+use crate::store::Store;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const SOCKET: &str = "postlens.sock";
+
+/// Largest request or answer accepted on the control socket.
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Answer {
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn socket_path(workspace: &Path) -> PathBuf {
+    workspace.join(SOCKET)
+}
+
+/// Live status from the daemon's loop, merged into `status` answers.
+pub type LiveStatus = Arc<std::sync::Mutex<serde_json::Value>>;
+
+/// Serves the control socket on a small thread pool (2 threads).
+///
+/// # Errors
+/// The socket cannot be bound.
+pub fn serve(workspace: &Path, store: &Arc<Store>, live: &LiveStatus) -> std::io::Result<Arc<tiny_http::Server>> {
+    let path = socket_path(workspace);
+    if path.exists() {
+        std::fs::remove_file(&path)?;
+    }
+    let server = Arc::new(tiny_http::Server::http_unix(&path).map_err(std::io::Error::other)?);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    for i in 0..2 {
+        let (server, store, live) = (server.clone(), store.clone(), live.clone());
+        std::thread::Builder::new().name(format!("postlens-control-{i}")).spawn(move || {
+            for mut req in server.incoming_requests() {
+                let mut body = Vec::new();
+                let ok = req.as_reader().take(MAX_BODY).read_to_end(&mut body).is_ok();
+                let argv: Option<Vec<String>> = if ok { serde_json::from_slice(&body).ok() } else { None };
+                let answer = match (req.method(), req.url(), argv) {
+                    (tiny_http::Method::Post, "/cli", Some(argv)) => crate::cli::run_in_daemon(&argv, &store, &live),
+                    _ => Answer { code: 2, stdout: String::new(), stderr: "bad control request".into() },
+                };
+                let json = serde_json::to_vec(&answer).unwrap_or_default();
+                let _ = req.respond(tiny_http::Response::from_data(json));
+            }
+        })?;
+    }
+    Ok(server)
+}
+
+/// Sends a command line to the running daemon of `workspace`.
+///
+/// # Errors
+/// The daemon cannot be reached or answered nonsense.
+pub fn forward(workspace: &Path, argv: &[String]) -> std::io::Result<Answer> {
+    let mut s = UnixStream::connect(socket_path(workspace))?;
+    s.set_read_timeout(Some(std::time::Duration::from_mins(2)))?;
+    let body = serde_json::to_vec(argv)?;
+    write!(s, "POST /cli HTTP/1.1\r\nHost: postlens\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+    s.write_all(&body)?;
+    let mut resp = Vec::new();
+    s.take(MAX_BODY).read_to_end(&mut resp)?;
+    let start = memchr::memmem::find(&resp, b"\r\n\r\n").ok_or_else(|| std::io::Error::other("malformed answer from the daemon"))? + 4;
+    serde_json::from_slice(&resp[start..]).map_err(std::io::Error::other)
+}
