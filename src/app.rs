@@ -27,14 +27,24 @@ use tokio::sync::mpsc;
 pub(crate) fn run(args: &RunArgs) -> Result<(), crate::cli::Failure> {
     use crate::cli::Failure;
     let cfg = args.build().map_err(|e| Failure::Usage(e.0))?;
-    let store = match Store::open(&cfg.workspace) {
-        Err(StoreError::Locked { path }) => {
-            return Err(Failure::Runtime(format!("{} is in use: another postlens runs on this workspace", path.display())));
+    // A `stats` run by hand holds the database for a moment: wait a little
+    // before concluding that another daemon owns it.
+    let mut tries = 0;
+    let store = loop {
+        match Store::open(&cfg.workspace) {
+            Err(StoreError::Locked { path }) => {
+                tries += 1;
+                if tries > 50 {
+                    return Err(Failure::Runtime(format!("{} is in use: another postlens runs on this workspace", path.display())));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            r => break r.map_err(|e| Failure::Runtime(e.to_string()))?,
         }
-        r => r.map_err(|e| Failure::Runtime(e.to_string()))?,
     };
+    let store = Arc::new(store);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Runtime(e.to_string()))?;
-    let r = rt.block_on(daemon(cfg, store));
+    let r = rt.block_on(serve(cfg, store));
     // Leave the runtime without waiting for blocked stdin readers.
     rt.shutdown_timeout(Duration::from_millis(100));
     r.map_err(|e| Failure::Runtime(e.to_string()))
@@ -47,13 +57,72 @@ struct StreamState {
     cursor: Option<String>,
 }
 
-async fn daemon(cfg: RunConfig, store: Store) -> Result<(), IngestError> {
-    let mut p = Pipeline::new(store, cfg.opts.clone())?;
+/// Servers and stream sources live for the whole run; the ingest loop is
+/// restarted from the store if a write error cost commits.
+async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
     let live: LiveStatus = Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
-    let control = crate::control::serve(&cfg.workspace, &p.store_arc(), &live)
+    let control = crate::control::serve(&cfg.workspace, &store, &live)
         .map_err(|source| IngestError::Open { path: crate::control::socket_path(&cfg.workspace), source })?;
-    let http = crate::http::serve(cfg.listen, &p.store_arc(), &live)
+    let http = crate::http::serve(cfg.listen, &store, &live)
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
+    let (tx, mut rx) = mpsc::channel::<Chunk>(STREAM_QUEUE);
+    if cfg.stdin {
+        stream::spawn_stdin(tx.clone());
+    }
+    for s in &cfg.sockets {
+        stream::spawn_listener(s.clone(), tx.clone())
+            .await
+            .map_err(|source| IngestError::Open { path: PathBuf::from(s.name()), source })?;
+    }
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| IngestError::Open { path: "SIGTERM".into(), source })?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| IngestError::Open { path: "SIGINT".into(), source })?;
+    let mut signals = Signals { term: &mut sigterm, int: &mut sigint };
+    let r = loop {
+        let journal = if cfg.journal {
+            let cursor = store.checkpoint("journal")?.and_then(|c| c.cursor);
+            Some(
+                stream::spawn_journal(cursor.as_deref(), tx.clone())
+                    .map_err(|source| IngestError::Open { path: "journalctl".into(), source })?,
+            )
+        } else {
+            None
+        };
+        let r = daemon(&cfg, store.clone(), &live, &mut rx, &mut signals).await;
+        if let Some(j) = journal {
+            j.abort();
+        }
+        match r {
+            // Lines in flight from the journal are read again from its cursor.
+            Ok(Loop::Restart) => while rx.try_recv().is_ok() {},
+            other => break other.map(|_| ()),
+        }
+    };
+    control.unblock();
+    http.unblock();
+    let _ = std::fs::remove_file(crate::control::socket_path(&cfg.workspace));
+    r
+}
+
+struct Signals<'a> {
+    term: &'a mut tokio::signal::unix::Signal,
+    int: &'a mut tokio::signal::unix::Signal,
+}
+
+enum Loop {
+    Exit,
+    Restart,
+}
+
+async fn daemon(
+    cfg: &RunConfig,
+    store: Arc<Store>,
+    live: &LiveStatus,
+    rx: &mut mpsc::Receiver<Chunk>,
+    signals: &mut Signals<'_>,
+) -> Result<Loop, IngestError> {
+    let mut p = Pipeline::new(store, cfg.opts.clone())?;
 
     // Sources.
     let mut groups: Vec<Group> = Vec::new();
@@ -73,33 +142,17 @@ async fn daemon(cfg: RunConfig, store: Store) -> Result<(), IngestError> {
     }
     let mut events =
         inotify.into_event_stream(vec![0u8; 16 * 1024]).map_err(|source| IngestError::Open { path: "inotify".into(), source })?;
-    let (tx, mut rx) = mpsc::channel::<Chunk>(STREAM_QUEUE);
-    if cfg.stdin {
-        stream::spawn_stdin(tx.clone());
-    }
-    for s in &cfg.sockets {
-        stream::spawn_listener(s.clone(), tx.clone())
-            .await
-            .map_err(|source| IngestError::Open { path: PathBuf::from(s.name()), source })?;
-    }
     let mut streams: HashMap<Arc<str>, StreamState> = HashMap::new();
-    if cfg.journal {
-        let cursor = p.checkpoint("journal")?.and_then(|c| c.cursor);
-        stream::spawn_journal(cursor.as_deref(), tx.clone()).map_err(|source| IngestError::Open { path: "journalctl".into(), source })?;
-    }
-    drop(tx);
-    startup_summary(&cfg, &groups);
-
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|source| IngestError::Open { path: "SIGTERM".into(), source })?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|source| IngestError::Open { path: "SIGINT".into(), source })?;
+    startup_summary(cfg, &groups);
     let mut tick = tokio::time::interval(Duration::from_millis(LIVE_COMMIT_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_durable = Instant::now();
     let mut streams_open = true;
     let mut history_done_logged = false;
     loop {
+        if p.rolled_back() {
+            return Ok(Loop::Restart);
+        }
         // Work first: pump dirty files within a budget, then look at events.
         let mut more = false;
         for g in groups.iter_mut().filter(|g| g.dirty) {
@@ -113,12 +166,12 @@ async fn daemon(cfg: RunConfig, store: Store) -> Result<(), IngestError> {
             }
         }
         if p.uncommitted() >= crate::limits::COMMIT_LINES {
-            p.commit_async(false).await?;
+            commit(&mut p, false).await?;
         }
         tokio::select! {
             biased;
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
             ev = futures_next(&mut events) => {
                 if let Some(Ok(ev)) = ev {
                     let name = ev.name.as_ref().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -147,12 +200,12 @@ async fn daemon(cfg: RunConfig, store: Store) -> Result<(), IngestError> {
                 let durable = last_durable.elapsed() >= Duration::from_secs(DURABLE_COMMIT_SECS);
                 if p.uncommitted() > 0 || durable {
                     journal_checkpoint(&mut p, &streams);
-                    p.commit_async(durable).await?;
+                    commit(&mut p, durable).await?;
                     if durable {
                         last_durable = Instant::now();
                     }
                 }
-                publish_status(&live, &p, &groups, &streams);
+                publish_status(live, &p, &groups, &streams);
             }
             () = std::future::ready(()), if more => {}
         }
@@ -161,16 +214,21 @@ async fn daemon(cfg: RunConfig, store: Store) -> Result<(), IngestError> {
     eprintln!("postlens: stopping");
     journal_checkpoint(&mut p, &streams);
     let r = tokio::time::timeout(Duration::from_millis(1_800), p.commit_async(true)).await;
-    control.unblock();
-    http.unblock();
-    let _ = std::fs::remove_file(crate::control::socket_path(&cfg.workspace));
     match r {
         Ok(r) => r?,
         Err(_) => eprintln!(
             "postlens: the last commit did not finish in time; the lines since the previous commit will be read again at start-up"
         ),
     }
-    Ok(())
+    Ok(Loop::Exit)
+}
+
+/// Commits; a rollback is not an error here (the loop restarts).
+async fn commit(p: &mut Pipeline, durable: bool) -> Result<(), IngestError> {
+    match p.commit_async(durable).await {
+        Err(IngestError::Store(StoreError::RolledBack)) => Ok(()),
+        r => r,
+    }
 }
 
 /// `EventStream::next` without pulling in `futures`.

@@ -71,7 +71,8 @@ pub fn forward(workspace: &Path, argv: &[String]) -> std::io::Result<Answer> {
     let mut s = UnixStream::connect(socket_path(workspace))?;
     s.set_read_timeout(Some(std::time::Duration::from_mins(2)))?;
     let body = serde_json::to_vec(argv)?;
-    write!(s, "POST /cli HTTP/1.1\r\nHost: postlens\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+    // HTTP/1.0: the answer comes whole, never chunked.
+    write!(s, "POST /cli HTTP/1.0\r\nHost: postlens\r\nContent-Length: {}\r\n\r\n", body.len())?;
     s.write_all(&body)?;
     let mut resp = Vec::new();
     s.take(MAX_BODY).read_to_end(&mut resp)?;

@@ -88,9 +88,8 @@ impl Pipeline {
     ///
     /// # Errors
     /// The store cannot be read.
-    pub fn new(store: Store, opts: Options) -> Result<Pipeline, IngestError> {
+    pub fn new(store: Arc<Store>, opts: Options) -> Result<Pipeline, IngestError> {
         let r = store.restore()?;
-        let store = Arc::new(store);
         Ok(Pipeline {
             writer: Writer::spawn(store.clone()),
             store,
@@ -200,10 +199,18 @@ impl Pipeline {
             None
         };
         self.writer.send(job).await?;
-        if let Some(rx) = ack {
-            rx.await.map_err(|_| StoreError::WriterGone)?;
+        if let Some(rx) = ack
+            && rx.await.is_err()
+        {
+            return Err(if self.writer.rolled_back() { StoreError::RolledBack } else { StoreError::WriterGone }.into());
         }
         Ok(())
+    }
+
+    /// The store lost commits after a write error: this pipeline's state is
+    /// ahead of it and must be rebuilt from the store.
+    pub fn rolled_back(&self) -> bool {
+        self.writer.rolled_back()
     }
 
     /// Commits are failing and being retried (disk full, read-only).

@@ -175,7 +175,7 @@ fn serve<S: AsyncRead + Unpin + Send + 'static>(s: S, name: Arc<str>, tx: mpsc::
 ///
 /// # Errors
 /// `journalctl` cannot be started.
-pub fn spawn_journal(cursor: Option<&str>, tx: mpsc::Sender<Chunk>) -> std::io::Result<()> {
+pub fn spawn_journal(cursor: Option<&str>, tx: mpsc::Sender<Chunk>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let exe = std::env::var("POSTLENS_JOURNALCTL").unwrap_or_else(|_| "journalctl".into());
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["--follow", "--output=json", "--no-pager", "SYSLOG_FACILITY=2"]);
@@ -190,7 +190,7 @@ pub fn spawn_journal(cursor: Option<&str>, tx: mpsc::Sender<Chunk>) -> std::io::
     cmd.stdout(std::process::Stdio::piped()).stdin(std::process::Stdio::null()).kill_on_drop(true);
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("journalctl has no stdout"))?;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let _child = child;
         let source: Arc<str> = Arc::from("journal");
         let mut r = BufReader::new(stdout);
@@ -228,8 +228,7 @@ pub fn spawn_journal(cursor: Option<&str>, tx: mpsc::Sender<Chunk>) -> std::io::
             }
         }
         eprintln!("postlens: journalctl stopped");
-    });
-    Ok(())
+    }))
 }
 
 /// One `journalctl -o json` record → (`RFC3339 host ident[pid]: message`, cursor).

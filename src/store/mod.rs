@@ -83,6 +83,10 @@ pub enum StoreError {
     Codec(#[from] CodecError),
     #[error("{path} is in use by a running postlens")]
     Locked { path: PathBuf },
+    #[error("the database is being reopened after a write error (disk full or read-only?)")]
+    Unavailable,
+    #[error("the database lost its latest commits after a write error; ingestion restarts from the last durable commit")]
+    RolledBack,
     #[error("the store writer stopped")]
     WriterGone,
     #[error("database schema version {found} is newer than this postlens ({SCHEMA_VERSION}); upgrade postlens")]
@@ -135,6 +139,16 @@ pub struct Checkpoint {
     pub cursor: Option<String>,
 }
 
+/// Read access to the open database.
+pub(crate) struct DbGuard<'a>(std::sync::RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for DbGuard<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0.as_ref().expect("checked by Store::db")
+    }
+}
+
 /// Everything one commit writes, owned so it can go to the writer thread.
 pub struct Batch {
     pub events: Vec<EventRec>,
@@ -161,7 +175,9 @@ pub struct Restored {
 }
 
 pub struct Store {
-    db: Database,
+    /// `None` only while the database is being reopened after an I/O
+    /// error (redb refuses further writes until it is reopened).
+    db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
     seq: std::sync::atomic::AtomicU32,
 }
@@ -178,7 +194,7 @@ impl Store {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             r => r?,
         };
-        let store = Store { db, path, seq: std::sync::atomic::AtomicU32::new(0) };
+        let store = Store { db: std::sync::RwLock::new(Some(db)), path, seq: std::sync::atomic::AtomicU32::new(0) };
         store.init()?;
         Ok(store)
     }
@@ -200,7 +216,24 @@ impl Store {
     }
 
     fn init(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        // Readers open the store too: write only when something is missing.
+        {
+            let tx = self.db()?.begin_read()?;
+            if let Ok(meta) = tx.open_table(META) {
+                let found = meta.get("schema")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?;
+                if let Some(v) = found {
+                    if v > SCHEMA_VERSION {
+                        return Err(StoreError::Schema { found: v });
+                    }
+                    let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
+                    self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                    if v == SCHEMA_VERSION && tx.open_table(AUTH_HOURS).is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let tx = self.db()?.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let found = meta.get("schema")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?;
@@ -225,6 +258,55 @@ impl Store {
         Ok(())
     }
 
+    /// The open database.
+    ///
+    /// # Errors
+    /// It is being reopened after an I/O error and could not be yet.
+    pub(crate) fn db(&self) -> Result<DbGuard<'_>, StoreError> {
+        let g = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if g.is_none() {
+            return Err(StoreError::Unavailable);
+        }
+        Ok(DbGuard(g))
+    }
+
+    /// Closes and reopens the database: after an I/O error (disk full,
+    /// read-only file system) redb accepts no more writes until then. The
+    /// reopen recovers the last commit. Waits until no reader holds it.
+    ///
+    /// # Errors
+    /// The database cannot be opened (yet); the next call tries again.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let mut g = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(g.take());
+        let mut tries = 0;
+        let db = loop {
+            match redb::Builder::new().set_cache_size(DB_CACHE_BYTES).create(&self.path) {
+                // Read transactions still hold the old file for a moment.
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r?,
+            }
+        };
+        *g = Some(db);
+        drop(g);
+        // Reload the block sequence as committed.
+        self.init()
+    }
+
+    /// The block sequence number as last committed (grows with every
+    /// commit that wrote blocks; used to notice a rollback after reopening).
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn committed_seq(&self) -> Result<u32, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -239,7 +321,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn restore(&self) -> Result<Restored, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let meta = tx.open_table(META)?;
         let tracker = match meta.get("tracker")? {
             Some(v) => blocks::decode::<Tracker>(v.value())?.pop().unwrap_or_default(),
@@ -254,7 +336,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn checkpoint(&self, source: &str) -> Result<Option<Checkpoint>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(CHECKPOINTS)?;
         Ok(t.get(source)?.map(|v| postcard::from_bytes(v.value())).transpose()?)
     }
@@ -264,7 +346,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn checkpoints(&self) -> Result<Vec<(String, Checkpoint)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(CHECKPOINTS)?;
         let mut v = Vec::new();
         for row in t.iter()? {
@@ -285,7 +367,7 @@ impl Store {
     /// # Errors
     /// Database failure; nothing of the batch is then visible.
     pub fn commit(&self, batch: &mut Batch, durable: bool) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db()?.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)?;
         }
@@ -355,7 +437,9 @@ impl Store {
             let mut meta = tx.open_table(META)?;
             meta.insert("tracker", batch.tracker.as_slice())?;
             meta.insert("lines", postcard::to_allocvec(&batch.lines)?.as_slice())?;
-            meta.insert("seq", postcard::to_allocvec(&self.seq.load(std::sync::atomic::Ordering::Relaxed))?.as_slice())?;
+            // Every commit bumps the sequence, so a rollback is always visible.
+            let seq = self.next_seq();
+            meta.insert("seq", postcard::to_allocvec(&seq)?.as_slice())?;
         }
         tx.commit()?;
         Ok(())
@@ -370,7 +454,7 @@ impl Store {
     /// Database failure.
     pub fn retention(&self, cutoff: Timestamp, max_bytes: Option<u64>, max_blocks: usize) -> Result<usize, StoreError> {
         let over_size = max_bytes.is_some_and(|m| self.file_size() > m);
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let mut deleted = 0;
         {
             for (blocks_def, sums_def, is_delivery) in [(DELIVERY_BLOCKS, DELIVERY_SUMS, true), (EVENT_BLOCKS, EVENT_SUMS, false)] {

@@ -297,7 +297,7 @@ impl Store {
     pub fn stats(&self, w: Window) -> Result<Stats, StoreError> {
         let (lines, tracker) = self.lifetime()?;
         let mut acc = Acc::default();
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let (lo, hi) = (w.lo(), w.hi());
         {
             let sums = tx.open_table(EVENT_SUMS)?;
@@ -356,7 +356,7 @@ impl Store {
         let (_, tracker) = self.lifetime()?;
         let mut hits: Vec<DeliveryRec> = tracker.inflight_deliveries().into_iter().filter(|d| q.matches(d)).collect();
         let keys = q.required_keys();
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let sums = tx.open_table(DELIVERY_SUMS)?;
         let data = tx.open_table(DELIVERY_BLOCKS)?;
         let (lo, hi) = (q.window.lo(), q.window.hi());
@@ -390,7 +390,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn domains(&self, w: Window) -> Result<Vec<(String, DomainCounts)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(DOMAIN_HOURS)?;
         let lo = w.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
         let hi = w.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));
@@ -425,7 +425,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn auth_by_ip(&self, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(AUTH_HOURS)?;
         let lo = w.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
         let hi = w.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));

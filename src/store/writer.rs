@@ -27,8 +27,13 @@ pub struct Job {
 
 pub struct Writer {
     tx: Option<mpsc::Sender<Job>>,
+    /// Set when the owner goes away: stop retrying a failing commit.
+    stop: Arc<AtomicBool>,
     /// Set while commits are failing (shown by `status`).
     stalled: Arc<AtomicBool>,
+    /// Set when a reopen after an I/O error lost commits: the ingesting
+    /// side must restart from the store; jobs are dropped until then.
+    rolled_back: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -41,20 +46,62 @@ impl Writer {
         let (tx, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
         let stalled = Arc::new(AtomicBool::new(false));
         let flag = stalled.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let rolled_back = Arc::new(AtomicBool::new(false));
+        let lost = rolled_back.clone();
         let handle = std::thread::Builder::new()
             .name("postlens-writer".into())
             .spawn(move || {
-                while let Some(mut job) = rx.blocking_recv() {
+                let mut last_seq = store.committed_seq().unwrap_or(0);
+                'jobs: while let Some(mut job) = rx.blocking_recv() {
+                    if lost.load(Ordering::Relaxed) {
+                        // Built on state the store no longer has.
+                        continue;
+                    }
                     let mut delay = WRITE_RETRY_MS;
                     loop {
                         match store.commit(&mut job.batch, job.durable) {
-                            Ok(()) => break,
+                            Ok(()) => {
+                                last_seq = store.committed_seq().unwrap_or(last_seq);
+                                break;
+                            }
                             Err(e) => {
+                                if stopping.load(Ordering::Relaxed) {
+                                    // Shutting down: the positions were not committed
+                                    // either, so those lines are read again next time.
+                                    eprintln!("postlens: giving up the last commit ({e}); its lines will be read again at start-up");
+                                    return;
+                                }
                                 if !flag.swap(true, Ordering::Relaxed) {
                                     eprintln!("postlens: commit failed: {e}; ingestion paused, retrying until it succeeds");
                                 }
-                                std::thread::sleep(std::time::Duration::from_millis(delay));
+                                // Sleep in short steps so a shutdown is noticed quickly.
+                                let until = std::time::Instant::now() + std::time::Duration::from_millis(delay);
+                                while std::time::Instant::now() < until && !stopping.load(Ordering::Relaxed) {
+                                    std::thread::sleep(std::time::Duration::from_millis(50));
+                                }
                                 delay = (delay * 2).min(30_000);
+                                // redb takes no writes after an I/O error until the
+                                // database is reopened; reopen once space seems back.
+                                if space_for_writes(store.path()) {
+                                    match store.reopen() {
+                                        Err(e) => eprintln!("postlens: reopening the database: {e}"),
+                                        // Non-durable commits since the last durable one
+                                        // may be gone: then start over from the store.
+                                        Ok(()) if store.committed_seq().unwrap_or(0) < last_seq => {
+                                            eprintln!("postlens: the database lost its latest commits; ingestion restarts from the last durable commit");
+                                            last_seq = store.committed_seq().unwrap_or(0);
+                                            lost.store(true, Ordering::Relaxed);
+                                            flag.store(false, Ordering::Relaxed);
+                                            if let Some(a) = job.ack {
+                                                drop(a);
+                                            }
+                                            continue 'jobs;
+                                        }
+                                        Ok(()) => {}
+                                    }
+                                }
                             }
                         }
                     }
@@ -72,7 +119,17 @@ impl Writer {
                 }
             })
             .expect("spawning a thread at start-up");
-        Writer { tx: Some(tx), stalled, handle: Some(handle) }
+        Writer { tx: Some(tx), stop, stalled, rolled_back, handle: Some(handle) }
+    }
+
+    /// A rollback happened: restart ingestion from the store.
+    pub fn rolled_back(&self) -> bool {
+        self.rolled_back.load(Ordering::Relaxed)
+    }
+
+    /// The ingesting side restarted from the store.
+    pub fn clear_rollback(&self) {
+        self.rolled_back.store(false, Ordering::Relaxed);
     }
 
     /// Commits are currently failing and being retried.
@@ -85,6 +142,9 @@ impl Writer {
     /// # Errors
     /// The writer thread is gone.
     pub fn send_blocking(&self, job: Job) -> Result<(), StoreError> {
+        if self.rolled_back() {
+            return Err(StoreError::RolledBack);
+        }
         self.tx.as_ref().ok_or(StoreError::WriterGone)?.blocking_send(job).map_err(|_| StoreError::WriterGone)
     }
 
@@ -96,7 +156,7 @@ impl Writer {
         let (atx, arx) = oneshot::channel();
         job.ack = Some(atx);
         self.send_blocking(job)?;
-        arx.blocking_recv().map_err(|_| StoreError::WriterGone)
+        arx.blocking_recv().map_err(|_| if self.rolled_back() { StoreError::RolledBack } else { StoreError::WriterGone })
     }
 
     /// Queues a job, waiting asynchronously while the queue is full.
@@ -113,9 +173,19 @@ impl Writer {
     }
 }
 
+/// Can a megabyte be written next to the database? (A probe file.)
+fn space_for_writes(db: &std::path::Path) -> bool {
+    let probe = db.with_extension("space-probe");
+    let ok = std::fs::write(&probe, vec![0u8; 1 << 20]).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         drop(self.tx.take());
+        // Queued jobs are still committed; only a failing one is abandoned.
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
