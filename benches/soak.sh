@@ -163,6 +163,7 @@ sleep 1 # one more sampler tick after catching up
 # memory after ingestion, before any query (a query's own allocations are reported separately)
 RSS_IDLE=$(awk '/VmRSS/{print $2}' /proc/"$DAEMON_PID"/status 2>/dev/null)
 HWM_INGEST=$(awk '/VmHWM/{print $2}' /proc/"$DAEMON_PID"/status 2>/dev/null)
+kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null; SAMPLER_PID=""
 ctl "$WS" status --json >"$RUN/status.json" 2>"$RUN/status.err"
 ctl "$WS" stats --json >"$RUN/stats.json" 2>"$RUN/stats.err"
 # the CLI's own path (a chunked answer broke it once; record whether it works)
@@ -172,7 +173,6 @@ DU_RUN=$(du -sb "$WS" | cut -f1)
 DU_RUN_ALLOC=$(du -sk "$WS" | awk '{print $1*1024}')
 RSS_BEFORE_STOP=$(awk '/VmRSS/{print $2}' /proc/"$DAEMON_PID"/status 2>/dev/null)
 HWM=$(awk '/VmHWM/{print $2}' /proc/"$DAEMON_PID"/status 2>/dev/null)
-kill "$SAMPLER_PID" 2>/dev/null; SAMPLER_PID=""
 
 stop_daemon
 DU_STOP=$(du -sb "$WS" | cut -f1)

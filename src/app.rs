@@ -165,7 +165,7 @@ async fn daemon(
                 eprintln!("postlens: history imported ({} lines so far); following live", p.lines().read);
             }
         }
-        if p.uncommitted() >= crate::limits::COMMIT_LINES {
+        if p.batch_full() {
             commit(&mut p, false).await?;
         }
         tokio::select! {

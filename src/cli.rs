@@ -321,8 +321,10 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
             .iter()
             .map(|(k, c)| serde_json::json!({"id": k, "name": c.name, "offset": c.offset, "last_time": Timestamp(c.last_time).rfc3339()}))
             .collect();
+        let (raw_lines, raw_original, raw_stored) = store.raw_sizes()?;
         let v = serde_json::json!({
             "running": live.is_some(),
+            "raw_lines": {"lines": raw_lines, "original_bytes": raw_original, "stored_bytes": raw_stored},
             "live": live,
             "sources": sources,
             "db_bytes": size,

@@ -54,7 +54,7 @@ pub const DB_CACHE_BYTES: usize = 4 * 1024 * 1024;
 pub const COMMIT_INTERVAL_MS: u64 = 500;
 
 /// ... or after this many lines, whichever comes first.
-pub const COMMIT_LINES: u64 = 50_000;
+pub const COMMIT_LINES: u64 = 20_000;
 
 /// Batches queued for the writer thread. Each batch holds at most
 /// `COMMIT_LINES` lines' worth of records, so this bounds the memory between
@@ -88,3 +88,10 @@ pub const PUMP_BUDGET: usize = 20_000;
 /// Non-durable commits while data flows; a durable one at least this often.
 pub const LIVE_COMMIT_MS: u64 = 200;
 pub const DURABLE_COMMIT_SECS: u64 = 30;
+
+/// Raw log text per stored block (before compression).
+pub const RAW_BLOCK_BYTES: usize = 256 * 1024;
+
+/// A batch is committed once it holds this much raw log text, whatever its
+/// line count: bounds the memory a batch of long lines can take.
+pub const RAW_BATCH_BYTES: usize = 1024 * 1024;

@@ -201,6 +201,9 @@ impl FileSource {
                 Some(Line::Ok(l)) => p.feed(l, &mut self.res),
             }
             n += 1;
+            if p.batch_full() {
+                break;
+            }
         }
         self.sync_checkpoint(p);
         Ok((n, false))

@@ -66,6 +66,8 @@ pub struct Pipeline {
     newest: i64,
     since_commit: u64,
     last_commit: Instant,
+    /// Raw lines since the last commit (bounded by `RAW_BATCH_BYTES`).
+    raw: crate::store::raw::RawLines,
     /// Source positions not yet handed to the writer.
     cps: std::collections::BTreeMap<String, Checkpoint>,
     /// Positions handed to the writer (possibly not committed yet), so a
@@ -100,6 +102,7 @@ impl Pipeline {
             newest: i64::MIN,
             since_commit: 0,
             last_commit: Instant::now(),
+            raw: crate::store::raw::RawLines::default(),
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
         })
@@ -154,6 +157,8 @@ impl Pipeline {
                 let t = res.resolve(ev.time);
                 self.newest = self.newest.max(t.0);
                 self.tracker.push(&ev, t);
+                self.raw.push(t.0, raw);
+                return;
             }
             Err(Unparsed::Unsupported(d)) => {
                 if d.is_dovecot() {
@@ -167,6 +172,9 @@ impl Pipeline {
             Err(Unparsed::OtherProgram) => self.lines.other += 1,
             Err(Unparsed::Malformed) => self.lines.malformed += 1,
         }
+        // Lines without a usable time of their own are filed with the
+        // previous line's (a multi-line continuation, another program).
+        self.raw.push(res.last(), raw);
     }
 
     /// Commits everything produced so far with `checkpoints`.
@@ -260,6 +268,7 @@ impl Pipeline {
             tracker: encode_tracker(&self.tracker)?,
             lines: self.lines.clone(),
             checkpoints,
+            raw: std::mem::take(&mut self.raw),
         };
         let retention =
             (self.newest != i64::MIN).then(|| (Timestamp(self.newest.saturating_sub(self.opts.retention_secs)), self.opts.max_db_size));
@@ -269,7 +278,12 @@ impl Pipeline {
     }
 
     fn due(&self) -> bool {
-        self.since_commit >= COMMIT_LINES || self.last_commit.elapsed() >= Duration::from_millis(COMMIT_INTERVAL_MS)
+        self.batch_full() || self.last_commit.elapsed() >= Duration::from_millis(COMMIT_INTERVAL_MS)
+    }
+
+    /// The batch reached its line or raw-text bound: commit now.
+    pub fn batch_full(&self) -> bool {
+        self.since_commit >= COMMIT_LINES || self.raw.bytes() >= crate::limits::RAW_BATCH_BYTES
     }
 
     /// Imports one file from where its checkpoint left off.

@@ -10,6 +10,7 @@
 
 pub(crate) mod blocks;
 pub mod query;
+pub mod raw;
 pub mod writer;
 
 use crate::clock::Timestamp;
@@ -35,6 +36,10 @@ const DOMAIN_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("domain
 /// Authentication failures per hour and client IP: key = hour (u32,
 /// big-endian) ++ IP; value = postcard `[smtp, imap, pop3, other]`.
 const AUTH_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("auth_hours");
+
+/// Raw log lines: compressed blocks and their summaries (see `raw`).
+const RAW_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_blocks");
+const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 
 const SCHEMA_VERSION: u32 = 1;
 
@@ -157,6 +162,8 @@ pub struct Batch {
     pub tracker: Vec<u8>,
     pub lines: LineCounters,
     pub checkpoints: Vec<(String, Checkpoint)>,
+    /// The raw lines of this batch.
+    pub raw: raw::RawLines,
 }
 
 /// Encodes the tracker for a [`Batch`] (done by the ingesting thread, at the
@@ -227,7 +234,7 @@ impl Store {
                     }
                     let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
                     self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
-                    if v == SCHEMA_VERSION && tx.open_table(AUTH_HOURS).is_ok() {
+                    if v == SCHEMA_VERSION && tx.open_table(RAW_SUMS).is_ok() {
                         return Ok(());
                     }
                 }
@@ -253,6 +260,8 @@ impl Store {
             tx.open_table(DELIVERY_SUMS)?;
             tx.open_table(DOMAIN_HOURS)?;
             tx.open_table(AUTH_HOURS)?;
+            tx.open_table(RAW_BLOCKS)?;
+            tx.open_table(RAW_SUMS)?;
         }
         tx.commit()?;
         Ok(())
@@ -294,6 +303,60 @@ impl Store {
         drop(g);
         // Reload the block sequence as committed.
         self.init()
+    }
+
+    /// Raw lines stored: (lines, original bytes, stored bytes).
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn raw_sizes(&self) -> Result<(u64, u64, u64), StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let t = tx.open_table(RAW_SUMS)?;
+        let mut r = (0, 0, 0);
+        for row in t.iter()? {
+            let (_, v) = row?;
+            let s: raw::RawSummary = postcard::from_bytes(v.value())?;
+            r.0 += u64::from(s.lines);
+            r.1 += s.raw_bytes;
+            r.2 += s.stored_bytes;
+        }
+        Ok(r)
+    }
+
+    /// Raw lines with times in the window, oldest first, skipping `skip`
+    /// and returning at most `limit`.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn raw_lines(&self, w: query::Window, skip: usize, limit: usize) -> Result<Vec<(Timestamp, Vec<u8>)>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let sums = tx.open_table(RAW_SUMS)?;
+        let data = tx.open_table(RAW_BLOCKS)?;
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for row in sums.iter()? {
+            let (k, v) = row?;
+            let s: raw::RawSummary = postcard::from_bytes(v.value())?;
+            if !w.overlaps(s.min, s.max) {
+                continue;
+            }
+            if let Some(b) = data.get(k.value())? {
+                for (t, l) in raw::decode_block(s.min, b.value()) {
+                    if !w.contains(t) {
+                        continue;
+                    }
+                    if skipped < skip {
+                        skipped += 1;
+                        continue;
+                    }
+                    out.push((Timestamp(t), l));
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The block sequence number as last committed (grows with every
@@ -430,6 +493,13 @@ impl Store {
                 }
                 ah.insert(k.as_slice(), postcard::to_allocvec(&cur)?.as_slice())?;
             }
+            let mut rb = tx.open_table(RAW_BLOCKS)?;
+            let mut rs = tx.open_table(RAW_SUMS)?;
+            for (sum, packed) in raw::encode_blocks(&batch.raw, crate::limits::RAW_BLOCK_BYTES) {
+                let k = block_key(sum.min, self.next_seq());
+                rb.insert(k, packed.as_slice())?;
+                rs.insert(k, postcard::to_allocvec(&sum)?.as_slice())?;
+            }
             let mut cp = tx.open_table(CHECKPOINTS)?;
             for (name, c) in &batch.checkpoints {
                 cp.insert(name.as_str(), postcard::to_allocvec(c)?.as_slice())?;
@@ -457,16 +527,18 @@ impl Store {
         let tx = self.db()?.begin_write()?;
         let mut deleted = 0;
         {
-            for (blocks_def, sums_def, is_delivery) in [(DELIVERY_BLOCKS, DELIVERY_SUMS, true), (EVENT_BLOCKS, EVENT_SUMS, false)] {
+            for (blocks_def, sums_def, kind) in
+                [(DELIVERY_BLOCKS, DELIVERY_SUMS, 0), (EVENT_BLOCKS, EVENT_SUMS, 1), (RAW_BLOCKS, RAW_SUMS, 2)]
+            {
                 let mut b = tx.open_table(blocks_def)?;
                 let mut s = tx.open_table(sums_def)?;
                 let mut doomed = Vec::new();
                 for row in s.iter()? {
                     let (k, v) = row?;
-                    let max = if is_delivery {
-                        postcard::from_bytes::<DeliverySummary>(v.value())?.max
-                    } else {
-                        postcard::from_bytes::<EventSummary>(v.value())?.max
+                    let max = match kind {
+                        0 => postcard::from_bytes::<DeliverySummary>(v.value())?.max,
+                        1 => postcard::from_bytes::<EventSummary>(v.value())?.max,
+                        _ => postcard::from_bytes::<raw::RawSummary>(v.value())?.max,
                     };
                     if max < cutoff.0 || over_size {
                         doomed.push(k.value());

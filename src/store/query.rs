@@ -30,6 +30,10 @@ impl Window {
     pub fn contains(self, t: i64) -> bool {
         t >= self.lo() && t < self.hi()
     }
+    /// Does `[min, max]` meet the window?
+    pub fn overlaps(self, min: i64, max: i64) -> bool {
+        max >= self.lo() && min < self.hi()
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]

@@ -3,7 +3,10 @@
 # workload, and a truth.json computed from what the clients and a stand-in remote MX saw.
 #
 # Usage:  tests/e2e/run.sh [OUT_DIR]          (or E2E_OUT=DIR; default /tmp/postlens-e2e)
-# Env:    POSTLENS=/path/to/postlens   also import both logs and compare `stats --json` to truth
+# Env:    POSTLENS=/path/to/postlens   also compare postlens with the truth: `import` of each finished log,
+#                                      and a live `postlens run` daemon per log that follows it while
+#                                      Postfix writes (stats + search answered over its control socket)
+#         E2E_LIVE_TIMEOUT=30          seconds to wait for a live daemon to catch up with its log
 #         E2E_NO_CROSSCHECK=1          don't fail when a grep of the log disagrees with truth
 #         E2E_SKIP_APT=1               never run apt-get (fail if something is missing)
 #         E2E_TIMEOUT=240              seconds to wait for the queue to drain
@@ -18,9 +21,15 @@ WORK="$OUT/work"
 RUN=/run/postlens-e2e           # pid files and Dovecot base_dir (fixed, to clean up after a killed run)
 PFX=/etc/postfix/e2e            # Postfix lookup tables written by this harness
 TIMEOUT="${E2E_TIMEOUT:-240}"
+LIVE_TIMEOUT="${E2E_LIVE_TIMEOUT:-30}"
+FMTS=(classic rfc3339)
 START_TS=$(date +%s)
 
-log()  { printf '[e2e %3ss] %s\n' "$(( $(date +%s) - START_TS ))" "$*" >&2; }
+RESULTS=()                      # every PASS/FAIL line, repeated at the end
+log()  {
+  printf '[e2e %3ss] %s\n' "$(( $(date +%s) - START_TS ))" "$*" >&2
+  case "$*" in PASS:*|FAIL:*) RESULTS+=("$*") ;; esac
+}
 die()  { log "ERROR: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
@@ -72,6 +81,8 @@ STARTED=""
 cleanup() {
   local rc=$?
   set +e
+  local f
+  for f in "${FMTS[@]}"; do kill_pidfile "$RUN/postlens-live-$f.pid"; done   # live daemons of a failed run
   if [ -n "$STARTED" ]; then
     log "stopping daemons"
     postfix_stop
@@ -91,6 +102,7 @@ postfix_stop
 kill_pidfile "$RUN/dovecot/master.pid"
 kill_pidfile "$RUN/remote_mx.pid"
 kill_pidfile "$RUN/rsyslogd.pid"
+for f in "${FMTS[@]}"; do kill_pidfile "$RUN/postlens-live-$f.pid"; done
 
 port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 for p in 25 587 110 143 2525; do
@@ -100,9 +112,15 @@ if pgrep -x rsyslogd >/dev/null 2>&1 || pgrep -x syslog-ng >/dev/null 2>&1 || pg
   log "warning: another syslog daemon is running; this harness takes over /dev/log while it runs"
 fi
 
-rm -rf "$WORK" "$OUT/mail-classic.log" "$OUT/mail-rfc3339.log" "$OUT/truth.json" "$OUT/truth-detail.json" \
-       "$OUT"/stats-*.json "$OUT"/postlens-*
+rm -rf "$WORK" "$OUT/mail-classic.log" "$OUT/mail-rfc3339.log" "$OUT/classic" "$OUT/rfc3339" \
+       "$OUT/truth.json" "$OUT/truth-detail.json" \
+       "$OUT"/stats-*.json "$OUT"/search-*.json "$OUT"/status-*.json "$OUT"/postlens-*
 mkdir -p "$WORK" "$RUN" "$PFX"
+# each format in a directory of its own (one live daemon watches each directory), plus a
+# symlink in $OUT so that the logs keep their old paths
+for f in "${FMTS[@]}"; do
+  mkdir -p "$OUT/$f"; ln -s "$f/mail-$f.log" "$OUT/mail-$f.log"
+done
 
 # users: local.test mailboxes are system users with ~/Maildir; e2e-vmail owns Dovecot's store
 for u in e2e-alice e2e-bob e2e-sender e2e-vmail; do
@@ -125,8 +143,8 @@ mkdir -p "$WORK/rsyslog"
 cat > "$WORK/rsyslog.conf" <<EOF
 global(workDirectory="$WORK/rsyslog")
 module(load="imuxsock" SysSock.Name="/dev/log" SysSock.RateLimit.Interval="0" SysSock.Unlink="on")
-mail.*  action(type="omfile" file="$OUT/mail-classic.log" template="RSYSLOG_TraditionalFileFormat")
-mail.*  action(type="omfile" file="$OUT/mail-rfc3339.log" template="RSYSLOG_FileFormat")
+mail.*  action(type="omfile" file="$OUT/classic/mail-classic.log" template="RSYSLOG_TraditionalFileFormat")
+mail.*  action(type="omfile" file="$OUT/rfc3339/mail-rfc3339.log" template="RSYSLOG_FileFormat")
 EOF
 
 # --- Dovecot: passwd-file users, IMAP/POP3 on 127.0.0.1, LMTP + SASL sockets for Postfix
@@ -252,11 +270,111 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }   # no connection: keeps logs clean
 
+# --- live daemons: one `postlens run` per log format, started before the workload, following
+# $OUT/<fmt>/mail-<fmt>.log while rsyslog writes it (the file appears with the first mail.* line)
+rc=0
+declare -A LIVE_PID=() LIVE_OK=()
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+live_ws() { echo "$OUT/postlens-live-ws-$1"; }
+live_running() {  # the daemon answers `status` through its control socket
+  # (wait for the socket first: a `status` before the daemon holds the database would open it itself)
+  [ -S "$(live_ws "$1")/postlens.sock" ] || return 1
+  "$POSTLENS" status --workspace "$(live_ws "$1")" --json 2>/dev/null \
+    | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("running") is True else 1)'
+}
+live_start() {
+  local fmt="$1" ws port pid
+  ws="$(live_ws "$fmt")"; rm -rf "$ws"; mkdir -p "$ws"; port="$(free_port)"
+  log "starting live postlens ($fmt): run --watch-dir $OUT/$fmt --log-file-patterns mail-$fmt.log --listen 127.0.0.1:$port"
+  "$POSTLENS" run --workspace "$ws" --watch-dir "$OUT/$fmt" --log-file-patterns "mail-$fmt.log" \
+    --listen "127.0.0.1:$port" --retention 36500d >"$OUT/postlens-live-$fmt.out" 2>"$OUT/postlens-live-$fmt.err" &
+  pid=$!; echo "$pid" > "$RUN/postlens-live-$fmt.pid"; LIVE_PID[$fmt]=$pid
+  local end=$(( $(date +%s) + 15 ))
+  until live_running "$fmt"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$OUT/postlens-live-$fmt.err" >&2; log "FAIL: live $fmt: postlens run exited during start-up"; rc=1; return 0
+    fi
+    if [ "$(date +%s)" -ge "$end" ]; then
+      cat "$OUT/postlens-live-$fmt.err" >&2; log "FAIL: live $fmt: no answer on the control socket after 15s"; rc=1; return 0
+    fi
+    sleep 0.2
+  done
+  LIVE_OK[$fmt]=1
+}
+live_caught_up() {  # live_caught_up FMT LINES: every source 0 bytes behind and stats lines.read == LINES
+  local fmt="$1" n="$2" ws; ws="$(live_ws "$fmt")"
+  "$POSTLENS" status --workspace "$ws" --json >"$OUT/status-live-$fmt.json" 2>/dev/null || return 1
+  "$POSTLENS" stats --workspace "$ws" --json >"$OUT/stats-live-$fmt.json" 2>/dev/null || return 1
+  python3 - "$OUT/status-live-$fmt.json" "$OUT/stats-live-$fmt.json" "$n" "mail-$fmt.log" <<'PYEOF'
+import json, sys
+st, stats, n, name = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3]), sys.argv[4]
+srcs = (st.get("live") or {}).get("sources") or []
+behind = [s.get("behind") for s in srcs]
+read = stats["lines"]["read"]
+ok = st.get("running") is True and any(s.get("name", "").endswith("/" + name) for s in srcs) \
+     and all(b == 0 for b in behind) and read == n
+print("running=%s behind=%s lines.read=%s (log has %d) uncommitted_lines=%s"
+      % (st.get("running"), behind, read, n, (st.get("live") or {}).get("uncommitted_lines")))
+sys.exit(0 if ok else 1)
+PYEOF
+}
+live_check() {  # after the logs are complete: wait for catch-up, compare, stop with SIGTERM
+  local fmt="$1" n="$2" ws pid state end t0 ms code
+  ws="$(live_ws "$fmt")"; pid="${LIVE_PID[$fmt]}"
+  log "live $fmt: waiting for the daemon to catch up (timeout ${LIVE_TIMEOUT}s)"
+  end=$(( $(date +%s) + LIVE_TIMEOUT ))
+  until state="$(live_caught_up "$fmt" "$n")"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -20 "$OUT/postlens-live-$fmt.err" >&2; log "FAIL: live $fmt: postlens run died while following the log"
+      rc=1; rm -f "$RUN/postlens-live-$fmt.pid"; return 0
+    fi
+    if [ "$(date +%s)" -ge "$end" ]; then
+      log "FAIL: live $fmt: not caught up after ${LIVE_TIMEOUT}s: $state"; rc=1; break
+    fi
+    sleep 0.5
+  done
+  log "live $fmt: $state"
+  # stats-live-$fmt.json was written by the last poll, answered by the running daemon
+  if python3 "$HERE/compare.py" --quiet "$OUT/truth.json" "$OUT/stats-live-$fmt.json"; then
+    log "PASS: live $fmt: stats of the running daemon match truth"
+  else
+    log "FAIL: live $fmt: stats of the running daemon do not match truth"; rc=1
+  fi
+  if "$POSTLENS" search --workspace "$ws" --json --limit 100000 >"$OUT/search-live-$fmt.json" 2>"$OUT/postlens-live-search-$fmt.err" \
+     && python3 "$HERE/compare_search.py" "$OUT/truth-detail.json" "$OUT/search-live-$fmt.json"; then
+    log "PASS: live $fmt: search of the running daemon matches the per-delivery truth"
+  else
+    cat "$OUT/postlens-live-search-$fmt.err" >&2
+    log "FAIL: live $fmt: search of the running daemon does not match the per-delivery truth"; rc=1
+  fi
+  # SIGTERM: must exit 0 within 2 s
+  t0=$(date +%s%N); kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null && [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 2000 ]; do sleep 0.02; done
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if kill -0 "$pid" 2>/dev/null; then
+    log "FAIL: live $fmt: still running ${ms}ms after SIGTERM (killing it)"; rc=1
+    kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  else
+    code=0; wait "$pid" || code=$?
+    if [ "$code" = 0 ]; then
+      log "PASS: live $fmt: exited 0 ${ms}ms after SIGTERM"
+    else
+      tail -5 "$OUT/postlens-live-$fmt.err" >&2; log "FAIL: live $fmt: exit code $code after SIGTERM (${ms}ms)"; rc=1
+    fi
+  fi
+  rm -f "$RUN/postlens-live-$fmt.pid"
+}
+
 STARTED=1
 log "starting rsyslogd"
 rsyslogd -f "$WORK/rsyslog.conf" -i "$RUN/rsyslogd.pid" || die "rsyslogd failed to start"
 wait_for 10 "/dev/log" test -S /dev/log
 wait_for 10 "rsyslogd pid file" test -s "$RUN/rsyslogd.pid"
+
+if [ -n "${POSTLENS:-}" ]; then
+  [ -x "$POSTLENS" ] || die "POSTLENS=$POSTLENS is not an executable"
+  for fmt in "${FMTS[@]}"; do live_start "$fmt"; done
+fi
 
 log "starting stand-in MX on 127.0.0.1:2525"
 python3 "$HERE/remote_mx.py" --listen 127.0.0.1:2525 --log "$WORK/mx.jsonl" --pidfile "$RUN/remote_mx.pid" \
@@ -301,6 +419,14 @@ while :; do
   sleep 1
 done
 log "queue empty"
+if [ -n "${POSTLENS:-}" ]; then   # informational: the daemons have been reading while Postfix worked
+  for fmt in "${FMTS[@]}"; do
+    [ -n "${LIVE_OK[$fmt]:-}" ] || continue
+    read_now="$("$POSTLENS" stats --workspace "$(live_ws "$fmt")" --json 2>/dev/null \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["lines"]["read"])' 2>/dev/null)" || read_now="?"
+    log "live $fmt: ${read_now} lines read so far (log has $(wc -l < "$OUT/mail-$fmt.log") lines, Postfix still running)"
+  done
+fi
 
 # ---------------------------------------------------------------- 6. truth
 python3 "$HERE/workload.py" truth --work "$WORK" --sasl-user "$SASL_USER" --sasl-pass "$SASL_PASS" \
@@ -327,10 +453,13 @@ fi
 cat "$OUT/truth.json"
 
 # ---------------------------------------------------------------- 7. postlens
-rc=0
 if [ -n "${POSTLENS:-}" ]; then
-  [ -x "$POSTLENS" ] || die "POSTLENS=$POSTLENS is not an executable"
-  for fmt in classic rfc3339; do
+  # 7a. the live daemons, still running: they followed the logs while Postfix wrote them
+  for fmt in "${FMTS[@]}"; do
+    if [ -n "${LIVE_OK[$fmt]:-}" ]; then live_check "$fmt" "$n1"; fi
+  done
+  # 7b. import of the finished logs
+  for fmt in "${FMTS[@]}"; do
     ws="$OUT/postlens-ws-$fmt"; rm -rf "$ws"; mkdir -p "$ws"
     log "postlens import ($fmt)"
     if ! "$POSTLENS" import --workspace "$ws" "$OUT/mail-$fmt.log" 2>"$OUT/postlens-import-$fmt.err"; then
@@ -340,19 +469,22 @@ if [ -n "${POSTLENS:-}" ]; then
       cat "$OUT/postlens-stats-$fmt.err" >&2; log "FAIL: postlens stats ($fmt) exited non-zero"; rc=1; continue
     fi
     if python3 "$HERE/compare.py" --quiet "$OUT/truth.json" "$OUT/stats-$fmt.json"; then
-      log "PASS: $fmt log matches truth"
+      log "PASS: import $fmt: stats match truth"
     else
-      log "FAIL: $fmt log does not match truth"; rc=1
+      log "FAIL: import $fmt: stats do not match truth"; rc=1
     fi
     "$POSTLENS" search --workspace "$ws" --json --limit 100000 >"$OUT/search-$fmt.json"
     if python3 "$HERE/compare_search.py" "$OUT/truth-detail.json" "$OUT/search-$fmt.json"; then
-      log "PASS: $fmt search matches the per-delivery truth"
+      log "PASS: import $fmt: search matches the per-delivery truth"
     else
-      log "FAIL: $fmt search does not match the per-delivery truth"; rc=1
+      log "FAIL: import $fmt: search does not match the per-delivery truth"; rc=1
     fi
   done
 else
   log "POSTLENS not set: produced logs and truth only"
+fi
+if [ "${#RESULTS[@]}" -gt 0 ]; then
+  log "summary:"; for r in "${RESULTS[@]}"; do printf '    %s\n' "$r" >&2; done
 fi
 log "done in $(( $(date +%s) - START_TS ))s: $OUT/{mail-classic.log,mail-rfc3339.log,truth.json}"
 exit $rc
