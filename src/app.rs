@@ -61,7 +61,8 @@ struct StreamState {
 /// restarted from the store if a write error cost commits.
 async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
     let live: LiveStatus = Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
-    let control = crate::control::serve(&cfg.workspace, &store, &live)
+    let (overlay_tx, mut overlay_rx) = mpsc::channel(8);
+    let control = crate::control::serve(&cfg.workspace, &store, &live, &overlay_tx)
         .map_err(|source| IngestError::Open { path: crate::control::socket_path(&cfg.workspace), source })?;
     let http = crate::http::serve(cfg.listen, &store, &live)
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
@@ -89,7 +90,7 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
         } else {
             None
         };
-        let r = daemon(&cfg, store.clone(), &live, &mut rx, &mut signals).await;
+        let r = daemon(&cfg, store.clone(), &live, &mut rx, &mut overlay_rx, &mut signals).await;
         if let Some(j) = journal {
             j.abort();
         }
@@ -120,6 +121,7 @@ async fn daemon(
     store: Arc<Store>,
     live: &LiveStatus,
     rx: &mut mpsc::Receiver<Chunk>,
+    overlays: &mut mpsc::Receiver<tokio::sync::oneshot::Sender<crate::store::query::Overlay>>,
     signals: &mut Signals<'_>,
 ) -> Result<Loop, IngestError> {
     let mut p = Pipeline::new(store, cfg.opts.clone())?;
@@ -184,6 +186,13 @@ async fn daemon(
                     }
                 }
             }
+            Some(req) = overlays.recv() => {
+                // Batches still in the writer's queue are in neither the
+                // store nor the overlay: let them land first.
+                // (Bounded: while commits fail the answer comes without them.)
+                let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
+                let _ = req.send(p.overlay());
+            }
             c = rx.recv(), if streams_open => {
                 match c {
                     Some(c) => feed_chunk(&mut p, &mut streams, &c),
@@ -197,13 +206,17 @@ async fn daemon(
                         g.dirty = true;
                     }
                 }
+                // Readers of this process see uncommitted lines through the
+                // overlay, so while lines trickle in there is no need to
+                // commit often: one durable commit every DURABLE_COMMIT_SECS
+                // spares the SD card (bulk imports commit when a batch fills).
                 let durable = last_durable.elapsed() >= Duration::from_secs(DURABLE_COMMIT_SECS);
-                if p.uncommitted() > 0 || durable {
+                if durable && p.uncommitted() > 0 {
                     journal_checkpoint(&mut p, &streams);
-                    commit(&mut p, durable).await?;
-                    if durable {
-                        last_durable = Instant::now();
-                    }
+                    commit(&mut p, true).await?;
+                }
+                if durable {
+                    last_durable = Instant::now();
                 }
                 publish_status(live, &p, &groups, &streams);
             }

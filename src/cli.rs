@@ -18,7 +18,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Command::Run(a)) => crate::app::run(&a),
         Some(Command::Import(a)) => import(&a),
         Some(Command::BenchParse(a)) => bench_parse(&a),
-        Some(c) => match read_only(&c, None, None) {
+        Some(c) => match read_only(&c, None, None, None) {
             // The daemon holds the database: ask it.
             Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
                 Ok(a) => {
@@ -47,7 +47,12 @@ pub fn run(args: &[String]) -> ExitCode {
 
 /// Runs a read-only command sent over the control socket, against the
 /// daemon's open store.
-pub fn run_in_daemon(argv: &[String], store: &Store, live: &crate::control::LiveStatus) -> crate::control::Answer {
+pub fn run_in_daemon(
+    argv: &[String],
+    store: &Store,
+    live: &crate::control::LiveStatus,
+    overlays: &crate::control::OverlayRequests,
+) -> crate::control::Answer {
     let full: Vec<String> = std::iter::once("postlens".to_owned()).chain(argv.iter().cloned()).collect();
     let cli = match Cli::try_parse_from(&full) {
         Ok(c) => c,
@@ -55,7 +60,8 @@ pub fn run_in_daemon(argv: &[String], store: &Store, live: &crate::control::Live
     };
     let r = match &cli.command {
         Some(c @ (Command::Stats(_) | Command::Search(_) | Command::Report(_) | Command::Status(_))) => {
-            read_only(c, Some(store), Some(live))
+            let overlay = crate::control::overlay(overlays);
+            read_only(c, Some(store), Some(live), overlay.as_ref())
         }
         _ => Err(Failure::Usage("only stats, search, report and status can be asked of a running postlens".into())),
     };
@@ -69,7 +75,12 @@ pub fn run_in_daemon(argv: &[String], store: &Store, live: &crate::control::Live
 }
 
 /// The read-only commands, rendered to their standard output.
-fn read_only(c: &Command, store: Option<&Store>, live: Option<&crate::control::LiveStatus>) -> Result<String, Failure> {
+fn read_only(
+    c: &Command,
+    store: Option<&Store>,
+    live: Option<&crate::control::LiveStatus>,
+    overlay: Option<&crate::store::query::Overlay>,
+) -> Result<String, Failure> {
     let common = match c {
         Command::Stats(a) => &a.common,
         Command::Search(a) => &a.common,
@@ -97,8 +108,8 @@ fn read_only(c: &Command, store: Option<&Store>, live: Option<&crate::control::L
         &opened
     };
     match c {
-        Command::Stats(a) => stats(a, store),
-        Command::Search(a) => search(a, store),
+        Command::Stats(a) => stats(a, store, overlay),
+        Command::Search(a) => search(a, store, overlay),
         Command::Report(a) => report(a, store),
         Command::Status(a) => status(a, store, live),
         _ => unreachable!("filtered above"),
@@ -198,9 +209,9 @@ fn window(common: &Common, from: Option<&String>, to: Option<&String>) -> Result
     Ok(w)
 }
 
-fn stats(a: &StatsArgs, store: &Store) -> Result<String, Failure> {
+fn stats(a: &StatsArgs, store: &Store, overlay: Option<&crate::store::query::Overlay>) -> Result<String, Failure> {
     let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
-    let s = store.stats(w)?;
+    let s = store.stats_live(w, overlay)?;
     if a.json {
         let mut j = serde_json::to_string_pretty(&s).map_err(|e| Failure::Runtime(e.to_string()))?;
         j.push('\n');
@@ -246,7 +257,7 @@ fn stats_text(s: &Stats) -> String {
     t
 }
 
-fn search(a: &SearchArgs, store: &Store) -> Result<String, Failure> {
+fn search(a: &SearchArgs, store: &Store, overlay: Option<&crate::store::query::Overlay>) -> Result<String, Failure> {
     use std::fmt::Write as _;
     let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
     if a.limit == 0 {
@@ -260,7 +271,7 @@ fn search(a: &SearchArgs, store: &Store) -> Result<String, Failure> {
         window: w,
         limit: a.limit,
     };
-    let hits = store.search(&q)?;
+    let hits = store.search_live(&q, overlay)?;
     let mut out = String::new();
     if a.json {
         let v: Vec<SearchHit<'_>> = hits.iter().map(SearchHit::of).collect();

@@ -30,11 +30,38 @@ pub fn socket_path(workspace: &Path) -> PathBuf {
 /// Live status from the daemon's loop, merged into `status` answers.
 pub type LiveStatus = Arc<std::sync::Mutex<serde_json::Value>>;
 
+/// Asks the daemon's loop for its uncommitted state (answered between two
+/// pumps, so within milliseconds).
+pub type OverlayRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<crate::store::query::Overlay>>;
+
+/// The daemon's uncommitted state, if the loop answers within a second.
+pub fn overlay(req: &OverlayRequests) -> Option<crate::store::query::Overlay> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    req.blocking_send(tx).ok()?;
+    let t = std::time::Instant::now();
+    let mut rx = rx;
+    loop {
+        match rx.try_recv() {
+            Ok(o) => return Some(o),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return None,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) if t.elapsed() < std::time::Duration::from_secs(1) => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Serves the control socket on a small thread pool (2 threads).
 ///
 /// # Errors
 /// The socket cannot be bound.
-pub fn serve(workspace: &Path, store: &Arc<Store>, live: &LiveStatus) -> std::io::Result<Arc<tiny_http::Server>> {
+pub fn serve(
+    workspace: &Path,
+    store: &Arc<Store>,
+    live: &LiveStatus,
+    overlays: &OverlayRequests,
+) -> std::io::Result<Arc<tiny_http::Server>> {
     let path = socket_path(workspace);
     if path.exists() {
         std::fs::remove_file(&path)?;
@@ -45,14 +72,14 @@ pub fn serve(workspace: &Path, store: &Arc<Store>, live: &LiveStatus) -> std::io
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
     for i in 0..2 {
-        let (server, store, live) = (server.clone(), store.clone(), live.clone());
+        let (server, store, live, overlays) = (server.clone(), store.clone(), live.clone(), overlays.clone());
         std::thread::Builder::new().name(format!("postlens-control-{i}")).spawn(move || {
             for mut req in server.incoming_requests() {
                 let mut body = Vec::new();
                 let ok = req.as_reader().take(MAX_BODY).read_to_end(&mut body).is_ok();
                 let argv: Option<Vec<String>> = if ok { serde_json::from_slice(&body).ok() } else { None };
                 let answer = match (req.method(), req.url(), argv) {
-                    (tiny_http::Method::Post, "/cli", Some(argv)) => crate::cli::run_in_daemon(&argv, &store, &live),
+                    (tiny_http::Method::Post, "/cli", Some(argv)) => crate::cli::run_in_daemon(&argv, &store, &live, &overlays),
                     _ => Answer { code: 2, stdout: String::new(), stderr: "bad control request".into() },
                 };
                 let json = serde_json::to_vec(&answer).unwrap_or_default();

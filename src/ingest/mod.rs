@@ -221,6 +221,28 @@ impl Pipeline {
         self.writer.rolled_back()
     }
 
+    /// Waits until everything handed to the writer is committed, so the
+    /// store plus [`Pipeline::overlay`] is the whole state.
+    ///
+    /// # Errors
+    /// The writer is gone.
+    pub async fn settle(&self) -> Result<(), IngestError> {
+        Ok(self.writer.barrier().await?)
+    }
+
+    /// The uncommitted state, for readers of a running daemon (call
+    /// [`Pipeline::settle`] first).
+    pub fn overlay(&self) -> crate::store::query::Overlay {
+        let out = self.tracker.pending();
+        crate::store::query::Overlay {
+            events: out.events.clone(),
+            deliveries: out.deliveries.clone(),
+            inflight: self.tracker.inflight_deliveries(),
+            lines: self.lines.clone(),
+            evictions: self.tracker.counters.evictions,
+        }
+    }
+
     /// Commits are failing and being retried (disk full, read-only).
     pub fn stalled(&self) -> bool {
         self.writer.stalled()
@@ -274,7 +296,7 @@ impl Pipeline {
             (self.newest != i64::MIN).then(|| (Timestamp(self.newest.saturating_sub(self.opts.retention_secs)), self.opts.max_db_size));
         self.since_commit = 0;
         self.last_commit = Instant::now();
-        Ok(Job { batch, durable, retention, ack: None })
+        Ok(Job { batch: Some(batch), durable, retention, ack: None })
     }
 
     fn due(&self) -> bool {

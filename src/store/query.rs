@@ -220,6 +220,17 @@ impl Acc {
     }
 }
 
+/// The uncommitted state of a running daemon: records produced since the
+/// last commit, the live in-flight view and the current line counters.
+#[derive(Clone, Debug, Default)]
+pub struct Overlay {
+    pub events: Vec<EventRec>,
+    pub deliveries: Vec<DeliveryRec>,
+    pub inflight: Vec<DeliveryRec>,
+    pub lines: LineCounters,
+    pub evictions: u64,
+}
+
 /// A detective query. Address matching is exact and case-insensitive; a
 /// value starting with `@` matches a whole domain.
 #[derive(Clone, Debug, Default)]
@@ -289,6 +300,16 @@ impl Query {
 }
 
 impl Store {
+    /// What is not committed yet, from a running daemon: `stats` and
+    /// `search` see it as if it were.
+    fn live_view(&self, overlay: Option<&Overlay>) -> Result<(LineCounters, Vec<DeliveryRec>, u64), StoreError> {
+        if let Some(o) = overlay {
+            return Ok((o.lines.clone(), o.inflight.clone(), o.evictions));
+        }
+        let (lines, tracker) = self.lifetime()?;
+        Ok((lines, tracker.inflight_deliveries(), tracker.counters.evictions))
+    }
+
     fn lifetime(&self) -> Result<(LineCounters, crate::track::Tracker), StoreError> {
         let r = self.restore()?;
         Ok((r.lines, r.tracker))
@@ -299,7 +320,15 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn stats(&self, w: Window) -> Result<Stats, StoreError> {
-        let (lines, tracker) = self.lifetime()?;
+        self.stats_live(w, None)
+    }
+
+    /// [`Store::stats`] plus what a running daemon has not committed yet.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn stats_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Stats, StoreError> {
+        let (lines, inflight, evictions) = self.live_view(overlay)?;
         let mut acc = Acc::default();
         let tx = self.db()?.begin_read()?;
         let (lo, hi) = (w.lo(), w.hi());
@@ -346,10 +375,20 @@ impl Store {
                 }
             }
         }
-        for d in tracker.inflight_deliveries() {
-            acc.add_delivery(&d, w);
+        for d in &inflight {
+            acc.add_delivery(d, w);
         }
-        Ok(acc.finish(w, &lines, tracker.counters.evictions))
+        if let Some(o) = overlay {
+            for e in &o.events {
+                if w.contains(e.time.0) {
+                    acc.add_event(e);
+                }
+            }
+            for d in &o.deliveries {
+                acc.add_delivery(d, w);
+            }
+        }
+        Ok(acc.finish(w, &lines, evictions))
     }
 
     /// Deliveries matching `q`, newest first, at most `q.limit`.
@@ -357,8 +396,19 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn search(&self, q: &Query) -> Result<Vec<DeliveryRec>, StoreError> {
-        let (_, tracker) = self.lifetime()?;
-        let mut hits: Vec<DeliveryRec> = tracker.inflight_deliveries().into_iter().filter(|d| q.matches(d)).collect();
+        self.search_live(q, None)
+    }
+
+    /// [`Store::search`] plus what a running daemon has not committed yet.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn search_live(&self, q: &Query, overlay: Option<&Overlay>) -> Result<Vec<DeliveryRec>, StoreError> {
+        let (_, inflight, _) = self.live_view(overlay)?;
+        let mut hits: Vec<DeliveryRec> = inflight.into_iter().filter(|d| q.matches(d)).collect();
+        if let Some(o) = overlay {
+            hits.extend(o.deliveries.iter().filter(|d| q.matches(d)).cloned());
+        }
         let keys = q.required_keys();
         let tx = self.db()?.begin_read()?;
         let sums = tx.open_table(DELIVERY_SUMS)?;

@@ -17,7 +17,8 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 pub struct Job {
-    pub batch: Batch,
+    /// `None`: a barrier, answered once every earlier job is committed.
+    pub batch: Option<Batch>,
     pub durable: bool,
     /// Delete data older than this (and over `max_bytes`) after committing.
     pub retention: Option<(Timestamp, Option<u64>)>,
@@ -54,14 +55,22 @@ impl Writer {
             .name("postlens-writer".into())
             .spawn(move || {
                 let mut last_seq = store.committed_seq().unwrap_or(0);
-                'jobs: while let Some(mut job) = rx.blocking_recv() {
+                'jobs: while let Some(job) = rx.blocking_recv() {
+                    let Job { batch, durable, retention, ack } = job;
+                    let Some(mut batch) = batch else {
+                        if let Some(a) = ack {
+                            let _ = a.send(());
+                        }
+                        continue;
+                    };
+                    let job_ack = ack;
                     if lost.load(Ordering::Relaxed) {
                         // Built on state the store no longer has.
                         continue;
                     }
                     let mut delay = WRITE_RETRY_MS;
                     loop {
-                        match store.commit(&mut job.batch, job.durable) {
+                        match store.commit(&mut batch, durable) {
                             Ok(()) => {
                                 last_seq = store.committed_seq().unwrap_or(last_seq);
                                 break;
@@ -94,9 +103,7 @@ impl Writer {
                                             last_seq = store.committed_seq().unwrap_or(0);
                                             lost.store(true, Ordering::Relaxed);
                                             flag.store(false, Ordering::Relaxed);
-                                            if let Some(a) = job.ack {
-                                                drop(a);
-                                            }
+                                            drop(job_ack);
                                             continue 'jobs;
                                         }
                                         Ok(()) => {}
@@ -108,12 +115,12 @@ impl Writer {
                     if flag.swap(false, Ordering::Relaxed) {
                         eprintln!("postlens: commits succeed again; ingestion resumed");
                     }
-                    if let Some((cutoff, max)) = job.retention
+                    if let Some((cutoff, max)) = retention
                         && let Err(e) = store.retention(cutoff, max, 64)
                     {
                         eprintln!("postlens: retention: {e}");
                     }
-                    if let Some(a) = job.ack {
+                    if let Some(a) = job_ack {
                         let _ = a.send(());
                     }
                 }
@@ -165,6 +172,16 @@ impl Writer {
     /// The writer thread is gone.
     pub async fn send(&self, job: Job) -> Result<(), StoreError> {
         self.tx.as_ref().ok_or(StoreError::WriterGone)?.send(job).await.map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Waits until every job queued so far is committed.
+    ///
+    /// # Errors
+    /// The writer thread is gone.
+    pub async fn barrier(&self) -> Result<(), StoreError> {
+        let (atx, arx) = oneshot::channel();
+        self.send(Job { batch: None, durable: false, retention: None, ack: Some(atx) }).await?;
+        arx.await.map_err(|_| StoreError::WriterGone)
     }
 
     /// A sender for async code that must not borrow the writer.

@@ -334,6 +334,11 @@ impl Tracker {
         self.msgs.is_empty()
     }
 
+    /// What was produced since the last drain, without taking it.
+    pub fn pending(&self) -> &Output {
+        &self.out
+    }
+
     /// Takes what was produced since the last call.
     pub fn drain(&mut self) -> Output {
         std::mem::take(&mut self.out)
