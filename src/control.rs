@@ -43,10 +43,10 @@ pub fn overlay(req: &OverlayRequests) -> Option<crate::store::query::Overlay> {
     loop {
         match rx.try_recv() {
             Ok(o) => return Some(o),
-            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return None,
             Err(tokio::sync::oneshot::error::TryRecvError::Empty) if t.elapsed() < std::time::Duration::from_secs(1) => {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
+            // Closed, or no answer in time (commits failing): committed data only.
             Err(_) => return None,
         }
     }
