@@ -333,9 +333,11 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
             .map(|(k, c)| serde_json::json!({"id": k, "name": c.name, "offset": c.offset, "last_time": Timestamp(c.last_time).rfc3339()}))
             .collect();
         let (raw_lines, raw_original, raw_stored) = store.raw_sizes()?;
+        let (stored, metadata, fragmented, allocated) = store.space()?;
         let v = serde_json::json!({
             "running": live.is_some(),
             "raw_lines": {"lines": raw_lines, "original_bytes": raw_original, "stored_bytes": raw_stored},
+            "db_space": {"stored_bytes": stored, "metadata_bytes": metadata, "fragmented_bytes": fragmented, "allocated_bytes": allocated},
             "live": live,
             "sources": sources,
             "db_bytes": size,

@@ -87,7 +87,7 @@ pub const PUMP_BUDGET: usize = 20_000;
 
 /// Non-durable commits while data flows; a durable one at least this often.
 pub const LIVE_COMMIT_MS: u64 = 200;
-pub const DURABLE_COMMIT_SECS: u64 = 30;
+pub const DURABLE_COMMIT_SECS: u64 = 60;
 
 /// Raw log text per stored block (before compression).
 pub const RAW_BLOCK_BYTES: usize = 256 * 1024;
@@ -95,3 +95,11 @@ pub const RAW_BLOCK_BYTES: usize = 256 * 1024;
 /// A batch is committed once it holds this much raw log text, whatever its
 /// line count: bounds the memory a batch of long lines can take.
 pub const RAW_BATCH_BYTES: usize = 1024 * 1024;
+
+/// While a batch after batch is committed (history import, a burst), one
+/// commit in this interval is durable: bounds the pages redb cannot reuse.
+pub const DURABLE_BULK_MS: u64 = 2_000;
+
+/// The database is checked for free space worth compacting at most this
+/// often (after a durable commit); compaction rewrites the file.
+pub const COMPACT_EVERY_SECS: u64 = 600;

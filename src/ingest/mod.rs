@@ -66,6 +66,7 @@ pub struct Pipeline {
     newest: i64,
     since_commit: u64,
     last_commit: Instant,
+    last_durable: Instant,
     /// Raw lines since the last commit (bounded by `RAW_BATCH_BYTES`).
     raw: crate::store::raw::RawLines,
     /// Source positions not yet handed to the writer.
@@ -102,6 +103,7 @@ impl Pipeline {
             newest: i64::MIN,
             since_commit: 0,
             last_commit: Instant::now(),
+            last_durable: Instant::now(),
             raw: crate::store::raw::RawLines::default(),
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
@@ -275,6 +277,14 @@ impl Pipeline {
     }
 
     fn job(&mut self, durable: bool) -> Result<Job, IngestError> {
+        // redb cannot reuse pages freed after the last durable commit (a
+        // crash must be able to return to it), so a long run of non-durable
+        // commits grows the file and the writer's memory: during bulk
+        // ingestion make one durable every DURABLE_BULK_MS.
+        let durable = durable || self.last_durable.elapsed() >= Duration::from_millis(crate::limits::DURABLE_BULK_MS);
+        if durable {
+            self.last_durable = Instant::now();
+        }
         let checkpoints: Vec<(String, Checkpoint)> = std::mem::take(&mut self.cps).into_iter().collect();
         // Remember what is queued until it is certainly visible in the store.
         for (k, c) in &checkpoints {

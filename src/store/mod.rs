@@ -305,6 +305,39 @@ impl Store {
         self.init()
     }
 
+    /// Compacts the file when more than half of it is free space (large
+    /// values leave holes redb only reuses for values of similar size).
+    /// Waits until no reader holds the database. Returns bytes saved.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn compact_if_fragmented(&self) -> Result<u64, StoreError> {
+        let (stored, _, fragmented, _) = self.space()?;
+        if fragmented < (16 << 20) || fragmented < stored {
+            return Ok(0);
+        }
+        let before = self.file_size();
+        let mut g = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(db) = g.as_mut() {
+            db.compact().map_err(|e| StoreError::Db(e.into()))?;
+        }
+        drop(g);
+        Ok(before.saturating_sub(self.file_size()))
+    }
+
+    /// redb's own accounting: (stored leaf bytes, metadata bytes,
+    /// fragmented bytes, allocated pages × page size).
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn space(&self) -> Result<(u64, u64, u64, u64), StoreError> {
+        let tx = self.db()?.begin_write()?;
+        let st = tx.stats()?;
+        let r = (st.stored_bytes(), st.metadata_bytes(), st.fragmented_bytes(), st.allocated_pages() * st.page_size() as u64);
+        tx.abort()?;
+        Ok(r)
+    }
+
     /// Raw lines stored: (lines, original bytes, stored bytes).
     ///
     /// # Errors

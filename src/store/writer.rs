@@ -55,6 +55,7 @@ impl Writer {
             .name("postlens-writer".into())
             .spawn(move || {
                 let mut last_seq = store.committed_seq().unwrap_or(0);
+                let mut last_compact = std::time::Instant::now();
                 'jobs: while let Some(job) = rx.blocking_recv() {
                     let Job { batch, durable, retention, ack } = job;
                     let Some(mut batch) = batch else {
@@ -119,6 +120,14 @@ impl Writer {
                         && let Err(e) = store.retention(cutoff, max, 64)
                     {
                         eprintln!("postlens: retention: {e}");
+                    }
+                    // After durable commits, at most every COMPACT_EVERY_SECS
+                    // (and always for a waited-for commit: the end of an import).
+                    if durable && (job_ack.is_some() || last_compact.elapsed().as_secs() >= crate::limits::COMPACT_EVERY_SECS) {
+                        last_compact = std::time::Instant::now();
+                        if let Err(e) = store.compact_if_fragmented() {
+                            eprintln!("postlens: compacting the database: {e}");
+                        }
                     }
                     if let Some(a) = job_ack {
                         let _ = a.send(());
