@@ -60,7 +60,8 @@ pub fn run_in_daemon(
     };
     let r = match &cli.command {
         Some(c @ (Command::Stats(_) | Command::Search(_) | Command::Report(_) | Command::Status(_))) => {
-            let overlay = crate::control::overlay(overlays);
+            // Only the counting commands need the uncommitted lines.
+            let overlay = matches!(c, Command::Stats(_) | Command::Search(_)).then(|| crate::control::overlay(overlays)).flatten();
             read_only(c, Some(store), Some(live), overlay.as_ref())
         }
         _ => Err(Failure::Usage("only stats, search, report and status can be asked of a running postlens".into())),
