@@ -99,6 +99,8 @@ pub struct FileSource {
     pub ino: u64,
     /// Bytes of the file consumed when this source was opened (skipped).
     pub skipped: u64,
+    /// The last pump reached the end of what the file holds.
+    at_end: bool,
     compressed: bool,
 }
 
@@ -152,6 +154,7 @@ impl FileSource {
             dev: meta.dev(),
             ino: meta.ino(),
             skipped: 0,
+            at_end: false,
             compressed: c != Codec::Plain,
         };
         if let Some(prev) = prev.as_ref().filter(|_| done) {
@@ -184,6 +187,7 @@ impl FileSource {
             return Ok((0, true));
         }
         let mut n = 0;
+        self.at_end = false;
         if self.live {
             self.reader.rearm();
         }
@@ -194,6 +198,7 @@ impl FileSource {
                     if self.compressed {
                         self.cp.done = true;
                     }
+                    self.at_end = true;
                     self.sync_checkpoint(p);
                     return Ok((n, true));
                 }
@@ -219,6 +224,11 @@ impl FileSource {
     /// The checkpoint as of the last line fed.
     pub fn checkpoint(&self) -> (String, Checkpoint) {
         (self.key.clone(), self.cp.clone())
+    }
+
+    /// The last pump found nothing more to read.
+    pub fn at_end(&self) -> bool {
+        self.at_end || self.cp.done
     }
 
     /// Bytes read so far (the checkpoint offset).

@@ -207,18 +207,17 @@ impl Group {
                     return Ok(());
                 }
             } else {
-                // A new file at the live name. Read the old one to its end
-                // first: if the new one is a longer copy of it (rsync), it
-                // resumes exactly there.
-                let mut old = self.current.take().expect("checked above");
-                loop {
-                    let (_, eof) = old.pump(p, usize::MAX)?;
-                    if eof {
-                        break;
-                    }
-                }
+                // A new file at the live name: the old one drains first.
+                let old = self.current.take().expect("checked above");
                 self.draining.push(old);
             }
+        }
+        // Open the new live file only once the rotated ones are read to
+        // their end (in budgeted turns, committing as batches fill): if it
+        // is a longer copy of one of them (rsync), it resumes exactly there.
+        if self.draining.iter().any(|d| !d.at_end()) {
+            self.dirty = true;
+            return Ok(());
         }
         match FileSource::open(&self.live_path, p, true) {
             Ok(Some(src)) => {

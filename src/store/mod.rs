@@ -172,7 +172,14 @@ pub struct Batch {
 /// # Errors
 /// Encoding failure.
 pub fn encode_tracker(t: &Tracker) -> Result<Vec<u8>, StoreError> {
-    Ok(blocks::encode(std::slice::from_ref(t))?)
+    // Rewritten with every commit: LZ4 (fast) rather than deflate (small).
+    Ok(lz4_flex::block::compress_prepend_size(&postcard::to_allocvec(t)?))
+}
+
+fn decode_tracker(b: &[u8]) -> Result<Tracker, StoreError> {
+    let raw = lz4_flex::block::decompress_size_prepended(b)
+        .map_err(|e| StoreError::Codec(CodecError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))))?;
+    Ok(postcard::from_bytes(&raw)?)
 }
 
 /// State restored at start-up.
@@ -420,7 +427,7 @@ impl Store {
         let tx = self.db()?.begin_read()?;
         let meta = tx.open_table(META)?;
         let tracker = match meta.get("tracker")? {
-            Some(v) => blocks::decode::<Tracker>(v.value())?.pop().unwrap_or_default(),
+            Some(v) => decode_tracker(v.value())?,
             None => Tracker::new(),
         };
         let lines = meta.get("lines")?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
