@@ -317,3 +317,18 @@ fn auth_hour_counters_agree_with_stats_and_retention_deletes_old_data() {
             < total
     );
 }
+
+#[test]
+fn max_db_size_deletes_the_oldest_data() {
+    let d = TempDir::new("maxsize");
+    let Some(corpus) = common::corpus() else { return };
+    let log = d.s("big.log");
+    std::fs::copy(corpus.join("all-postfix.log"), &log).unwrap();
+    let (full, capped) = (d.s("full"), d.s("capped"));
+    ok(&["import", "--workspace", &full, "--log-starting-year", "2021", "--retention", "36500d", &log]);
+    ok(&["import", "--workspace", &capped, "--log-starting-year", "2021", "--retention", "36500d", "--max-db-size", "1MiB", &log]);
+    let conn = |ws: &str| stats_json(std::path::Path::new(ws))["connections"].as_u64().unwrap();
+    assert!(conn(&capped) < conn(&full), "capped {} vs full {}", conn(&capped), conn(&full));
+    // Lifetime line counters are not data: they stay.
+    assert_eq!(stats_json(std::path::Path::new(&capped))["lines"], stats_json(std::path::Path::new(&full))["lines"]);
+}
