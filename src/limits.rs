@@ -100,6 +100,7 @@ pub const RAW_BATCH_BYTES: usize = 1024 * 1024;
 /// commit in this interval is durable: bounds the pages redb cannot reuse.
 pub const DURABLE_BULK_MS: u64 = 2_000;
 
-/// The database is checked for free space worth compacting at most this
-/// often (after a durable commit); compaction rewrites the file.
-pub const COMPACT_EVERY_SECS: u64 = 600;
+/// The daemon checks for free space worth compacting at most this often
+/// (after a durable commit with nothing queued); compaction rewrites the
+/// file and pauses ingestion meanwhile. Imports compact when they end.
+pub const COMPACT_EVERY_SECS: u64 = 3_600;

@@ -184,7 +184,9 @@ impl Pipeline {
     /// # Errors
     /// Database failure (nothing of this batch is then visible).
     pub fn commit(&mut self, durable: bool) -> Result<(), IngestError> {
-        let job = self.job(durable)?;
+        let mut job = self.job(durable)?;
+        // The end of a file's import: a good moment to give space back.
+        job.compact = durable;
         // A durable commit is a promise to the caller: wait for it.
         if durable {
             self.writer.commit_blocking(job)?;
@@ -306,7 +308,7 @@ impl Pipeline {
             (self.newest != i64::MIN).then(|| (Timestamp(self.newest.saturating_sub(self.opts.retention_secs)), self.opts.max_db_size));
         self.since_commit = 0;
         self.last_commit = Instant::now();
-        Ok(Job { batch: Some(batch), durable, retention, ack: None })
+        Ok(Job { batch: Some(batch), durable, retention, ack: None, compact: false })
     }
 
     fn due(&self) -> bool {

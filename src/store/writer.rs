@@ -24,6 +24,9 @@ pub struct Job {
     pub retention: Option<(Timestamp, Option<u64>)>,
     /// Answered once this job is committed.
     pub ack: Option<oneshot::Sender<()>>,
+    /// Compact the file afterwards if it is mostly free space (the end of
+    /// an import; the daemon's writer also does so at most hourly).
+    pub compact: bool,
 }
 
 pub struct Writer {
@@ -57,7 +60,7 @@ impl Writer {
                 let mut last_seq = store.committed_seq().unwrap_or(0);
                 let mut last_compact = std::time::Instant::now();
                 'jobs: while let Some(job) = rx.blocking_recv() {
-                    let Job { batch, durable, retention, ack } = job;
+                    let Job { batch, durable, retention, ack, compact } = job;
                     let Some(mut batch) = batch else {
                         if let Some(a) = ack {
                             let _ = a.send(());
@@ -121,9 +124,9 @@ impl Writer {
                     {
                         eprintln!("postlens: retention: {e}");
                     }
-                    // After durable commits, at most every COMPACT_EVERY_SECS
-                    // (and always for a waited-for commit: the end of an import).
-                    if durable && (job_ack.is_some() || last_compact.elapsed().as_secs() >= crate::limits::COMPACT_EVERY_SECS) {
+                    // When asked (end of an import), or after a durable commit
+                    // with nothing queued behind it, at most every COMPACT_EVERY_SECS.
+                    if compact || (durable && rx.is_empty() && last_compact.elapsed().as_secs() >= crate::limits::COMPACT_EVERY_SECS) {
                         last_compact = std::time::Instant::now();
                         if let Err(e) = store.compact_if_fragmented() {
                             eprintln!("postlens: compacting the database: {e}");
@@ -189,7 +192,7 @@ impl Writer {
     /// The writer thread is gone.
     pub async fn barrier(&self) -> Result<(), StoreError> {
         let (atx, arx) = oneshot::channel();
-        self.send(Job { batch: None, durable: false, retention: None, ack: Some(atx) }).await?;
+        self.send(Job { batch: None, durable: false, retention: None, ack: Some(atx), compact: false }).await?;
         arx.await.map_err(|_| StoreError::WriterGone)
     }
 
