@@ -67,6 +67,9 @@ pub struct Pipeline {
     since_commit: u64,
     last_commit: Instant,
     last_durable: Instant,
+    /// Per-daemon line counts not yet merged into `lines` (indexed by
+    /// `Daemon as usize`: no map look-up per line).
+    daemon_delta: [(u64, u64); parse::Daemon::ALL.len()],
     /// Raw lines since the last commit (bounded by `RAW_BATCH_BYTES`).
     raw: crate::store::raw::RawLines,
     /// Source positions not yet handed to the writer.
@@ -78,12 +81,16 @@ pub struct Pipeline {
 
 /// The (understood, unsupported) counters of `d`, without allocating on
 /// the hot path once the daemon has been seen.
-fn daemon_count(lines: &mut LineCounters, d: parse::Daemon) -> &mut (u64, u64) {
-    let name = d.name();
-    if !lines.per_daemon.contains_key(name) {
-        lines.per_daemon.insert(name.to_owned(), (0, 0));
+/// Adds per-daemon counts gathered in a fixed array (the hot path) to the
+/// named map of `lines`.
+fn merge_daemon_counts(lines: &mut LineCounters, delta: &[(u64, u64); parse::Daemon::ALL.len()]) {
+    for (d, &(ok, unsupported)) in parse::Daemon::ALL.iter().zip(delta) {
+        if ok + unsupported > 0 {
+            let e = lines.per_daemon.entry(d.name().to_owned()).or_default();
+            e.0 += ok;
+            e.1 += unsupported;
+        }
     }
-    lines.per_daemon.get_mut(name).expect("inserted above")
 }
 
 impl Pipeline {
@@ -105,6 +112,7 @@ impl Pipeline {
             last_commit: Instant::now(),
             last_durable: Instant::now(),
             raw: crate::store::raw::RawLines::default(),
+            daemon_delta: [(0, 0); parse::Daemon::ALL.len()],
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
         })
@@ -114,8 +122,15 @@ impl Pipeline {
         &self.store
     }
 
-    pub fn lines(&self) -> &LineCounters {
+    /// The lifetime line counters, up to the last line fed.
+    pub fn lines(&mut self) -> &LineCounters {
+        self.merge_counts();
         &self.lines
+    }
+
+    fn merge_counts(&mut self) {
+        merge_daemon_counts(&mut self.lines, &self.daemon_delta);
+        self.daemon_delta = [(0, 0); parse::Daemon::ALL.len()];
     }
 
     /// The store, shared with readers (control socket, HTTP).
@@ -155,7 +170,7 @@ impl Pipeline {
                 } else {
                     self.lines.postfix += 1;
                 }
-                daemon_count(&mut self.lines, ev.daemon).0 += 1;
+                self.daemon_delta[ev.daemon as usize].0 += 1;
                 let t = res.resolve(ev.time);
                 self.newest = self.newest.max(t.0);
                 self.tracker.push(&ev, t);
@@ -169,7 +184,7 @@ impl Pipeline {
                     self.lines.postfix += 1;
                 }
                 self.lines.unsupported += 1;
-                daemon_count(&mut self.lines, d).1 += 1;
+                self.daemon_delta[d as usize].1 += 1;
             }
             Err(Unparsed::OtherProgram) => self.lines.other += 1,
             Err(Unparsed::Malformed) => self.lines.malformed += 1,
@@ -238,11 +253,13 @@ impl Pipeline {
     /// [`Pipeline::settle`] first).
     pub fn overlay(&self) -> crate::store::query::Overlay {
         let out = self.tracker.pending();
+        let mut lines = self.lines.clone();
+        merge_daemon_counts(&mut lines, &self.daemon_delta);
         crate::store::query::Overlay {
             events: out.events.clone(),
             deliveries: out.deliveries.clone(),
             inflight: self.tracker.inflight_deliveries(),
-            lines: self.lines.clone(),
+            lines,
             evictions: self.tracker.counters.evictions,
         }
     }
@@ -295,6 +312,7 @@ impl Pipeline {
         if self.committed.len() > crate::limits::MAX_SOURCES {
             self.committed.clear();
         }
+        self.merge_counts();
         let out = self.tracker.drain();
         let batch = Batch {
             events: out.events,
