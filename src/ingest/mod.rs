@@ -320,7 +320,11 @@ impl Pipeline {
             tracker: encode_tracker(&self.tracker)?,
             lines: self.lines.clone(),
             checkpoints,
-            raw: std::mem::take(&mut self.raw),
+            // The next batch fills to the same bound: allocate it once.
+            raw: std::mem::replace(
+                &mut self.raw,
+                crate::store::raw::RawLines::with_capacity(crate::limits::RAW_BATCH_BYTES + crate::limits::MAX_LINE),
+            ),
         };
         let retention =
             (self.newest != i64::MIN).then(|| (Timestamp(self.newest.saturating_sub(self.opts.retention_secs)), self.opts.max_db_size));

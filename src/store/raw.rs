@@ -17,6 +17,11 @@ pub struct RawLines {
 }
 
 impl RawLines {
+    /// Room for `bytes` of text (and about as many lines as that holds).
+    pub fn with_capacity(bytes: usize) -> RawLines {
+        RawLines { times: Vec::with_capacity(bytes / 100), text: Vec::with_capacity(bytes) }
+    }
+
     pub fn push(&mut self, t: i64, line: &[u8]) {
         self.times.push(t);
         self.text.extend_from_slice(line);

@@ -341,7 +341,9 @@ impl Tracker {
 
     /// Takes what was produced since the last call.
     pub fn drain(&mut self) -> Output {
-        std::mem::take(&mut self.out)
+        // The next batch is about as large: keep the capacity.
+        let next = Output { events: Vec::with_capacity(self.out.events.len()), deliveries: Vec::with_capacity(self.out.deliveries.len()) };
+        std::mem::replace(&mut self.out, next)
     }
 
     /// The deliveries of messages still in flight, as `stats`/`search`
