@@ -5,12 +5,18 @@ CARGO ?= cargo
 BIN    = target/release/postlens
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build demo test lint unit e2e bench fuzz deps clean
+.PHONY: all build static demo test lint unit e2e bench fuzz deps clean
 
 all: build
 
 build:
 	$(CARGO) build --release --locked
+
+# The static binary that ships (musl: no glibc, no per-thread malloc arenas).
+static:
+	rustup target add x86_64-unknown-linux-musl
+	$(CARGO) build --release --locked --target x86_64-unknown-linux-musl
+	@ls -la target/x86_64-unknown-linux-musl/release/postlens
 
 # The first command of the README: a real import and its answers. Uses your
 # /var/log/mail.log (and rotated archives) when readable, else a generated
