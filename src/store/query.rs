@@ -30,6 +30,14 @@ impl Window {
     pub fn contains(self, t: i64) -> bool {
         t >= self.lo() && t < self.hi()
     }
+    /// The window in whole hours since the epoch, `from` rounded down and
+    /// `to` up (the resolution of the per-hour counter tables).
+    fn hours(self) -> (u32, u32) {
+        let lo = self.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
+        let hi = self.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));
+        (lo, hi)
+    }
+
     /// Does `[min, max]` meet the window?
     pub fn overlaps(self, min: i64, max: i64) -> bool {
         max >= self.lo() && min < self.hi()
@@ -446,8 +454,7 @@ impl Store {
     pub fn domains(&self, w: Window) -> Result<Vec<(String, DomainCounts)>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let t = tx.open_table(DOMAIN_HOURS)?;
-        let lo = w.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
-        let hi = w.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));
+        let (lo, hi) = w.hours();
         let mut agg: HashMap<String, DomainCounts> = HashMap::new();
         for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
             let (k, v) = row?;
@@ -481,8 +488,7 @@ impl Store {
     pub fn auth_by_ip(&self, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let t = tx.open_table(AUTH_HOURS)?;
-        let lo = w.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
-        let hi = w.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));
+        let (lo, hi) = w.hours();
         let mut agg: HashMap<String, [u64; 4]> = HashMap::new();
         for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
             let (k, v) = row?;
