@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub(crate) mod hash;
 pub mod http;
 pub mod ingest;
 pub mod limits;

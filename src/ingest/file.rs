@@ -16,16 +16,6 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// FNV-1a of a file's first line.
-fn line_hash(line: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in line {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// `mail.log.2.gz` → `mail.log`; `mail.log-20240101.bz2` → `mail.log`.
 pub fn group_of(name: &str) -> &str {
     let mut n = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".bz2")).unwrap_or(name);
@@ -120,7 +110,7 @@ impl FileSource {
         let c = codec(path).map_err(open_err)?;
         let Some(first) = first_line(path, c).map_err(open_err)? else { return Ok(None) };
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let key = format!("file:{}:{:016x}", group_of(&name), line_hash(&first));
+        let key = format!("file:{}:{:016x}", group_of(&name), crate::hash::fnv1a(&first));
         let prev = p.checkpoint(&key)?;
         let opts: &Options = p.options();
         let first_month = match parse::parse(&first).map(|e| e.time) {

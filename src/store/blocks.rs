@@ -158,11 +158,9 @@ impl Bloom {
     }
 
     fn probes(&self, key: &[u8]) -> [usize; 3] {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in key {
-            h ^= u64::from(b.to_ascii_lowercase());
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let mut f = crate::hash::Fnv::default();
+        f.write_lower(key);
+        let h = f.finish();
         let h2 = h.rotate_left(31).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let m = (self.bits.len() * 8) as u64;
         let idx = |i: u64| usize::try_from(h.wrapping_add(i.wrapping_mul(h2)) % m).unwrap_or(0);

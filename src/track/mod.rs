@@ -106,9 +106,9 @@ impl std::hash::Hasher for KeyHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        let mut h = crate::hash::Fnv::resume(self.0);
+        h.write(bytes);
+        self.0 = h.finish();
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
@@ -137,14 +137,11 @@ pub struct Tracker {
 
 /// FNV-1a: a stable hash, since keys are persisted across runs.
 fn key(host: &[u8], instance: &[u8], qid: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = crate::hash::Fnv::default();
     for part in [host, b"\0", instance, b"\0", qid] {
-        for &b in part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h.write(part);
     }
-    h
+    h.finish()
 }
 
 /// Owned, length-capped, lossy-UTF-8 copy of a log field.
@@ -396,7 +393,7 @@ impl Tracker {
                 self.emit(t, EventKind::AuthFailure { ip, proto, count: attempts.max(1) });
             }
             Kind::Client { qid, client, sasl_user } => {
-                let k = self.fresh(host, inst, qid, t);
+                let k = self.fresh(host, inst, qid);
                 let local = is_loopback(client.addr);
                 let linked_parent = self.take_link(k);
                 let m = self.get(k, qid, t);
@@ -411,7 +408,7 @@ impl Tracker {
                 }
             }
             Kind::Pickup { qid, from } => {
-                let k = self.fresh(host, inst, qid, t);
+                let k = self.fresh(host, inst, qid);
                 let m = self.get(k, qid, t);
                 m.origin = Origin::Pickup;
                 m.began_in_log = true;
@@ -488,7 +485,7 @@ impl Tracker {
     /// A `client=`/pickup line starts a new message: if the key still holds
     /// an older message that already went through the queue, the ID was
     /// reused; finish the old one first.
-    fn fresh(&mut self, host: &[u8], inst: &[u8], qid: QueueId<'_>, _t: i64) -> u64 {
+    fn fresh(&mut self, host: &[u8], inst: &[u8], qid: QueueId<'_>) -> u64 {
         let k = key(host, inst, qid.0);
         if self.msgs.get(&k).is_some_and(|m| m.qmgr_seen || m.removed) {
             self.finalize(k, false);
