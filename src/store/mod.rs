@@ -399,6 +399,12 @@ impl Store {
         Ok(out)
     }
 
+    /// The sequence number the last successful commit of this process
+    /// stored (no database read: the writer calls it after every commit).
+    pub fn written_seq(&self) -> u32 {
+        self.seq.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(1)
+    }
+
     /// The block sequence number as last committed (grows with every
     /// commit that wrote blocks; used to notice a rollback after reopening).
     ///

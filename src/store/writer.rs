@@ -76,7 +76,7 @@ impl Writer {
                     loop {
                         match store.commit(&mut batch, durable) {
                             Ok(()) => {
-                                last_seq = store.committed_seq().unwrap_or(last_seq);
+                                last_seq = store.written_seq();
                                 break;
                             }
                             Err(e) => {
