@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 pub const SOCKET: &str = "postlens.sock";
 
-/// Largest request or answer accepted on the control socket.
-const MAX_BODY: u64 = 64 * 1024 * 1024;
+use crate::limits::{MAX_CONTROL_ANSWER, MAX_CONTROL_REQUEST};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct Answer {
@@ -76,7 +75,7 @@ pub fn serve(
         std::thread::Builder::new().name(format!("postlens-control-{i}")).spawn(move || {
             for mut req in server.incoming_requests() {
                 let mut body = Vec::new();
-                let ok = req.as_reader().take(MAX_BODY).read_to_end(&mut body).is_ok();
+                let ok = req.as_reader().take(MAX_CONTROL_REQUEST).read_to_end(&mut body).is_ok();
                 let argv: Option<Vec<String>> = if ok { serde_json::from_slice(&body).ok() } else { None };
                 let answer = match (req.method(), req.url(), argv) {
                     (tiny_http::Method::Post, "/cli", Some(argv)) => crate::cli::run_in_daemon(&argv, &store, &live, &overlays),
@@ -102,7 +101,7 @@ pub fn forward(workspace: &Path, argv: &[String]) -> std::io::Result<Answer> {
     write!(s, "POST /cli HTTP/1.0\r\nHost: postlens\r\nContent-Length: {}\r\n\r\n", body.len())?;
     s.write_all(&body)?;
     let mut resp = Vec::new();
-    s.take(MAX_BODY).read_to_end(&mut resp)?;
+    s.take(MAX_CONTROL_ANSWER).read_to_end(&mut resp)?;
     let start = memchr::memmem::find(&resp, b"\r\n\r\n").ok_or_else(|| std::io::Error::other("malformed answer from the daemon"))? + 4;
     serde_json::from_slice(&resp[start..]).map_err(std::io::Error::other)
 }

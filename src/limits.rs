@@ -104,3 +104,14 @@ pub const DURABLE_BULK_MS: u64 = 2_000;
 /// (after a durable commit with nothing queued); compaction rewrites the
 /// file and pauses ingestion meanwhile. Imports compact when they end.
 pub const COMPACT_EVERY_SECS: u64 = 3_600;
+
+/// A control-socket request is a command line: anything longer is refused.
+pub const MAX_CONTROL_REQUEST: u64 = 64 * 1024;
+
+/// Largest answer the CLI reads from the daemon (a `search --json` of many
+/// deliveries); a longer one is cut and fails to decode, clearly.
+pub const MAX_CONTROL_ANSWER: u64 = 64 * 1024 * 1024;
+
+/// A stored block never decompresses to more than this, whatever its bytes
+/// say (corrupt or hostile data cannot exhaust memory).
+pub const MAX_DECODED_BLOCK: u64 = 64 * 1024 * 1024;

@@ -16,9 +16,6 @@ pub enum CodecError {
     Io(#[from] std::io::Error),
 }
 
-/// Upper bound of a decompressed block, against corrupt or hostile data.
-const MAX_DECODED: u64 = 64 * 1024 * 1024;
-
 pub(crate) fn encode<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
     let raw = postcard::to_allocvec(items)?;
     let mut z = flate2::write::DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), flate2::Compression::new(1));
@@ -28,7 +25,7 @@ pub(crate) fn encode<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, CodecError> {
     let mut raw = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes).take(MAX_DECODED).read_to_end(&mut raw)?;
+    flate2::read::DeflateDecoder::new(bytes).take(crate::limits::MAX_DECODED_BLOCK).read_to_end(&mut raw)?;
     Ok(postcard::from_bytes(&raw)?)
 }
 

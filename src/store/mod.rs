@@ -177,8 +177,8 @@ pub fn encode_tracker(t: &Tracker) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode_tracker(b: &[u8]) -> Result<Tracker, StoreError> {
-    let raw = lz4_flex::block::decompress_size_prepended(b)
-        .map_err(|e| StoreError::Codec(CodecError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))))?;
+    let raw = raw::lz4_decompress(b)
+        .ok_or_else(|| StoreError::Codec(CodecError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "tracker state"))))?;
     Ok(postcard::from_bytes(&raw)?)
 }
 

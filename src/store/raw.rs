@@ -105,10 +105,20 @@ pub(crate) fn encode_blocks(raw: &RawLines, max_block: usize) -> Vec<(RawSummary
     out
 }
 
+/// LZ4 with a size prefix, refusing a prefix beyond `MAX_DECODED_BLOCK`
+/// (the decoder would otherwise allocate whatever the prefix claims).
+pub(crate) fn lz4_decompress(packed: &[u8]) -> Option<Vec<u8>> {
+    let size = u32::from_le_bytes(packed.get(..4)?.try_into().ok()?);
+    if u64::from(size) > crate::limits::MAX_DECODED_BLOCK {
+        return None;
+    }
+    lz4_flex::block::decompress_size_prepended(packed).ok()
+}
+
 /// Decodes a block into (time, line) pairs. Corrupt input yields what could
 /// be read, never a panic.
 pub(crate) fn decode_block(min: i64, packed: &[u8]) -> Vec<(i64, Vec<u8>)> {
-    let Ok(plain) = lz4_flex::block::decompress_size_prepended(packed) else { return Vec::new() };
+    let Some(plain) = lz4_decompress(packed) else { return Vec::new() };
     let mut at = 0;
     let Some(n) = get_varint(&plain, &mut at) else { return Vec::new() };
     let n = usize::try_from(n).unwrap_or(0).min(plain.len());
@@ -142,5 +152,16 @@ mod tests {
         assert_eq!(back[999].1, b"line 999 postfix/smtpd[1]: connect from x");
         assert_eq!(back[8].0, 1_001);
         assert!(decode_block(0, b"garbage").is_empty());
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    #[test]
+    fn a_lying_size_prefix_is_refused_not_allocated() {
+        let mut b = u32::MAX.to_le_bytes().to_vec();
+        b.extend_from_slice(b"xx");
+        assert!(super::lz4_decompress(&b).is_none());
+        assert!(super::decode_block(0, &b).is_empty());
     }
 }
