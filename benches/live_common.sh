@@ -14,6 +14,7 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
+export BENCHES="$ROOT/benches"  # for the Python helpers (postlens_ctl.py)
 POSTLENS="${POSTLENS:-$ROOT/target/release/postlens}"
 BENCH_DIR="${BENCH_DIR:-$ROOT/target/bench}"
 mkdir -p "$BENCH_DIR"
@@ -98,19 +99,12 @@ stop_daemon() {
 ctl() {
     local ws="$1"; shift
     python3 - "$ws" "$@" <<'PY'
-import http.client, json, socket, sys
-ws, argv = sys.argv[1], sys.argv[2:]
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(120)
-        s.connect(ws + "/postlens.sock")
-        self.sock = s
-c = Unix("postlens", timeout=120)
-c.request("POST", "/cli", body=json.dumps(argv + ["--workspace", ws]))
-a = json.loads(c.getresponse().read())
-sys.stdout.write(a.get("stdout", ""))
-sys.stderr.write(a.get("stderr", ""))
-sys.exit(a.get("code", 1))
+import os, sys
+sys.path.insert(0, os.environ["BENCHES"])
+from postlens_ctl import call
+code, out, err = call(sys.argv[1], sys.argv[2:], timeout=120)
+sys.stdout.write(out)
+sys.stderr.write(err)
+sys.exit(code)
 PY
 }

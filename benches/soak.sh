@@ -81,15 +81,10 @@ import http.client, json, os, socket, sys, time
 log, watch, ws, chunk, rotate, ahead, timeout, out, pid = sys.argv[1:10]
 chunk, rotate, ahead, timeout = int(chunk), int(rotate), int(ahead), float(timeout)
 
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(60)
-        s.connect(ws + "/postlens.sock"); self.sock = s
+sys.path.insert(0, os.environ["BENCHES"])
+from postlens_ctl import status as _status
 def status():
-    c = Unix("postlens", timeout=60)
-    c.request("POST", "/cli", body=json.dumps(["status", "--json", "--workspace", ws]))
-    a = json.loads(c.getresponse().read()); c.close()
-    return json.loads(a["stdout"]) if a.get("code") == 0 else None
+    return _status(ws)
 def alive():
     return os.path.exists(f"/proc/{pid}")
 

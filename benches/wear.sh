@@ -52,15 +52,10 @@ import http.client, json, os, socket, sys, time
 log, hist, path, ws, pid, secs, rate, out = sys.argv[1:9]
 hist, secs, rate = int(hist), float(secs), float(rate)
 
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(60)
-        s.connect(ws + "/postlens.sock"); self.sock = s
+sys.path.insert(0, os.environ["BENCHES"])
+from postlens_ctl import status as _status
 def status():
-    c = Unix("postlens", timeout=60)
-    c.request("POST", "/cli", body=json.dumps(["status", "--json", "--workspace", ws]))
-    a = json.loads(c.getresponse().read()); c.close()
-    return json.loads(a["stdout"]) if a.get("code") == 0 else None
+    return _status(ws)
 def io(p):
     d = {}
     for l in open(f"/proc/{p}/io"):
