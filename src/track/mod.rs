@@ -308,7 +308,9 @@ impl Msg {
         for r in self.rcpts.iter().filter(|r| !r.handed_off) {
             out.push(Msg::fill(base.clone(), r.clone()));
         }
-        if self.counts_as_client() && self.chain.is_empty() {
+        // A re-injected copy (chain non-empty) carries the recipients of its
+        // chain: its announced ones are pending too.
+        if self.counts_as_client() {
             let seen = u32::try_from(self.rcpts.len()).unwrap_or(u32::MAX);
             for _ in seen..self.nrcpt.min(u32::try_from(MAX_RCPT_PER_MSG).unwrap_or(u32::MAX)) {
                 out.push(base.clone());
