@@ -160,3 +160,21 @@ Jun  3 10:40:59 mail postfix/qmgr[2]: 776E41855DB2: removed
     assert_eq!(out.deliveries.len(), 2, "{:#?}", out.deliveries);
     assert!(out.deliveries.iter().all(|d| d.relay.as_deref() == Some("mx[9.9.9.9]:25")));
 }
+
+#[test]
+fn reinjected_copy_waiting_for_delivery_counts_its_recipients_as_pending() {
+    let log = "\
+Jun  3 10:40:57 mail postfix/smtpd[1]: 4AA091855DA0: client=a[1.2.3.4]
+Jun  3 10:40:57 mail postfix/qmgr[2]: 4AA091855DA0: from=<u@s.com>, size=1, nrcpt=2 (queue active)
+Jun  3 10:40:57 mail postfix/smtpd[4]: 776E41855DB2: client=localhost[127.0.0.1]
+Jun  3 10:40:57 mail postfix/qmgr[2]: 776E41855DB2: from=<u@s.com>, size=1, nrcpt=2 (queue active)
+Jun  3 10:40:57 mail postfix/smtp[3]: 4AA091855DA0: to=<r1@x.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.2, delays=0/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 776E41855DB2)
+Jun  3 10:40:57 mail postfix/smtp[3]: 4AA091855DA0: to=<r2@x.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.2, delays=0/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 776E41855DB2)
+Jun  3 10:40:57 mail postfix/qmgr[2]: 4AA091855DA0: removed
+";
+    let (t, out) = run(log);
+    assert!(out.deliveries.is_empty());
+    let v = t.inflight_deliveries();
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert!(v.iter().all(|d| d.outcome() == Outcome::Pending && d.queue_ids == ["4AA091855DA0", "776E41855DB2"]));
+}
