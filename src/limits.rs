@@ -44,8 +44,12 @@ pub const MAX_LINKS: usize = 4_096;
 /// IPs listed in `auth_failures.by_ip` of `stats` (most failures first).
 pub const MAX_AUTH_IPS_REPORTED: usize = 1_000;
 
-/// Records per stored block (deliveries or events).
+/// Events per sealed block.
 pub const BLOCK_RECORDS: usize = 4_096;
+
+/// Deliveries per sealed block (an import batch of `COMMIT_LINES` holds
+/// about 1,200, so most are sealed straight from their batch).
+pub const BLOCK_DELIVERIES: usize = 1_024;
 
 /// redb page cache. redb defaults to 1 GiB; a Pi has less.
 pub const DB_CACHE_BYTES: usize = 4 * 1024 * 1024;

@@ -70,8 +70,11 @@ pub struct Pipeline {
     /// Per-daemon line counts not yet merged into `lines` (indexed by
     /// `Daemon as usize`: no map look-up per line).
     daemon_delta: [(u64, u64); parse::Daemon::ALL.len()],
-    /// Raw lines since the last commit (bounded by `RAW_BATCH_BYTES`).
+    /// Raw lines not yet in a sealed block: those of the store's open raw
+    /// blocks, then the ones since the last commit (`raw_shipped` is where
+    /// those begin). Bounded by `RAW_BLOCK_BYTES` + `RAW_BATCH_BYTES`.
     raw: crate::store::raw::RawLines,
+    raw_shipped: usize,
     /// Source positions not yet handed to the writer.
     cps: std::collections::BTreeMap<String, Checkpoint>,
     /// Positions handed to the writer (possibly not committed yet), so a
@@ -100,6 +103,7 @@ impl Pipeline {
     /// The store cannot be read.
     pub fn new(store: Arc<Store>, opts: Options) -> Result<Pipeline, IngestError> {
         let r = store.restore()?;
+        let raw_shipped = r.raw_open.len();
         Ok(Pipeline {
             writer: Writer::spawn(store.clone()),
             store,
@@ -111,7 +115,8 @@ impl Pipeline {
             since_commit: 0,
             last_commit: Instant::now(),
             last_durable: Instant::now(),
-            raw: crate::store::raw::RawLines::default(),
+            raw: r.raw_open,
+            raw_shipped,
             daemon_delta: [(0, 0); parse::Daemon::ALL.len()],
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
@@ -314,17 +319,15 @@ impl Pipeline {
         }
         self.merge_counts();
         let out = self.tracker.drain();
+        let (raw, raw_sealed) = self.ship_raw();
         let batch = Batch {
             events: out.events,
             deliveries: out.deliveries,
             tracker: encode_tracker(&self.tracker)?,
             lines: self.lines.clone(),
             checkpoints,
-            // The next batch fills to the same bound: allocate it once.
-            raw: std::mem::replace(
-                &mut self.raw,
-                crate::store::raw::RawLines::with_capacity(crate::limits::RAW_BATCH_BYTES + crate::limits::MAX_LINE),
-            ),
+            raw,
+            raw_sealed,
         };
         let retention =
             (self.newest != i64::MIN).then(|| (Timestamp(self.newest.saturating_sub(self.opts.retention_secs)), self.opts.max_db_size));
@@ -333,13 +336,41 @@ impl Pipeline {
         Ok(Job { batch: Some(batch), durable, retention, ack: None, compact: false })
     }
 
+    /// Seals (encodes here, off the writer thread) every full raw block and
+    /// returns the lines to store as an open block plus the sealed blocks.
+    fn ship_raw(&mut self) -> (crate::store::raw::RawLines, Vec<crate::store::levels::Encoded>) {
+        use crate::store::raw;
+        let seal = crate::limits::RAW_BLOCK_BYTES;
+        let mut sealed = Vec::new();
+        let mut start = 0;
+        let mut acc = 0;
+        for i in 0..self.raw.len() {
+            acc += self.raw.line_bytes(i);
+            if acc >= seal {
+                let (sum, bytes) = raw::encode_block(&self.raw, start..i + 1);
+                // A summary always encodes.
+                sealed.push((postcard::to_allocvec(&sum).unwrap_or_default(), sum.min, bytes));
+                start = i + 1;
+                acc = 0;
+            }
+        }
+        if start > 0 {
+            // Every shipped line was in the first sealed block.
+            self.raw = self.raw.copy(start..self.raw.len());
+            self.raw_shipped = 0;
+        }
+        let open = self.raw.copy(self.raw_shipped..self.raw.len());
+        self.raw_shipped = self.raw.len();
+        (open, sealed)
+    }
+
     fn due(&self) -> bool {
         self.batch_full() || self.last_commit.elapsed() >= Duration::from_millis(COMMIT_INTERVAL_MS)
     }
 
     /// The batch reached its line or raw-text bound: commit now.
     pub fn batch_full(&self) -> bool {
-        self.since_commit >= COMMIT_LINES || self.raw.bytes() >= crate::limits::RAW_BATCH_BYTES
+        self.since_commit >= COMMIT_LINES || self.raw.bytes() >= crate::limits::RAW_BATCH_BYTES + crate::limits::RAW_BLOCK_BYTES
     }
 
     /// Imports one file from where its checkpoint left off.

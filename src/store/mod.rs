@@ -9,14 +9,16 @@
 //! page cache is capped at `DB_CACHE_BYTES`.
 
 pub(crate) mod blocks;
+pub(crate) mod levels;
 pub mod query;
 pub mod raw;
 pub mod writer;
 
 use crate::clock::Timestamp;
-use crate::limits::{BLOCK_RECORDS, DB_CACHE_BYTES};
+use crate::limits::DB_CACHE_BYTES;
 use crate::track::{DeliveryRec, EventRec, Tracker};
-use blocks::{CodecError, DeliverySummary, EventSummary, block_key};
+use blocks::{CodecError, DeliverySummary, EventSummary};
+use levels::Kind as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,9 +26,9 @@ use std::path::{Path, PathBuf};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
-const EVENT_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_blocks");
+const EVENT_BLOCKS: TableDefinition<(u64, u16), &[u8]> = TableDefinition::new("event_blocks");
 const EVENT_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_sums");
-const DELIVERY_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("delivery_blocks");
+const DELIVERY_BLOCKS: TableDefinition<(u64, u16), &[u8]> = TableDefinition::new("delivery_blocks");
 const DELIVERY_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("delivery_sums");
 
 /// Per-hour counters by recipient domain: key = hour (u32, big-endian) ++
@@ -38,10 +40,14 @@ const DOMAIN_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("domain
 const AUTH_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("auth_hours");
 
 /// Raw log lines: compressed blocks and their summaries (see `raw`).
-const RAW_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_blocks");
+const RAW_BLOCKS: TableDefinition<(u64, u16), &[u8]> = TableDefinition::new("raw_blocks");
 const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 
-const SCHEMA_VERSION: u32 = 1;
+/// 2: blocks stored in pieces, open blocks merged by level, front-coded
+/// raw lines. Version 1 stores (development builds only) are refused.
+const SCHEMA_VERSION: u32 = 2;
+
+pub(crate) type Tx = redb::WriteTransaction;
 
 /// Final outcomes and deferrals of one recipient domain.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -96,6 +102,8 @@ pub enum StoreError {
     WriterGone,
     #[error("database schema version {found} is newer than this postlens ({SCHEMA_VERSION}); upgrade postlens")]
     Schema { found: u32 },
+    #[error("database schema version {found} was written by an early development build; move the workspace away and import the logs again")]
+    OldSchema { found: u32 },
 }
 
 macro_rules! db_err {
@@ -162,8 +170,12 @@ pub struct Batch {
     pub tracker: Vec<u8>,
     pub lines: LineCounters,
     pub checkpoints: Vec<(String, Checkpoint)>,
-    /// The raw lines of this batch.
+    /// Raw lines not yet in a sealed block, added since the last batch
+    /// (stored as open blocks).
     pub raw: raw::RawLines,
+    /// Full raw blocks the ingesting side encoded (summary row, key time,
+    /// bytes): they replace every open raw block (whose lines they hold).
+    pub raw_sealed: Vec<levels::Encoded>,
 }
 
 /// Encodes the tracker for a [`Batch`] (done by the ingesting thread, at the
@@ -186,6 +198,8 @@ fn decode_tracker(b: &[u8]) -> Result<Tracker, StoreError> {
 pub struct Restored {
     pub tracker: Tracker,
     pub lines: LineCounters,
+    /// Raw lines of the open raw blocks (not yet in a sealed block).
+    pub raw_open: raw::RawLines,
 }
 
 pub struct Store {
@@ -239,6 +253,9 @@ impl Store {
                     if v > SCHEMA_VERSION {
                         return Err(StoreError::Schema { found: v });
                     }
+                    if v < SCHEMA_VERSION {
+                        return Err(StoreError::OldSchema { found: v });
+                    }
                     let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
                     self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
                     if v == SCHEMA_VERSION && tx.open_table(RAW_SUMS).is_ok() {
@@ -253,6 +270,7 @@ impl Store {
             let found = meta.get("schema")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?;
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
+                Some(v) if v < SCHEMA_VERSION => return Err(StoreError::OldSchema { found: v }),
                 Some(_) => {}
                 None => {
                     meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
@@ -269,6 +287,7 @@ impl Store {
             tx.open_table(AUTH_HOURS)?;
             tx.open_table(RAW_BLOCKS)?;
             tx.open_table(RAW_SUMS)?;
+            tx.open_table(levels::OPEN_BLOCKS)?;
         }
         tx.commit()?;
         Ok(())
@@ -345,6 +364,38 @@ impl Store {
         Ok(r)
     }
 
+    /// Per table: (name, stored bytes, fragmented bytes), from redb's own
+    /// accounting (where the space goes, for `status --json`).
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn table_space(&self) -> Result<Vec<(&'static str, u64, u64)>, StoreError> {
+        fn one<K: redb::Key + 'static, V: redb::Value + 'static>(
+            tx: &redb::ReadTransaction,
+            def: TableDefinition<K, V>,
+            out: &mut Vec<(&'static str, u64, u64)>,
+            name: &'static str,
+        ) -> Result<(), StoreError> {
+            let st = redb::ReadableTableMetadata::stats(&tx.open_table(def)?)?;
+            out.push((name, st.stored_bytes(), st.fragmented_bytes()));
+            Ok(())
+        }
+        let tx = self.db()?.begin_read()?;
+        let mut out = Vec::new();
+        one(&tx, META, &mut out, "meta")?;
+        one(&tx, CHECKPOINTS, &mut out, "checkpoints")?;
+        one(&tx, EVENT_BLOCKS, &mut out, "event_blocks")?;
+        one(&tx, EVENT_SUMS, &mut out, "event_sums")?;
+        one(&tx, DELIVERY_BLOCKS, &mut out, "delivery_blocks")?;
+        one(&tx, DELIVERY_SUMS, &mut out, "delivery_sums")?;
+        one(&tx, DOMAIN_HOURS, &mut out, "domain_hours")?;
+        one(&tx, AUTH_HOURS, &mut out, "auth_hours")?;
+        one(&tx, RAW_BLOCKS, &mut out, "raw_blocks")?;
+        one(&tx, RAW_SUMS, &mut out, "raw_sums")?;
+        one(&tx, levels::OPEN_BLOCKS, &mut out, "open_blocks")?;
+        Ok(out)
+    }
+
     /// Raw lines stored: (lines, original bytes, stored bytes).
     ///
     /// # Errors
@@ -380,8 +431,8 @@ impl Store {
             if !w.overlaps(s.min, s.max) {
                 continue;
             }
-            if let Some(b) = data.get(k.value())? {
-                for (t, l) in raw::decode_block(s.min, b.value()) {
+            if let Some(b) = levels::get_block(&data, k.value())? {
+                for (t, l) in raw::decode_block(&b) {
                     if !w.contains(t) {
                         continue;
                     }
@@ -437,7 +488,8 @@ impl Store {
             None => Tracker::new(),
         };
         let lines = meta.get("lines")?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
-        Ok(Restored { tracker, lines })
+        let raw_open = levels::open_items::<levels::Raw>(&tx)?;
+        Ok(Restored { tracker, lines, raw_open })
     }
 
     /// The checkpoint stored for `source`, if any.
@@ -475,30 +527,12 @@ impl Store {
     ///
     /// # Errors
     /// Database failure; nothing of the batch is then visible.
-    pub fn commit(&self, batch: &mut Batch, durable: bool) -> Result<(), StoreError> {
+    pub fn commit(&self, batch: &mut Batch, durable: bool, retention: Option<(Timestamp, Option<u64>)>) -> Result<(), StoreError> {
         let mut tx = self.db()?.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)?;
         }
         {
-            let mut eb = tx.open_table(EVENT_BLOCKS)?;
-            let mut es = tx.open_table(EVENT_SUMS)?;
-            batch.events.sort_by_key(|e| e.time);
-            for chunk in batch.events.chunks(BLOCK_RECORDS) {
-                let sum = EventSummary::of(chunk);
-                let k = block_key(sum.min, self.next_seq());
-                eb.insert(k, blocks::encode(chunk)?.as_slice())?;
-                es.insert(k, postcard::to_allocvec(&sum)?.as_slice())?;
-            }
-            let mut db = tx.open_table(DELIVERY_BLOCKS)?;
-            let mut ds = tx.open_table(DELIVERY_SUMS)?;
-            batch.deliveries.sort_by_key(|d| d.time);
-            for chunk in batch.deliveries.chunks(BLOCK_RECORDS) {
-                let sum = DeliverySummary::of(chunk);
-                let k = block_key(sum.min, self.next_seq());
-                db.insert(k, blocks::encode(chunk)?.as_slice())?;
-                ds.insert(k, postcard::to_allocvec(&sum)?.as_slice())?;
-            }
             let mut agg: BTreeMap<(u32, String), DomainCounts> = BTreeMap::new();
             for d in &batch.deliveries {
                 let o = d.outcome().index();
@@ -539,13 +573,11 @@ impl Store {
                 }
                 ah.insert(k.as_slice(), postcard::to_allocvec(&cur)?.as_slice())?;
             }
-            let mut rb = tx.open_table(RAW_BLOCKS)?;
-            let mut rs = tx.open_table(RAW_SUMS)?;
-            for (sum, packed) in raw::encode_blocks(&batch.raw, crate::limits::RAW_BLOCK_BYTES) {
-                let k = block_key(sum.min, self.next_seq());
-                rb.insert(k, packed.as_slice())?;
-                rs.insert(k, postcard::to_allocvec(&sum)?.as_slice())?;
-            }
+            let mut seq = || self.next_seq();
+            levels::add::<levels::Events>(&tx, &batch.events, &mut seq)?;
+            levels::add::<levels::Deliveries>(&tx, &batch.deliveries, &mut seq)?;
+            levels::replace_open::<levels::Raw>(&tx, &batch.raw_sealed, &mut seq)?;
+            levels::add_open::<levels::Raw>(&tx, &batch.raw, &mut seq)?;
             let mut cp = tx.open_table(CHECKPOINTS)?;
             for (name, c) in &batch.checkpoints {
                 cp.insert(name.as_str(), postcard::to_allocvec(c)?.as_slice())?;
@@ -556,6 +588,9 @@ impl Store {
             // Every commit bumps the sequence, so a rollback is always visible.
             let seq = self.next_seq();
             meta.insert("seq", postcard::to_allocvec(&seq)?.as_slice())?;
+        }
+        if let Some((cutoff, max)) = retention {
+            self.retain(&tx, cutoff, max, 64)?;
         }
         tx.commit()?;
         Ok(())
@@ -569,21 +604,30 @@ impl Store {
     /// # Errors
     /// Database failure.
     pub fn retention(&self, cutoff: Timestamp, max_bytes: Option<u64>, max_blocks: usize) -> Result<usize, StoreError> {
-        let over_size = max_bytes.is_some_and(|m| self.file_size() > m);
         let tx = self.db()?.begin_write()?;
+        let deleted = self.retain(&tx, cutoff, max_bytes, max_blocks)?;
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// [`Store::retention`] inside the caller's transaction.
+    fn retain(&self, tx: &Tx, cutoff: Timestamp, max_bytes: Option<u64>, max_blocks: usize) -> Result<usize, StoreError> {
+        let over_size = max_bytes.is_some_and(|m| self.file_size() > m);
         let mut deleted = 0;
         {
-            for (blocks_def, sums_def, kind) in
-                [(DELIVERY_BLOCKS, DELIVERY_SUMS, 0), (EVENT_BLOCKS, EVENT_SUMS, 1), (RAW_BLOCKS, RAW_SUMS, 2)]
-            {
+            for (blocks_def, sums_def, kind) in [
+                (DELIVERY_BLOCKS, DELIVERY_SUMS, levels::Deliveries::ID),
+                (EVENT_BLOCKS, EVENT_SUMS, levels::Events::ID),
+                (RAW_BLOCKS, RAW_SUMS, levels::Raw::ID),
+            ] {
                 let mut b = tx.open_table(blocks_def)?;
                 let mut s = tx.open_table(sums_def)?;
                 let mut doomed = Vec::new();
                 for row in s.iter()? {
                     let (k, v) = row?;
                     let max = match kind {
-                        0 => postcard::from_bytes::<DeliverySummary>(v.value())?.max,
-                        1 => postcard::from_bytes::<EventSummary>(v.value())?.max,
+                        levels::Deliveries::ID => postcard::from_bytes::<DeliverySummary>(v.value())?.max,
+                        levels::Events::ID => postcard::from_bytes::<EventSummary>(v.value())?.max,
                         _ => postcard::from_bytes::<raw::RawSummary>(v.value())?.max,
                     };
                     if max < cutoff.0 || over_size {
@@ -596,8 +640,9 @@ impl Store {
                     }
                 }
                 for k in doomed {
-                    b.remove(k)?;
+                    levels::remove_block(&mut b, k)?;
                     s.remove(k)?;
+                    levels::forget(tx, kind, k)?;
                     deleted += 1;
                 }
             }
@@ -614,7 +659,6 @@ impl Store {
                 }
             }
         }
-        tx.commit()?;
         Ok(deleted)
     }
 }

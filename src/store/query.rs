@@ -353,8 +353,8 @@ impl Store {
                     acc.add_event_summary(&s);
                     continue;
                 }
-                if let Some(b) = data.get(k.value())? {
-                    for e in blocks::decode::<EventRec>(b.value())? {
+                if let Some(b) = super::levels::get_block(&data, k.value())? {
+                    for e in blocks::decode::<EventRec>(&b)? {
                         if w.contains(e.time.0) {
                             acc.add_event(&e);
                         }
@@ -376,8 +376,8 @@ impl Store {
                     acc.add_delivery_summary(&s);
                     continue;
                 }
-                if let Some(b) = data.get(k.value())? {
-                    for d in blocks::decode::<DeliveryRec>(b.value())? {
+                if let Some(b) = super::levels::get_block(&data, k.value())? {
+                    for d in blocks::decode::<DeliveryRec>(&b)? {
                         acc.add_delivery(&d, w);
                     }
                 }
@@ -436,8 +436,8 @@ impl Store {
             if !keys.iter().all(|key| s.bloom.may_contain(key.as_bytes())) {
                 continue;
             }
-            if let Some(b) = data.get(k.value())? {
-                hits.extend(blocks::decode::<DeliveryRec>(b.value())?.into_iter().filter(|d| q.matches(d)));
+            if let Some(b) = super::levels::get_block(&data, k.value())? {
+                hits.extend(blocks::decode::<DeliveryRec>(&b)?.into_iter().filter(|d| q.matches(d)));
             }
         }
         hits.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.queue_ids.cmp(&a.queue_ids)));

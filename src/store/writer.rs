@@ -74,7 +74,7 @@ impl Writer {
                     }
                     let mut delay = WRITE_RETRY_MS;
                     loop {
-                        match store.commit(&mut batch, durable) {
+                        match store.commit(&mut batch, durable, retention) {
                             Ok(()) => {
                                 last_seq = store.written_seq();
                                 break;
@@ -89,28 +89,34 @@ impl Writer {
                                 if !flag.swap(true, Ordering::Relaxed) {
                                     eprintln!("postlens: commit failed: {e}; ingestion paused, retrying until it succeeds");
                                 }
-                                // Sleep in short steps so a shutdown is noticed quickly.
-                                let until = std::time::Instant::now() + std::time::Duration::from_millis(delay);
-                                while std::time::Instant::now() < until && !stopping.load(Ordering::Relaxed) {
-                                    std::thread::sleep(std::time::Duration::from_millis(50));
+                                // redb takes no reads or writes after an I/O error until
+                                // the database is reopened: reopen at once so readers
+                                // keep answering (the reopen recovers the last commit).
+                                match store.reopen() {
+                                    Err(e) => eprintln!("postlens: reopening the database: {e}"),
+                                    // Non-durable commits since the last durable one
+                                    // may be gone: then start over from the store.
+                                    Ok(()) if store.committed_seq().unwrap_or(0) < last_seq => {
+                                        eprintln!("postlens: the database lost its latest commits; ingestion restarts from the last durable commit");
+                                        last_seq = store.committed_seq().unwrap_or(0);
+                                        lost.store(true, Ordering::Relaxed);
+                                        flag.store(false, Ordering::Relaxed);
+                                        drop(job_ack);
+                                        continue 'jobs;
+                                    }
+                                    Ok(()) => {}
                                 }
-                                delay = (delay * 2).min(30_000);
-                                // redb takes no writes after an I/O error until the
-                                // database is reopened; reopen once space seems back.
-                                if space_for_writes(store.path()) {
-                                    match store.reopen() {
-                                        Err(e) => eprintln!("postlens: reopening the database: {e}"),
-                                        // Non-durable commits since the last durable one
-                                        // may be gone: then start over from the store.
-                                        Ok(()) if store.committed_seq().unwrap_or(0) < last_seq => {
-                                            eprintln!("postlens: the database lost its latest commits; ingestion restarts from the last durable commit");
-                                            last_seq = store.committed_seq().unwrap_or(0);
-                                            lost.store(true, Ordering::Relaxed);
-                                            flag.store(false, Ordering::Relaxed);
-                                            drop(job_ack);
-                                            continue 'jobs;
-                                        }
-                                        Ok(()) => {}
+                                // Retry once space seems back (a failing write would
+                                // shut readers out again), sleeping in short steps so a
+                                // shutdown is noticed quickly.
+                                loop {
+                                    let until = std::time::Instant::now() + std::time::Duration::from_millis(delay);
+                                    while std::time::Instant::now() < until && !stopping.load(Ordering::Relaxed) {
+                                        std::thread::sleep(std::time::Duration::from_millis(50));
+                                    }
+                                    delay = (delay * 2).min(30_000);
+                                    if stopping.load(Ordering::Relaxed) || space_for_writes(store.path()) {
+                                        break;
                                     }
                                 }
                             }
@@ -118,11 +124,6 @@ impl Writer {
                     }
                     if flag.swap(false, Ordering::Relaxed) {
                         eprintln!("postlens: commits succeed again; ingestion resumed");
-                    }
-                    if let Some((cutoff, max)) = retention
-                        && let Err(e) = store.retention(cutoff, max, 64)
-                    {
-                        eprintln!("postlens: retention: {e}");
                     }
                     // When asked (end of an import), or after a durable commit
                     // with nothing queued behind it, at most every COMPACT_EVERY_SECS.
