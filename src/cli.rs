@@ -2,7 +2,9 @@
 //! Each returns an exit code: 0 ok, 1 runtime error, 2 usage/config error.
 
 use crate::clock::{Timestamp, parse_time_arg};
-use crate::config::{BenchArgs, Cli, Command, Common, ConfigError, ImportArgs, ReportArgs, SearchArgs, StatsArgs, StatusArgs};
+use crate::config::{
+    BenchArgs, Cli, Command, Common, ConfigError, ImportArgs, ReportArgs, SearchArgs, StatsArgs, StatusArgs, UserAction, UserArgs,
+};
 use crate::ingest::{Pipeline, Summary};
 use crate::store::query::{Query, SearchHit, Stats, Window};
 use crate::store::{Store, StoreError};
@@ -18,6 +20,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Command::Run(a)) => crate::app::run(&a),
         Some(Command::Import(a)) => import(&a),
         Some(Command::BenchParse(a)) => bench_parse(&a),
+        Some(Command::User(a)) => user(&a),
         Some(c) => match read_only(&c, None, None, None) {
             // The daemon holds the database: ask it.
             Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
@@ -39,7 +42,9 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             let (code, m) = f.code_and_message();
-            eprintln!("postlens: {m}");
+            if !m.is_empty() {
+                eprintln!("postlens: {m}");
+            }
             ExitCode::from(code)
         }
     }
@@ -62,12 +67,14 @@ pub fn run_in_daemon(
         Some(c @ (Command::Stats(_) | Command::Search(_) | Command::Report(_) | Command::Status(_))) => {
             // Only the counting commands need the uncommitted lines.
             let overlay = matches!(c, Command::Stats(_) | Command::Search(_)).then(|| crate::control::overlay(overlays)).flatten();
-            read_only(c, Some(store), Some(live), overlay.as_ref())
+            read_only(c, Some(store), Some(live), overlay.as_ref()).map(|out| (out, String::new()))
         }
-        _ => Err(Failure::Usage("only stats, search, report and status can be asked of a running postlens".into())),
+        // Never asks: the command line that forwarded it did.
+        Some(Command::User(a)) => UserRequest::resolve(&a.action, false).and_then(|r| r.run(store)),
+        _ => Err(Failure::Usage("only stats, search, report, status and user can be asked of a running postlens".into())),
     };
     match r {
-        Ok(stdout) => crate::control::Answer { code: 0, stdout, stderr: String::new() },
+        Ok((stdout, stderr)) => crate::control::Answer { code: 0, stdout, stderr },
         Err(f) => {
             let (code, m) = f.code_and_message();
             crate::control::Answer { code, stdout: String::new(), stderr: format!("postlens: {m}\n") }
@@ -122,6 +129,8 @@ pub(crate) enum Failure {
     Runtime(String),
     /// The workspace's database is held by a running daemon.
     Locked(std::path::PathBuf),
+    /// The daemon already printed why; exit with its code.
+    Exit(u8),
 }
 
 impl Failure {
@@ -130,6 +139,7 @@ impl Failure {
             Failure::Usage(m) => (2, m),
             Failure::Runtime(m) => (1, m),
             Failure::Locked(ws) => (1, format!("{} is in use by a running postlens", ws.display())),
+            Failure::Exit(code) => (code, String::new()),
         }
     }
 }
@@ -335,7 +345,13 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
             .collect();
         let (raw_lines, raw_original, raw_stored) = store.raw_sizes()?;
         let (stored, metadata, fragmented, allocated) = store.space()?;
+        let tables: serde_json::Map<String, serde_json::Value> = store
+            .table_space()?
+            .into_iter()
+            .map(|(name, stored, frag)| (name.to_owned(), serde_json::json!({"stored_bytes": stored, "fragmented_bytes": frag})))
+            .collect();
         let v = serde_json::json!({
+            "db_tables": tables,
             "running": live.is_some(),
             "raw_lines": {"lines": raw_lines, "original_bytes": raw_original, "stored_bytes": raw_stored},
             "db_space": {"stored_bytes": stored, "metadata_bytes": metadata, "fragmented_bytes": fragmented, "allocated_bytes": allocated},
@@ -417,4 +433,192 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `postlens user add|reset-password|token`. Flags are checked and the
+/// password obtained (asked for on a terminal) before the store is touched,
+/// so bad input fails alike with or without a daemon; when a daemon holds
+/// the database, it is sent the resolved command line and does the write.
+fn user(a: &UserArgs) -> Result<(), Failure> {
+    let req = UserRequest::resolve(&a.action, true)?;
+    let ws = match &a.action {
+        UserAction::Add(a) => a.common.workspace(),
+        UserAction::ResetPassword(a) => a.common.workspace(),
+        UserAction::Token(a) => a.common.workspace(),
+    };
+    // Only `add` may create a database: elsewhere there is no user yet.
+    if !matches!(req, UserRequest::Add { .. }) && !ws.join(crate::store::DB_FILE).exists() {
+        return Err(crate::auth::AuthError::UnknownUser(req.email().to_string()).into());
+    }
+    let (out, err) = match Store::open(&ws) {
+        Err(StoreError::Locked { .. }) => {
+            let a = crate::control::forward(&ws, &req.argv())
+                .map_err(|e| Failure::Runtime(format!("{} is held by a running postlens, which did not answer: {e}", ws.display())))?;
+            if a.code != 0 {
+                let _ = std::io::stderr().lock().write_all(a.stderr.as_bytes());
+                return Err(Failure::Exit(a.code));
+            }
+            (a.stdout, a.stderr)
+        }
+        r => req.run(&r?)?,
+    };
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    let _ = std::io::stderr().lock().write_all(err.as_bytes());
+    Ok(())
+}
+
+/// A `user` command with its flags validated and its password in hand.
+enum UserRequest {
+    Add { email: crate::auth::Email, password: String, role: crate::auth::Role },
+    Reset { email: crate::auth::Email, password: String },
+    Token { email: crate::auth::Email },
+}
+
+impl UserRequest {
+    /// Validates the flags; a missing password is asked for on the terminal
+    /// when `may_ask` (never in the daemon).
+    fn resolve(action: &UserAction, may_ask: bool) -> Result<UserRequest, Failure> {
+        use crate::auth::{Email, Role, check_strength};
+        let email = |e: &str| Email::parse(e).map_err(|e| Failure::from(crate::auth::AuthError::BadEmail(e)));
+        let password = |p: Option<&String>, email: &Email| -> Result<String, Failure> {
+            let strong = |p: &str| check_strength(p, email).map_err(|e| Failure::from(crate::auth::AuthError::WeakPassword(e)));
+            let p = match p {
+                Some(p) => p.clone(),
+                None if may_ask => ask_password(&strong)?,
+                None => return Err(Failure::Usage("--password: missing (give --password P or POSTLENS_PASSWORD)".into())),
+            };
+            strong(&p)?;
+            Ok(p)
+        };
+        Ok(match action {
+            UserAction::Add(a) => {
+                let email = email(&a.email)?;
+                let password = password(a.password.as_ref(), &email)?;
+                UserRequest::Add { password, email, role: if a.read_only { Role::ReadOnly } else { Role::Admin } }
+            }
+            UserAction::ResetPassword(a) => {
+                let email = email(&a.email)?;
+                UserRequest::Reset { password: password(a.password.as_ref(), &email)?, email }
+            }
+            UserAction::Token(a) => UserRequest::Token { email: email(&a.email)? },
+        })
+    }
+
+    fn email(&self) -> &crate::auth::Email {
+        match self {
+            UserRequest::Add { email, .. } | UserRequest::Reset { email, .. } | UserRequest::Token { email } => email,
+        }
+    }
+
+    /// The command line sent to a running daemon: everything explicit, so
+    /// nothing comes from the daemon's environment.
+    fn argv(&self) -> Vec<String> {
+        let mut v = vec!["user".to_owned()];
+        match self {
+            UserRequest::Add { email, password, role } => {
+                v.extend(["add".to_owned(), format!("--email={email}"), format!("--password={password}")]);
+                if *role == crate::auth::Role::ReadOnly {
+                    v.push("--read-only".to_owned());
+                }
+            }
+            UserRequest::Reset { email, password } => {
+                v.extend(["reset-password".to_owned(), format!("--email={email}"), format!("--password={password}")]);
+            }
+            UserRequest::Token { email } => v.extend(["token".to_owned(), format!("--email={email}")]),
+        }
+        v
+    }
+
+    /// Does it: (standard output, standard error).
+    fn run(&self, store: &Store) -> Result<(String, String), Failure> {
+        use crate::auth;
+        let now = crate::clock::now();
+        match self {
+            UserRequest::Add { email, password, role } => {
+                let u = auth::create_user(store, email.as_str(), password, *role, now)?;
+                Ok((format!("added user {} ({})\n", u.email, u.role.as_str()), String::new()))
+            }
+            UserRequest::Reset { email, password } => {
+                let u = auth::reset_password(store, email.as_str(), password, now)?;
+                Ok((format!("changed the password of {}; its browser sessions have ended\n", u.email), String::new()))
+            }
+            UserRequest::Token { email } => {
+                let t = auth::create_token(store, email.as_str(), now)?;
+                let note = t.revoked.map_or_else(String::new, |made| {
+                    format!(
+                        "postlens: {} had {} API tokens: revoked the first one, made {}\n",
+                        t.user.email,
+                        auth::MAX_TOKENS_PER_USER,
+                        made.rfc3339()
+                    )
+                });
+                Ok((format!("{}\n", t.token), note))
+            }
+        }
+    }
+}
+
+/// Runs its function with `echo` when dropped: turns the terminal's echo
+/// back on however the prompt ends.
+struct EchoOn<F: Fn(&str) -> bool>(F);
+
+impl<F: Fn(&str) -> bool> Drop for EchoOn<F> {
+    fn drop(&mut self) {
+        (self.0)("echo");
+    }
+}
+
+/// Asks for a new password on the terminal, echo off (by `stty`, so no
+/// terminal crate and no unsafe code), and, if `strong` accepts it, once
+/// more to confirm.
+fn ask_password(strong: &dyn Fn(&str) -> Result<(), Failure>) -> Result<String, Failure> {
+    use std::io::IsTerminal as _;
+    use std::process::{Command as Proc, Stdio};
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(
+            "--password: missing (give --password P or POSTLENS_PASSWORD; standard input is not a terminal to ask on)".into(),
+        ));
+    }
+    let stty = |arg: &str| Proc::new("stty").arg(arg).stdin(Stdio::inherit()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !stty("-echo") {
+        return Err(Failure::Usage(
+            "--password: missing, and echo cannot be turned off here to ask (give --password P or POSTLENS_PASSWORD)".into(),
+        ));
+    }
+    let _echo = EchoOn(stty);
+    let ask = |prompt: &str| -> Result<String, Failure> {
+        eprint!("{prompt}");
+        let mut line = String::new();
+        let n = std::io::stdin().read_line(&mut line).map_err(|e| Failure::Runtime(format!("reading the password: {e}")))?;
+        eprintln!();
+        if n == 0 {
+            return Err(Failure::Usage("--password: none entered".into()));
+        }
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    };
+    let first = ask("New password: ")?;
+    strong(&first)?;
+    if ask("The same again: ")? != first {
+        return Err(Failure::Usage("--password: the two entries differ".into()));
+    }
+    Ok(first)
+}
+
+impl From<crate::auth::AuthError> for Failure {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::BadEmail(e) => Failure::Usage(format!("--email: {e}")),
+            AuthError::WeakPassword(e) => Failure::Usage(format!("--password: {e}")),
+            AuthError::UnknownUser(e) => Failure::Usage(format!("--email: no user {e} (add one with `postlens user add`)")),
+            AuthError::UserExists(e) => {
+                Failure::Usage(format!("--email: a user {e} already exists (`postlens user reset-password` changes its password)"))
+            }
+            AuthError::FirstUserMustBeAdmin => {
+                Failure::Usage("--read-only: the first user must be an admin; add it without --read-only".into())
+            }
+            AuthError::Store(e) => e.into(),
+            e => Failure::Runtime(e.to_string()),
+        }
+    }
 }

@@ -41,6 +41,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Sources, positions, store size and evictions.
     Status(StatusArgs),
+    /// Web UI accounts: add a user, reset a password, print an API token.
+    User(UserArgs),
     /// Parse and track a file without storing anything (benchmarks).
     #[command(hide = true)]
     BenchParse(BenchArgs),
@@ -173,6 +175,73 @@ pub struct StatusArgs {
     pub common: Common,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Add a user; the first one must be an admin.
+    Add(UserAddArgs),
+    /// Set a user's password (ends the user's browser sessions).
+    ResetPassword(UserPasswordArgs),
+    /// Print a new API token for the user (Bearer auth on /api/v1).
+    Token(UserTokenArgs),
+}
+
+/// The `--workspace` flag alone, for commands that read no logs.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WorkspaceArg {
+    /// Directory holding the database.
+    #[arg(long, env = "POSTLENS_WORKSPACE", value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+impl WorkspaceArg {
+    /// As [`Common::workspace`] (with its `LIGHTMETER_WORKSPACE` alias).
+    pub fn workspace(&self) -> PathBuf {
+        Common { workspace: self.workspace.clone(), log_timezone: None }.workspace()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct UserAddArgs {
+    #[command(flatten)]
+    pub common: WorkspaceArg,
+    /// The user's e-mail address (the login name).
+    #[arg(long, env = "POSTLENS_EMAIL", value_name = "E")]
+    pub email: String,
+    /// The password (asked for on a terminal when not given).
+    #[arg(long, env = "POSTLENS_PASSWORD", hide_env_values = true, allow_hyphen_values = true, value_name = "P")]
+    pub password: Option<String>,
+    /// The user may look but not change anything.
+    #[arg(long, env = "POSTLENS_READ_ONLY")]
+    pub read_only: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UserPasswordArgs {
+    #[command(flatten)]
+    pub common: WorkspaceArg,
+    /// The user's e-mail address.
+    #[arg(long, env = "POSTLENS_EMAIL", value_name = "E")]
+    pub email: String,
+    /// The new password (asked for on a terminal when not given).
+    #[arg(long, env = "POSTLENS_PASSWORD", hide_env_values = true, allow_hyphen_values = true, value_name = "P")]
+    pub password: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UserTokenArgs {
+    #[command(flatten)]
+    pub common: WorkspaceArg,
+    /// The user's e-mail address.
+    #[arg(long, env = "POSTLENS_EMAIL", value_name = "E")]
+    pub email: String,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@
 //! in `cli` wires them together; every capacity lives in `limits`.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
