@@ -356,7 +356,7 @@ impl Pipeline {
         }
         if start > 0 {
             // Every shipped line was in the first sealed block.
-            self.raw = self.raw.copy(start..self.raw.len());
+            self.raw.drop_front(start);
             self.raw_shipped = 0;
         }
         let open = self.raw.copy(self.raw_shipped..self.raw.len());

@@ -6,7 +6,7 @@
 
 use crate::track::{DeliveryRec, EventKind, EventRec, NoticeKind, Outcome};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use std::io::{Read, Write};
+use std::io::Read;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -17,10 +17,27 @@ pub enum CodecError {
 }
 
 pub(crate) fn encode<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
+    thread_local! {
+        // One compressor per thread, reset per block: its state (a few
+        // hundred KiB) is not allocated and freed for every block.
+        static DEFLATE: std::cell::RefCell<flate2::Compress> = std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+    }
     let raw = postcard::to_allocvec(items)?;
-    let mut z = flate2::write::DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), flate2::Compression::new(1));
-    z.write_all(&raw)?;
-    Ok(z.finish()?)
+    DEFLATE.with_borrow_mut(|z| {
+        z.reset();
+        let mut out = Vec::with_capacity(raw.len() / 3 + 64);
+        loop {
+            let done = usize::try_from(z.total_in()).unwrap_or(usize::MAX).min(raw.len());
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity() / 2 + 64);
+            }
+            match z.compress_vec(&raw[done..], &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => return Ok(out),
+                Ok(_) => {}
+                Err(e) => return Err(CodecError::Io(std::io::Error::other(e))),
+            }
+        }
+    })
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, CodecError> {

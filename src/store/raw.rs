@@ -69,6 +69,18 @@ impl RawLines {
         c
     }
 
+    /// Drops the first `n` lines, keeping the buffers' capacity.
+    pub fn drop_front(&mut self, n: usize) {
+        let off = self.start(n);
+        self.text.drain(..off);
+        self.times.drain(..n);
+        self.ends.drain(..n);
+        let off = u32::try_from(off).unwrap_or(u32::MAX);
+        for e in &mut self.ends {
+            *e -= off;
+        }
+    }
+
     pub fn extend(&mut self, o: &RawLines) {
         for i in 0..o.len() {
             self.push(o.times[i], o.line(i));
@@ -272,6 +284,14 @@ mod front_coding_tests {
         let (_, b) = encode_block(&r, 7..10);
         let back = decode_block(&b);
         assert_eq!(back.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(), lines[7..10].to_vec());
+        // Dropping sealed lines keeps the rest addressable.
+        r.drop_front(7);
+        assert_eq!(r.len(), lines.len() - 7);
+        assert_eq!(r.line(0), lines[7].as_slice());
+        assert_eq!(r.line(r.len() - 1), lines[lines.len() - 1].as_slice());
+        assert_eq!(r.times[0], 1_000 - 7);
+        r.push(5, b"new");
+        assert_eq!(r.line(r.len() - 1), b"new");
     }
 
     #[test]
