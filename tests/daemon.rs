@@ -210,6 +210,31 @@ fn follows_history_rotations_truncation_and_deletion_like_one_import() {
     assert_eq!(without_lifetime_keys(again), without_lifetime_keys(want));
 }
 
+/// Regression: a `copytruncate` whose file was refilled past the old
+/// position before the daemon looked went unnoticed (only a shorter file
+/// counted as truncated), and the refilled lines were skipped.
+#[test]
+fn copytruncate_refilled_past_the_old_position_is_noticed() {
+    let d = TempDir::new("refill");
+    let lines = generated(&d, 6_000, 21);
+    let logs = d.0.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    write_lines(&logs.join("mail.log"), &lines[..2_000], false);
+    let ws = d.0.join("ws");
+    let mut dm = Daemon::start(&ws, &["--watch-dir", logs.to_str().unwrap()]);
+    dm.wait_lines(2_000);
+    // Freeze the daemon so it cannot see the file shrink.
+    let pid = dm.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    std::fs::copy(logs.join("mail.log"), logs.join("mail.log.1")).unwrap();
+    std::fs::OpenOptions::new().write(true).open(logs.join("mail.log")).unwrap().set_len(0).unwrap();
+    write_lines(&logs.join("mail.log"), &lines[2_000..], true);
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let got = dm.wait_lines(6_000);
+    dm.stop();
+    assert_eq!(without_lifetime_keys(got), without_lifetime_keys(reference(&d, &lines, "refill")));
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let d = TempDir::new("kill");

@@ -95,6 +95,22 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// Does the file at our path now start with another first line? (A
+    /// `copytruncate` whose file was refilled past our position before we
+    /// looked: its size alone does not tell.)
+    pub fn rewritten(&self) -> bool {
+        if self.compressed {
+            return false;
+        }
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match first_line(&self.path, Codec::Plain) {
+            Ok(Some(first)) => format!("file:{}:{:016x}", group_of(&name), crate::hash::fnv1a(&first)) != self.key,
+            // Empty again (truncated, nothing written yet): the size check
+            // covers it; an unreadable file is left to the next event.
+            Ok(None) | Err(_) => false,
+        }
+    }
+
     /// Opens `path` where its checkpoint left off. `Ok(None)`: the file has
     /// no complete first line yet (a live file just created), so its
     /// identity is not known; try again when it grows.

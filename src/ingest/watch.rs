@@ -197,7 +197,7 @@ impl Group {
         };
         if let Some(cur) = &self.current {
             if cur.ino == meta.ino() && cur.dev == meta.dev() {
-                if meta.len() < cur.offset() {
+                if meta.len() < cur.offset() || cur.rewritten() {
                     // copytruncate: the same inode restarted from zero. The
                     // copy (with the same first line) keeps our position for
                     // when it is imported as an archive.
