@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 /// Runs the daemon until SIGTERM/SIGINT.
 pub(crate) fn run(args: &RunArgs) -> Result<(), crate::cli::Failure> {
     use crate::cli::Failure;
-    let cfg = args.build().map_err(|e| Failure::Usage(e.0))?;
+    let mut cfg = args.build().map_err(|e| Failure::Usage(e.0))?;
     // A `stats` run by hand holds the database for a moment: wait a little
     // before concluding that another daemon owns it.
     let mut tries = 0;
@@ -42,6 +42,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), crate::cli::Failure> {
             r => break r.map_err(|e| Failure::Runtime(e.to_string()))?,
         }
     };
+    // Retention chosen in the UI's settings overrides --retention.
+    if let Some(days) = crate::settings::Settings::load(&store).ok().and_then(|s| s.retention_days) {
+        cfg.opts.retention_secs = i64::from(days) * 86_400;
+    }
     let store = Arc::new(store);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Runtime(e.to_string()))?;
     let r = rt.block_on(serve(cfg, store));
@@ -64,7 +68,7 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
     let (overlay_tx, mut overlay_rx) = mpsc::channel(8);
     let control = crate::control::serve(&cfg.workspace, &store, &live, &overlay_tx)
         .map_err(|source| IngestError::Open { path: crate::control::socket_path(&cfg.workspace), source })?;
-    let http = crate::http::serve(cfg.listen, &store, &live)
+    let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), cfg.web.clone())
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
     let (tx, mut rx) = mpsc::channel::<Chunk>(STREAM_QUEUE);
     if cfg.stdin {

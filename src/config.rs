@@ -100,12 +100,17 @@ pub struct RunArgs {
     /// Follow the systemd journal (mail facility) with journalctl.
     #[arg(long, env = "POSTLENS_JOURNAL")]
     pub journal: bool,
-    /// Address of the HTTP endpoint (`/healthz`, `/metrics`).
+    /// Address of the web UI and API (also `/healthz`, `/metrics`).
     #[arg(long, env = "POSTLENS_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Serve HTTP directly, without a TLS-terminating reverse proxy.
+    /// Serve HTTP directly, without a TLS-terminating reverse proxy: never
+    /// trust `X-Forwarded-For`/`X-Forwarded-Proto`.
     #[arg(long, env = "POSTLENS_NO_REVERSE_PROXY")]
     pub no_reverse_proxy: bool,
+    /// Your own remote-domain grouping for the dashboard, merged over the
+    /// built-in one (format: see web/domain-mapping.txt).
+    #[arg(long, env = "POSTLENS_DOMAIN_MAPPING", value_name = "FILE")]
+    pub domain_mapping: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -463,6 +468,7 @@ pub struct RunConfig {
     pub journal: bool,
     pub listen: std::net::SocketAddr,
     pub opts: Options,
+    pub web: crate::web::WebConfig,
 }
 
 impl RunArgs {
@@ -512,6 +518,14 @@ impl RunArgs {
         if watch_dirs.is_empty() && !stdin && sockets.is_empty() && !self.journal {
             return Err(ConfigError("no log source: give --watch-dir DIR, --stdin, --socket or --journal".into()));
         }
-        Ok(RunConfig { workspace: self.common.workspace(), watch_dirs, patterns, stdin, sockets, journal: self.journal, listen, opts })
+        let mut domain_map = crate::web::domains::DomainMap::builtin();
+        if let Some(f) = &self.domain_mapping {
+            let text = std::fs::read_to_string(f).map_err(|e| ConfigError(format!("--domain-mapping: {}: {e}", f.display())))?;
+            let mine =
+                crate::web::domains::DomainMap::parse(&text).map_err(|e| ConfigError(format!("--domain-mapping: {}: {e}", f.display())))?;
+            domain_map.merge(mine);
+        }
+        let web = crate::web::WebConfig { trust_proxy: !self.no_reverse_proxy, tz: opts.tz.clone(), domain_map };
+        Ok(RunConfig { workspace: self.common.workspace(), watch_dirs, patterns, stdin, sockets, journal: self.journal, listen, opts, web })
     }
 }

@@ -1,44 +1,16 @@
-//! The daemon's HTTP endpoint on `--listen`: `GET /healthz` (200 `ok`) and
-//! `GET /metrics` (Prometheus text). Served by two threads; the web UI
-//! builds on this server.
+//! The Prometheus text of `GET /metrics` (served by `web` on `--listen`):
+//! counters from the committed store plus the daemon's live status.
 
 use crate::control::LiveStatus;
 use crate::store::Store;
 use crate::store::query::Window;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-/// Starts the server.
+/// The Prometheus text of `/metrics` (served by `web`).
 ///
 /// # Errors
-/// The address cannot be bound.
-///
-/// # Panics
-/// Never: the only `expect` is on a constant, valid header.
-pub fn serve(addr: std::net::SocketAddr, store: &Arc<Store>, live: &LiveStatus) -> std::io::Result<Arc<tiny_http::Server>> {
-    let server = Arc::new(tiny_http::Server::http(addr).map_err(std::io::Error::other)?);
-    for i in 0..2 {
-        let (server, store, live) = (server.clone(), store.clone(), live.clone());
-        std::thread::Builder::new().name(format!("postlens-http-{i}")).spawn(move || {
-            for req in server.incoming_requests() {
-                let (status, ctype, body) = match (req.method(), req.url()) {
-                    (tiny_http::Method::Get, "/healthz") => (200, "text/plain", "ok\n".to_owned()),
-                    (tiny_http::Method::Get, "/metrics") => match metrics(&store, &live) {
-                        Ok(m) => (200, "text/plain; version=0.0.4", m),
-                        Err(e) => (500, "text/plain", format!("error: {e}\n")),
-                    },
-                    (tiny_http::Method::Get, _) => (404, "text/plain", "not found\n".to_owned()),
-                    _ => (405, "text/plain", "method not allowed\n".to_owned()),
-                };
-                let h = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes()).expect("static header");
-                let _ = req.respond(tiny_http::Response::from_string(body).with_status_code(status).with_header(h));
-            }
-        })?;
-    }
-    Ok(server)
-}
-
-fn metrics(store: &Store, live: &LiveStatus) -> Result<String, crate::store::StoreError> {
+/// Database failure.
+pub(crate) fn metrics(store: &Store, live: &LiveStatus) -> Result<String, crate::store::StoreError> {
     let s = store.stats(Window::default())?;
     let mut m = String::new();
     let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {

@@ -3,7 +3,8 @@
 //! Data flows one way: `ingest` (sources, line reader, formats) → `parse`
 //! (zero-copy line meaning) → `track` (bounded queue-ID table → per-recipient
 //! deliveries) → `store` (redb: batched writer, readers, retention). The CLI
-//! in `cli` wires them together; every capacity lives in `limits`.
+//! in `cli` wires them together; `web` serves the UI and API over the
+//! store's readers, `auth` its accounts; every capacity lives in `limits`.
 
 pub mod app;
 pub mod auth;
@@ -17,5 +18,7 @@ pub mod ingest;
 pub mod limits;
 pub mod parse;
 pub mod report;
+pub mod settings;
 pub mod store;
 pub mod track;
+pub mod web;

@@ -119,3 +119,36 @@ pub const MAX_CONTROL_ANSWER: u64 = 64 * 1024 * 1024;
 /// A stored block never decompresses to more than this, whatever its bytes
 /// say (corrupt or hostile data cannot exhaust memory).
 pub const MAX_DECODED_BLOCK: u64 = 64 * 1024 * 1024;
+
+/// Web UI: worker threads serving HTTP (reads never block ingestion:
+/// they use redb read transactions).
+pub const HTTP_WORKERS: usize = 4;
+
+/// Web UI: largest request body accepted (forms are small; 413 beyond).
+pub const MAX_FORM_BODY: u64 = 64 * 1024;
+
+/// Web UI: query/form fields and cookies read per request.
+pub const MAX_FORM_FIELDS: usize = 64;
+
+/// Public detective: searches allowed per client IP per window.
+pub const PUBLIC_SEARCHES: u32 = 20;
+pub const PUBLIC_WINDOW_SECS: i64 = 600;
+
+/// Public detective: client IPs remembered by its rate limiter (when full,
+/// expired windows are reused first, then the oldest window is dropped).
+pub const PUBLIC_LIMITER_CLIENTS: usize = 4_096;
+
+/// Message detective: results shown per search (newest first).
+pub const DETECTIVE_RESULTS: usize = 200;
+
+/// Message detective: raw log lines shown behind one delivery, and the
+/// raw text scanned for them.
+pub const DETECTIVE_RAW_LINES: usize = 200;
+pub const DETECTIVE_RAW_SCAN_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Raw log page: lines per page; a download streams at most this many.
+pub const RAW_PAGE_LINES: usize = 500;
+pub const RAW_DOWNLOAD_LINES: usize = 2_000_000;
+
+/// Escalations kept from the public detective (oldest dropped).
+pub const MAX_ESCALATIONS: usize = 1_000;

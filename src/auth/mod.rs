@@ -29,6 +29,12 @@ pub use sessions::{Session, check_csrf, create_session, csrf_token, delete_sessi
 pub use tokens::{NewToken, create_token, token_user};
 pub use users::{Email, EmailProblem, Role, User, create_user, has_any_user, list_users, reset_password, verify_login};
 
+/// Constant-time equality of two byte strings (length is not secret).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use ctutils::CtEq as _;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 use crate::store::{Store, StoreError};
 
 /// A browser session lasts this long from login (absolute, not sliding).

@@ -9,6 +9,7 @@
 //! page cache is capped at `DB_CACHE_BYTES`.
 
 pub(crate) mod blocks;
+mod kv;
 pub(crate) mod levels;
 pub mod query;
 pub mod raw;
@@ -48,6 +49,9 @@ const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 const SCHEMA_VERSION: u32 = 2;
 
 pub(crate) type Tx = redb::WriteTransaction;
+
+/// A raw log line and its time.
+pub type RawLine = (Timestamp, Vec<u8>);
 
 /// Final outcomes and deferrals of one recipient domain.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -98,6 +102,8 @@ pub enum StoreError {
     Unavailable,
     #[error("the database lost its latest commits after a write error; ingestion restarts from the last durable commit")]
     RolledBack,
+    #[error("stored document {key}: {reason}")]
+    Document { key: String, reason: String },
     #[error("the store writer stopped")]
     WriterGone,
     #[error("database schema version {found} is newer than this postlens ({SCHEMA_VERSION}); upgrade postlens")]
@@ -448,6 +454,49 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Raw lines in the window that contain any of `needles` (queue IDs),
+    /// oldest first: at most `limit` lines, scanning at most `max_scan`
+    /// bytes of text. Returns the lines and whether the scan was cut short.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn raw_matching(
+        &self,
+        w: query::Window,
+        needles: &[&str],
+        limit: usize,
+        max_scan: u64,
+    ) -> Result<(Vec<RawLine>, bool), StoreError> {
+        let finders: Vec<memchr::memmem::Finder<'_>> =
+            needles.iter().filter(|n| !n.is_empty()).map(|n| memchr::memmem::Finder::new(n.as_bytes())).collect();
+        let tx = self.db()?.begin_read()?;
+        let sums = tx.open_table(RAW_SUMS)?;
+        let data = tx.open_table(RAW_BLOCKS)?;
+        let mut out = Vec::new();
+        let mut scanned = 0u64;
+        for row in sums.iter()? {
+            let (k, v) = row?;
+            let s: raw::RawSummary = postcard::from_bytes(v.value())?;
+            if !w.overlaps(s.min, s.max) {
+                continue;
+            }
+            if scanned >= max_scan {
+                return Ok((out, true));
+            }
+            scanned += s.raw_bytes;
+            let Some(b) = levels::get_block(&data, k.value())? else { continue };
+            for (t, l) in raw::decode_block(&b) {
+                if w.contains(t) && finders.iter().any(|f| f.find(&l).is_some()) {
+                    out.push((Timestamp(t), l));
+                    if out.len() >= limit {
+                        return Ok((out, true));
+                    }
+                }
+            }
+        }
+        Ok((out, false))
     }
 
     /// The sequence number the last successful commit of this process

@@ -480,6 +480,29 @@ impl Store {
         Ok(v)
     }
 
+    /// Outcome counters per hour over the window (all domains added), oldest
+    /// first: `(hour since the epoch, counts)`. Committed data only (hour
+    /// resolution; in-flight messages are in `stats`).
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn hourly(&self, w: Window) -> Result<Vec<(u32, DomainCounts)>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let t = tx.open_table(DOMAIN_HOURS)?;
+        let (lo, hi) = w.hours();
+        let mut out: Vec<(u32, DomainCounts)> = Vec::new();
+        for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
+            let (k, v) = row?;
+            let Some(hour) = k.value().get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) else { continue };
+            let c: DomainCounts = postcard::from_bytes(v.value())?;
+            match out.last_mut() {
+                Some((h, acc)) if *h == hour => acc.add(&c),
+                _ => out.push((hour, c)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Authentication failures per client IP over the window, at hour
     /// resolution, most first: `(ip, [smtp, imap, pop3, other])`.
     ///

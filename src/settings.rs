@@ -1,0 +1,153 @@
+//! Settings an admin changes in the UI, stored as one document in the
+//! store (`kv` key `settings`). Every field is validated here, with an
+//! error naming the field, so the form and the API refuse the same input.
+
+use serde::{Deserialize, Serialize};
+
+/// Peer-network participation (never silent: `Off` until chosen).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerChoice {
+    #[default]
+    Off,
+    Consume,
+    Share,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Settings {
+    /// The mail server's public IP (for checks and the peer network).
+    pub public_ip: Option<String>,
+    /// UI language: one of [`crate::web::LANGUAGES`].
+    pub language: String,
+    /// Days of data kept; `None` = the `--retention` flag.
+    pub retention_days: Option<u32>,
+    /// End users may look up their own messages at `public`.
+    pub public_detective: bool,
+    pub peer_network: PeerChoice,
+    /// Notifications (sent by the insights issue's notifier).
+    pub notify_email: Option<String>,
+    pub notify_slack_webhook: Option<String>,
+    pub notify_webhook: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            public_ip: None,
+            language: "en".into(),
+            retention_days: None,
+            public_detective: false,
+            peer_network: PeerChoice::Off,
+            notify_email: None,
+            notify_slack_webhook: None,
+            notify_webhook: None,
+        }
+    }
+}
+
+/// A refused setting: which field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+const fn bad(field: &'static str, reason: &'static str) -> Invalid {
+    Invalid { field, reason }
+}
+
+fn http_url(field: &'static str, v: Option<&String>) -> Result<(), Invalid> {
+    match v {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => Err(bad(field, "must be an http:// or https:// URL")),
+        Some(u) if u.len() > 512 || u.contains(char::is_whitespace) => Err(bad(field, "must be one URL of at most 512 characters")),
+        _ => Ok(()),
+    }
+}
+
+impl Settings {
+    /// # Errors
+    /// The first field that is not acceptable.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if let Some(ip) = &self.public_ip
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(bad("public_ip", "must be an IPv4 or IPv6 address"));
+        }
+        if !crate::web::LANGUAGES.contains(&self.language.as_str()) {
+            return Err(bad("language", "is not a supported language"));
+        }
+        if let Some(d) = self.retention_days
+            && !(1..=3650).contains(&d)
+        {
+            return Err(bad("retention_days", "must be between 1 and 3650 days"));
+        }
+        if let Some(e) = &self.notify_email
+            && crate::auth::Email::parse(e).is_err()
+        {
+            return Err(bad("notify_email", "must be an e-mail address"));
+        }
+        http_url("notify_slack_webhook", self.notify_slack_webhook.as_ref())?;
+        http_url("notify_webhook", self.notify_webhook.as_ref())?;
+        Ok(())
+    }
+
+    /// The stored settings (defaults when never saved).
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn load(store: &crate::store::Store) -> Result<Settings, crate::store::StoreError> {
+        Ok(store.kv_get("settings")?.unwrap_or_default())
+    }
+
+    /// Validates and stores.
+    ///
+    /// # Errors
+    /// An invalid field (nothing stored), or a database failure.
+    pub fn save(&self, store: &crate::store::Store) -> Result<(), SaveError> {
+        self.validate()?;
+        store.kv_put("settings", self)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let ok = Settings::default();
+        assert!(ok.validate().is_ok());
+        let cases: [(Settings, &str); 6] = [
+            (Settings { public_ip: Some("1.2.3".into()), ..ok.clone() }, "public_ip"),
+            (Settings { language: "xx".into(), ..ok.clone() }, "language"),
+            (Settings { retention_days: Some(0), ..ok.clone() }, "retention_days"),
+            (Settings { notify_email: Some("nobody".into()), ..ok.clone() }, "notify_email"),
+            (Settings { notify_slack_webhook: Some("ftp://x".into()), ..ok.clone() }, "notify_slack_webhook"),
+            (Settings { notify_webhook: Some("https://a b".into()), ..ok.clone() }, "notify_webhook"),
+        ];
+        for (s, field) in cases {
+            assert_eq!(s.validate().unwrap_err().field, field);
+        }
+        let good = Settings { public_ip: Some("2001:db8::1".into()), language: "de".into(), retention_days: Some(30), ..ok };
+        assert!(good.validate().is_ok());
+    }
+
+    #[test]
+    fn old_documents_get_defaults_for_new_fields() {
+        let s: Settings = serde_json::from_str(r#"{"public_detective": true}"#).unwrap();
+        assert!(s.public_detective);
+        assert_eq!(s.language, "en");
+    }
+}

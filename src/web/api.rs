@@ -1,0 +1,138 @@
+//! The JSON API under `/api/v1/` (session cookie or `Authorization:
+//! Bearer` API token, 401 otherwise), its `OpenAPI` document, and the
+//! Prometheus `/metrics` (open to loopback clients, else a token).
+//!
+//! `stats` and `search` answer exactly what `postlens stats --json` and
+//! `postlens search --json` print (DESIGN.md): the same store readers and
+//! the same JSON types.
+
+use super::req::{Method, Req};
+use super::{Ctx, Resp, Who, api_user};
+use crate::clock::Timestamp;
+use crate::settings::Settings;
+use crate::store::query::{Query, SearchHit, Window};
+use serde_json::json;
+
+const OPENAPI: &str = include_str!("../../web/openapi.json");
+
+fn err(status: u16, message: &str) -> Resp {
+    Resp::json(status, &json!({ "error": message }))
+}
+
+fn window(ctx: &Ctx, req: &Req) -> Result<Window, Resp> {
+    let p = |name: &str| -> Result<Option<Timestamp>, Resp> {
+        req.q(name).map(|v| crate::clock::parse_time_arg(v, &ctx.cfg.tz).map_err(|e| err(400, &format!("{name}: {e}")))).transpose()
+    };
+    Ok(Window { from: p("from")?, to: p("to")? })
+}
+
+/// Query parameters each route accepts (others are refused with 400, so a
+/// typo does not silently widen a search).
+const PARAMS: &[(&str, &[&str])] = &[
+    ("/api/v1/stats", &["from", "to"]),
+    ("/api/v1/search", &["sender", "recipient", "id", "status", "from", "to", "limit"]),
+    ("/api/v1/settings", &[]),
+    ("/api/v1/escalations", &[]),
+    ("/api/v1/openapi.json", &[]),
+];
+
+pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
+    let path = req.path.as_str();
+    let Some((_, allowed)) = PARAMS.iter().find(|(p, _)| *p == path) else {
+        return err(404, "no such API route");
+    };
+    if let Some((k, _)) = req.query.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        return err(400, &format!("unknown parameter '{k}'"));
+    }
+    if path == "/api/v1/openapi.json" {
+        return Resp::new(200, "application/json", OPENAPI);
+    }
+    let Some(who) = api_user(ctx, req, now) else {
+        return err(401, "sign in or send Authorization: Bearer <token> (postlens user token)");
+    };
+    match (req.method, path) {
+        (Method::Get, "/api/v1/stats") => stats(ctx, req),
+        (Method::Get, "/api/v1/search") => search(ctx, req),
+        (Method::Get, "/api/v1/settings") => match Settings::load(&ctx.store) {
+            Ok(s) => Resp::json(200, &s),
+            Err(e) => err(500, &e.to_string()),
+        },
+        (Method::Post, "/api/v1/settings") => put_settings(ctx, req, &who),
+        (Method::Get, "/api/v1/escalations") => match ctx.store.kv_get::<Vec<super::pages::Escalation>>("escalations") {
+            Ok(v) => Resp::json(200, &v.unwrap_or_default()),
+            Err(e) => err(500, &e.to_string()),
+        },
+        _ => err(405, "method not allowed"),
+    }
+}
+
+fn stats(ctx: &Ctx, req: &Req) -> Resp {
+    let w = match window(ctx, req) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let o = ctx.overlays.as_ref().and_then(crate::control::overlay);
+    match ctx.store.stats_live(w, o.as_ref()) {
+        Ok(s) => Resp::json(200, &s),
+        Err(e) => err(500, &e.to_string()),
+    }
+}
+
+fn search(ctx: &Ctx, req: &Req) -> Resp {
+    let w = match window(ctx, req) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let limit = match req.q("limit").map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+        Some(_) => return err(400, "limit: must be a number from 1 to 10000"),
+    };
+    let status = req.q("status").map(str::to_owned);
+    if let Some(s) = &status
+        && !["sent", "bounced", "expired", "pending", "deferred"].contains(&s.as_str())
+    {
+        return err(400, &format!("status: '{s}' is not one of sent, bounced, expired, pending, deferred"));
+    }
+    let q = Query {
+        sender: req.q("sender").map(str::to_owned),
+        recipient: req.q("recipient").map(str::to_owned),
+        id: req.q("id").map(str::to_owned),
+        status,
+        window: w,
+        limit,
+    };
+    let o = ctx.overlays.as_ref().and_then(crate::control::overlay);
+    match ctx.store.search_live(&q, o.as_ref()) {
+        Ok(hits) => Resp::json(200, &hits.iter().map(SearchHit::of).collect::<Vec<_>>()),
+        Err(e) => err(500, &e.to_string()),
+    }
+}
+
+fn put_settings(ctx: &Ctx, req: &Req, who: &Who) -> Resp {
+    if !who.is_admin() {
+        return err(403, "read-only users cannot change settings");
+    }
+    let s: Settings = match serde_json::from_slice(&req.body) {
+        Ok(s) => s,
+        Err(e) => return err(400, &format!("body: {e}")),
+    };
+    match s.save(&ctx.store) {
+        Ok(()) => Resp::json(200, &s),
+        Err(crate::settings::SaveError::Invalid(i)) => err(400, &i.to_string()),
+        Err(e) => err(500, &e.to_string()),
+    }
+}
+
+/// Prometheus text: open to a loopback client, otherwise an API token.
+pub(crate) fn metrics(ctx: &Ctx, req: &Req) -> Resp {
+    let local = req.client.is_some_and(|c| c.is_loopback());
+    let token_ok = req.bearer.as_deref().is_some_and(|t| crate::auth::token_user(&ctx.store, t).ok().flatten().is_some());
+    if !local && !token_ok {
+        return Resp::text(401, "metrics: loopback clients only, or Authorization: Bearer <token>\n");
+    }
+    match crate::http::metrics(&ctx.store, &ctx.live) {
+        Ok(m) => Resp::new(200, "text/plain; version=0.0.4", m),
+        Err(e) => Resp::text(500, format!("error: {e}\n")),
+    }
+}

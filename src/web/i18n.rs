@@ -1,0 +1,102 @@
+//! UI translations: one catalog per language in `web/i18n/<lang>.txt`
+//! (`key = text` lines, `#` comments), embedded and parsed once. A key
+//! missing from a catalog falls back to English, then to the key itself;
+//! a test checks that every key the templates and handlers use exists in
+//! every catalog.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const CATALOGS: &[(&str, &str)] = &[("en", include_str!("../../web/i18n/en.txt")), ("de", include_str!("../../web/i18n/de.txt"))];
+
+fn parse(text: &'static str) -> HashMap<&'static str, &'static str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+fn catalogs() -> &'static HashMap<&'static str, HashMap<&'static str, &'static str>> {
+    static C: OnceLock<HashMap<&'static str, HashMap<&'static str, &'static str>>> = OnceLock::new();
+    C.get_or_init(|| CATALOGS.iter().map(|(lang, text)| (*lang, parse(text))).collect())
+}
+
+/// The text of `key` in `lang`.
+pub(crate) fn t(lang: &str, key: &str) -> String {
+    let c = catalogs();
+    c.get(lang)
+        .and_then(|m| m.get(key))
+        .or_else(|| c.get("en").and_then(|m| m.get(key)))
+        .map_or_else(|| key.to_owned(), |s| (*s).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys named in templates (`t("…")`) and in Rust sources (`t(lang, "…")`).
+    fn used_keys() -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut scan = |src: &str, open: &str| {
+            for part in src.split(open).skip(1) {
+                // `t("status." ~ x)`: a prefix, checked by the dynamic-key test.
+                if let Some(end) = part.find('"')
+                    && !part[..end].ends_with('.')
+                {
+                    keys.push(part[..end].to_owned());
+                }
+            }
+        };
+        for (_, src) in super::super::pages::TEMPLATES {
+            scan(src, "t(\"");
+        }
+        for src in [include_str!("pages.rs"), include_str!("mod.rs"), include_str!("api.rs")] {
+            scan(src, "t(lang, \"");
+            scan(src, "t(&lang, \"");
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    #[test]
+    fn every_used_key_is_translated_in_every_language() {
+        let keys = used_keys();
+        assert!(keys.len() > 50, "found only {} keys: the scan is broken", keys.len());
+        for (lang, _) in CATALOGS {
+            let m = &catalogs()[lang];
+            let missing: Vec<_> = keys.iter().filter(|k| !m.contains_key(k.as_str())).collect();
+            assert!(missing.is_empty(), "{lang} lacks {missing:?}");
+        }
+    }
+
+    #[test]
+    fn dynamic_keys_exist() {
+        for s in ["sent", "bounced", "expired", "pending", "deferred", "probe"] {
+            assert_ne!(t("de", &format!("status.{s}")), format!("status.{s}"));
+        }
+        for k in ["dir.inbound", "dir.outbound", "lang.en", "lang.de", "peer.off", "peer.consume", "peer.share"] {
+            assert_ne!(t("de", k), k);
+        }
+        for p in ["24h", "7d", "30d", "90d", "all", "custom"] {
+            assert_ne!(t("de", &format!("range.{p}")), format!("range.{p}"));
+        }
+    }
+
+    #[test]
+    fn catalogs_have_the_same_keys() {
+        let en: std::collections::BTreeSet<_> = catalogs()["en"].keys().collect();
+        for (lang, _) in CATALOGS {
+            let other: std::collections::BTreeSet<_> = catalogs()[lang].keys().collect();
+            assert_eq!(en, other, "{lang}");
+        }
+    }
+
+    #[test]
+    fn fallback_is_english_then_the_key() {
+        assert_eq!(t("xx", "nav.dashboard"), t("en", "nav.dashboard"));
+        assert_eq!(t("de", "no.such.key"), "no.such.key");
+    }
+}
