@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN    = target/release/postlens
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build static demo test lint unit e2e bench fuzz deps clean
+.PHONY: all build static demo test lint unit e2e bench bench-web fuzz deps clean
 
 all: build
 
@@ -57,6 +57,10 @@ e2e: build
 
 bench: build deps
 	POSTLENS=$(BIN) bash benches/bench.sh
+
+# Web UI latency under ingestion (wrk; installs it when missing).
+bench-web: build
+	POSTLENS=$(BIN) bash benches/web.sh
 
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

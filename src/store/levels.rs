@@ -532,6 +532,43 @@ mod tests {
     }
 
     #[test]
+    fn domain_counts_from_days_and_edge_hours_equal_the_hourly_sum() {
+        // Messages every 97 minutes over ~10 days, to several domains.
+        let mut lines = Vec::new();
+        for (i, l) in log(150).into_iter().enumerate() {
+            let msg = i / 6;
+            let t = 1_790_812_800 + i64::try_from(msg).unwrap() * 97 * 60; // 2026-10-01 UTC
+            let ts = jiff::Timestamp::from_second(t).unwrap().strftime("%b %e %H:%M:%S").to_string();
+            lines.push(format!("{ts}{}", &l[15..]));
+        }
+        let dir = test_dir("days");
+        let store = ingest(&dir, &lines, 7, usize::MAX);
+        let at = |s: &str| Some(crate::clock::Timestamp(s.parse::<jiff::Timestamp>().unwrap().as_second()));
+        for (from, to) in [
+            ("2026-10-01T00:00:00Z", "2026-10-11T00:00:00Z"),
+            ("2026-10-02T05:00:00Z", "2026-10-08T17:00:00Z"),
+            ("2026-10-03T23:00:00Z", "2026-10-04T01:00:00Z"),
+            ("2026-10-05T00:00:00Z", "2026-10-06T00:00:00Z"),
+        ] {
+            let w = Window { from: at(from), to: at(to) };
+            let by_domain = store.domains(w).unwrap();
+            let mut sum = crate::store::DomainCounts::default();
+            for (_, c) in &by_domain {
+                sum.add(c);
+            }
+            let mut hourly = crate::store::DomainCounts::default();
+            for (_, c) in store.hourly(w).unwrap() {
+                hourly.add(&c);
+            }
+            assert_eq!(sum, hourly, "{from}..{to}");
+            let s = store.stats(w).unwrap();
+            assert_eq!(sum.outbound[0] + sum.inbound[0], s.deliveries.sent, "{from}..{to}");
+            assert_eq!(sum.outbound[1] + sum.inbound[1], s.deliveries.bounced, "{from}..{to}");
+            assert!(s.deliveries.sent > 0, "{from}..{to}");
+        }
+    }
+
+    #[test]
     fn pieces_round_trip_and_fill_pages() {
         let dir = test_dir("pieces");
         let store = Store::open(&dir).unwrap();

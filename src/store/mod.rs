@@ -36,6 +36,14 @@ const DELIVERY_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("deliver
 /// domain; value = [`DomainCounts`]. Hour resolution, for dashboards.
 const DOMAIN_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("domain_hours");
 
+/// The same counters per UTC day: key = day (u32, big-endian) ++ domain.
+/// Long windows read whole days here and only their edges per hour.
+const DOMAIN_DAYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("domain_days");
+
+/// All domains added, per hour: key = hour; value = [`DomainCounts`]
+/// (the dashboard's chart over time).
+const HOUR_TOTALS: TableDefinition<u32, &[u8]> = TableDefinition::new("hour_totals");
+
 /// Authentication failures per hour and client IP: key = hour (u32,
 /// big-endian) ++ IP; value = postcard `[smtp, imap, pop3, other]`.
 const AUTH_HOURS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("auth_hours");
@@ -45,8 +53,9 @@ const RAW_BLOCKS: TableDefinition<(u64, u16), &[u8]> = TableDefinition::new("raw
 const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 
 /// 2: blocks stored in pieces, open blocks merged by level, front-coded
-/// raw lines. Version 1 stores (development builds only) are refused.
-const SCHEMA_VERSION: u32 = 2;
+/// raw lines; 3: per-day domain counters and hourly totals. Older stores
+/// (development builds only) are refused.
+const SCHEMA_VERSION: u32 = 3;
 
 pub(crate) type Tx = redb::WriteTransaction;
 
@@ -290,6 +299,8 @@ impl Store {
             tx.open_table(DELIVERY_BLOCKS)?;
             tx.open_table(DELIVERY_SUMS)?;
             tx.open_table(DOMAIN_HOURS)?;
+            tx.open_table(DOMAIN_DAYS)?;
+            tx.open_table(HOUR_TOTALS)?;
             tx.open_table(AUTH_HOURS)?;
             tx.open_table(RAW_BLOCKS)?;
             tx.open_table(RAW_SUMS)?;
@@ -395,6 +406,8 @@ impl Store {
         one(&tx, DELIVERY_BLOCKS, &mut out, "delivery_blocks")?;
         one(&tx, DELIVERY_SUMS, &mut out, "delivery_sums")?;
         one(&tx, DOMAIN_HOURS, &mut out, "domain_hours")?;
+        one(&tx, DOMAIN_DAYS, &mut out, "domain_days")?;
+        one(&tx, HOUR_TOTALS, &mut out, "hour_totals")?;
         one(&tx, AUTH_HOURS, &mut out, "auth_hours")?;
         one(&tx, RAW_BLOCKS, &mut out, "raw_blocks")?;
         one(&tx, RAW_SUMS, &mut out, "raw_sums")?;
@@ -600,12 +613,31 @@ impl Store {
                     agg.entry((hour_of(e.time.0), domain.clone())).or_default().deferrals += 1;
                 }
             }
+            let mut days: BTreeMap<(u32, &str), DomainCounts> = BTreeMap::new();
+            let mut hours: BTreeMap<u32, DomainCounts> = BTreeMap::new();
+            for ((hour, dom), c) in &agg {
+                days.entry((hour / 24, dom.as_str())).or_default().add(c);
+                hours.entry(*hour).or_default().add(c);
+            }
+            let add = |t: &mut redb::Table<&[u8], &[u8]>, k: &[u8], c: &DomainCounts| -> Result<(), StoreError> {
+                let mut cur: DomainCounts = t.get(k)?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
+                cur.add(c);
+                t.insert(k, postcard::to_allocvec(&cur)?.as_slice())?;
+                Ok(())
+            };
+            let mut dd = tx.open_table(DOMAIN_DAYS)?;
+            for ((day, dom), c) in &days {
+                add(&mut dd, &domain_key(*day, dom), c)?;
+            }
+            let mut ht = tx.open_table(HOUR_TOTALS)?;
+            for (hour, c) in &hours {
+                let mut cur: DomainCounts = ht.get(*hour)?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
+                cur.add(c);
+                ht.insert(*hour, postcard::to_allocvec(&cur)?.as_slice())?;
+            }
             let mut dh = tx.open_table(DOMAIN_HOURS)?;
-            for ((hour, dom), c) in agg {
-                let k = domain_key(hour, &dom);
-                let mut cur: DomainCounts = dh.get(k.as_slice())?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
-                cur.add(&c);
-                dh.insert(k.as_slice(), postcard::to_allocvec(&cur)?.as_slice())?;
+            for ((hour, dom), c) in &agg {
+                add(&mut dh, &domain_key(*hour, dom), c)?;
             }
             let mut auth: BTreeMap<(u32, &str), [u64; 4]> = BTreeMap::new();
             for e in &batch.events {
@@ -694,6 +726,19 @@ impl Store {
                     levels::forget(tx, kind, k)?;
                     deleted += 1;
                 }
+            }
+            // Whole days only: a day partly inside retention stays.
+            let end_day = domain_key(hour_of(cutoff.0) / 24, "");
+            let mut t = tx.open_table(DOMAIN_DAYS)?;
+            let doomed: Vec<Vec<u8>> =
+                t.range(..end_day.as_slice())?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value().to_vec())).collect::<Result<_, _>>()?;
+            for k in doomed {
+                t.remove(k.as_slice())?;
+            }
+            let mut t = tx.open_table(HOUR_TOTALS)?;
+            let doomed: Vec<u32> = t.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+            for k in doomed {
+                t.remove(k)?;
             }
             let end = domain_key(hour_of(cutoff.0), "");
             for def in [DOMAIN_HOURS, AUTH_HOURS] {

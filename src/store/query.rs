@@ -4,7 +4,7 @@
 
 use super::blocks::{self, DeliverySummary, EventSummary};
 use super::{
-    AUTH_HOURS, DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_HOURS, DomainCounts, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError,
+    AUTH_HOURS, DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_DAYS, DOMAIN_HOURS, DomainCounts, HOUR_TOTALS, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError,
 };
 use crate::clock::Timestamp;
 use crate::limits::MAX_AUTH_IPS_REPORTED;
@@ -452,18 +452,61 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn domains(&self, w: Window) -> Result<Vec<(String, DomainCounts)>, StoreError> {
+        self.domains_live(w, None)
+    }
+
+    /// [`Store::domains`] with the in-flight deliveries of a running
+    /// daemon's overlay (else those of the committed tracker). Whole UTC
+    /// days inside the window are read from the per-day table, only the
+    /// edges per hour.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn domains_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(String, DomainCounts)>, StoreError> {
         let tx = self.db()?.begin_read()?;
-        let t = tx.open_table(DOMAIN_HOURS)?;
         let (lo, hi) = w.hours();
-        let mut agg: HashMap<String, DomainCounts> = HashMap::new();
-        for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
-            let (k, v) = row?;
-            let dom = String::from_utf8_lossy(&k.value()[4..]).into_owned();
-            agg.entry(dom).or_default().add(&postcard::from_bytes(v.value())?);
+        // Full days [d0, d1) and the hours outside them.
+        let d0 = lo.div_ceil(24);
+        let d1 = hi / 24;
+        let mut agg: HashMap<Vec<u8>, DomainCounts> = HashMap::new();
+        let mut add = |k: &[u8], v: &[u8]| -> Result<(), StoreError> {
+            let c: DomainCounts = postcard::from_bytes(v)?;
+            let dom = k.get(4..).unwrap_or_default();
+            match agg.get_mut(dom) {
+                Some(a) => a.add(&c),
+                None => {
+                    agg.insert(dom.to_vec(), c);
+                }
+            }
+            Ok(())
+        };
+        let hours_t = tx.open_table(DOMAIN_HOURS)?;
+        let mut hour_range = |a: u32, b: u32| -> Result<(), StoreError> {
+            for row in hours_t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
+                let (k, v) = row?;
+                add(k.value(), v.value())?;
+            }
+            Ok(())
+        };
+        if d0 < d1 {
+            hour_range(lo, d0 * 24)?;
+            hour_range(d1 * 24, hi)?;
+            let days_t = tx.open_table(DOMAIN_DAYS)?;
+            for row in days_t.range(d0.to_be_bytes().as_slice()..d1.to_be_bytes().as_slice())? {
+                let (k, v) = row?;
+                add(k.value(), v.value())?;
+            }
+        } else {
+            hour_range(lo, hi)?;
         }
+        let mut agg: HashMap<String, DomainCounts> =
+            agg.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
         // Decided recipients of messages still in flight, as `stats` counts them.
-        let (_, tracker) = self.lifetime()?;
-        for d in tracker.inflight_deliveries() {
+        let inflight = match overlay {
+            Some(o) => o.inflight.clone(),
+            None => self.lifetime()?.1.inflight_deliveries(),
+        };
+        for d in &inflight {
             let o = d.outcome().index();
             if o > 2 || !w.contains(d.time.0) {
                 continue;
@@ -488,17 +531,12 @@ impl Store {
     /// Database or decoding failure.
     pub fn hourly(&self, w: Window) -> Result<Vec<(u32, DomainCounts)>, StoreError> {
         let tx = self.db()?.begin_read()?;
-        let t = tx.open_table(DOMAIN_HOURS)?;
+        let t = tx.open_table(HOUR_TOTALS)?;
         let (lo, hi) = w.hours();
-        let mut out: Vec<(u32, DomainCounts)> = Vec::new();
-        for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
+        let mut out = Vec::new();
+        for row in t.range(lo..hi)? {
             let (k, v) = row?;
-            let Some(hour) = k.value().get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) else { continue };
-            let c: DomainCounts = postcard::from_bytes(v.value())?;
-            match out.last_mut() {
-                Some((h, acc)) if *h == hour => acc.add(&c),
-                _ => out.push((hour, c)),
-            }
+            out.push((k.value(), postcard::from_bytes(v.value())?));
         }
         Ok(out)
     }
