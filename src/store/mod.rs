@@ -359,6 +359,15 @@ impl Store {
         if fragmented < (16 << 20) || fragmented < stored {
             return Ok(0);
         }
+        self.compact_now()
+    }
+
+    /// Compacts the file now (waits until no reader holds the database).
+    /// Returns bytes saved.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn compact_now(&self) -> Result<u64, StoreError> {
         let before = self.file_size();
         let mut g = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(db) = g.as_mut() {
@@ -730,13 +739,17 @@ impl Store {
             // Whole days only: a day partly inside retention stays.
             let end_day = domain_key(hour_of(cutoff.0) / 24, "");
             let mut t = tx.open_table(DOMAIN_DAYS)?;
-            let doomed: Vec<Vec<u8>> =
-                t.range(..end_day.as_slice())?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value().to_vec())).collect::<Result<_, _>>()?;
+            let doomed: Vec<Vec<u8>> = t
+                .range(..end_day.as_slice())?
+                .take(max_blocks * 64)
+                .map(|r| r.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()?;
             for k in doomed {
                 t.remove(k.as_slice())?;
             }
             let mut t = tx.open_table(HOUR_TOTALS)?;
-            let doomed: Vec<u32> = t.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+            let doomed: Vec<u32> =
+                t.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
             for k in doomed {
                 t.remove(k)?;
             }
