@@ -4,7 +4,8 @@
 
 use super::blocks::{self, DeliverySummary, EventSummary};
 use super::{
-    AUTH_HOURS, DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_DAYS, DOMAIN_HOURS, DomainCounts, HOUR_TOTALS, EVENT_BLOCKS, EVENT_SUMS, LineCounters, Store, StoreError,
+    AUTH_HOURS, DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_DAYS, DOMAIN_HOURS, DomainCounts, EVENT_BLOCKS, EVENT_SUMS, HOUR_TOTALS,
+    LineCounters, Store, StoreError,
 };
 use crate::clock::Timestamp;
 use crate::limits::MAX_AUTH_IPS_REPORTED;
@@ -499,8 +500,7 @@ impl Store {
         } else {
             hour_range(lo, hi)?;
         }
-        let mut agg: HashMap<String, DomainCounts> =
-            agg.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
+        let mut agg: HashMap<String, DomainCounts> = agg.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
         // Decided recipients of messages still in flight, as `stats` counts them.
         let inflight = match overlay {
             Some(o) => o.inflight.clone(),
