@@ -261,6 +261,7 @@ impl Pipeline {
         let mut lines = self.lines.clone();
         merge_daemon_counts(&mut lines, &self.daemon_delta);
         crate::store::query::Overlay {
+            raw: (self.raw_shipped..self.raw.len()).map(|i| (self.raw.times[i], self.raw.line(i).to_vec())).collect(),
             events: out.events.clone(),
             deliveries: out.deliveries.clone(),
             inflight: self.tracker.inflight_deliveries(),

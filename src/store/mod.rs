@@ -448,6 +448,46 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn raw_lines(&self, w: query::Window, skip: usize, limit: usize) -> Result<Vec<(Timestamp, Vec<u8>)>, StoreError> {
+        self.raw_lines_live(w, skip, limit, None)
+    }
+
+    /// [`Store::raw_lines`] followed by a running daemon's lines not yet
+    /// committed.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn raw_lines_live(
+        &self,
+        w: query::Window,
+        skip: usize,
+        limit: usize,
+        overlay: Option<&query::Overlay>,
+    ) -> Result<Vec<(Timestamp, Vec<u8>)>, StoreError> {
+        let mut out = self.raw_lines_committed(w, skip, limit)?;
+        if let Some(o) = overlay
+            && out.len() < limit
+        {
+            // Lines of the committed part that were skipped count too.
+            let committed = if out.is_empty() { self.raw_lines_committed(w, 0, skip)?.len() } else { skip + out.len() };
+            let mut to_skip = skip.saturating_sub(committed);
+            for (t, l) in &o.raw {
+                if !w.contains(*t) {
+                    continue;
+                }
+                if to_skip > 0 {
+                    to_skip -= 1;
+                    continue;
+                }
+                out.push((Timestamp(*t), l.clone()));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn raw_lines_committed(&self, w: query::Window, skip: usize, limit: usize) -> Result<Vec<(Timestamp, Vec<u8>)>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let sums = tx.open_table(RAW_SUMS)?;
         let data = tx.open_table(RAW_BLOCKS)?;
@@ -485,6 +525,32 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn raw_matching(
+        &self,
+        w: query::Window,
+        needles: &[&str],
+        limit: usize,
+        max_scan: u64,
+        overlay: Option<&query::Overlay>,
+    ) -> Result<(Vec<RawLine>, bool), StoreError> {
+        let (mut out, cut) = self.raw_matching_committed(w, needles, limit, max_scan)?;
+        if let Some(o) = overlay
+            && !cut
+        {
+            let finders: Vec<memchr::memmem::Finder<'_>> =
+                needles.iter().filter(|n| !n.is_empty()).map(|n| memchr::memmem::Finder::new(n.as_bytes())).collect();
+            for (t, l) in &o.raw {
+                if w.contains(*t) && finders.iter().any(|f| f.find(l).is_some()) {
+                    out.push((Timestamp(*t), l.clone()));
+                    if out.len() >= limit {
+                        return Ok((out, true));
+                    }
+                }
+            }
+        }
+        Ok((out, cut))
+    }
+
+    fn raw_matching_committed(
         &self,
         w: query::Window,
         needles: &[&str],

@@ -233,6 +233,8 @@ impl Acc {
 /// last commit, the live in-flight view and the current line counters.
 #[derive(Clone, Debug, Default)]
 pub struct Overlay {
+    /// Raw lines read but not yet committed (log order).
+    pub raw: Vec<(i64, Vec<u8>)>,
     pub events: Vec<EventRec>,
     pub deliveries: Vec<DeliveryRec>,
     pub inflight: Vec<DeliveryRec>,
@@ -444,6 +446,41 @@ impl Store {
         hits.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.queue_ids.cmp(&a.queue_ids)));
         hits.truncate(q.limit);
         Ok(hits)
+    }
+
+    /// How many deliveries match `q` (its `limit` ignored), by outcome
+    /// (`Outcome::index` order), keeping none of them in memory.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn count_live(&self, q: &Query, overlay: Option<&Overlay>) -> Result<[u64; 4], StoreError> {
+        let mut n = [0u64; 4];
+        let mut count = |d: &DeliveryRec| {
+            if q.matches(d) {
+                n[d.outcome().index()] += 1;
+            }
+        };
+        let (_, inflight, _) = self.live_view(overlay)?;
+        inflight.iter().for_each(&mut count);
+        if let Some(o) = overlay {
+            o.deliveries.iter().for_each(&mut count);
+        }
+        let keys = q.required_keys();
+        let tx = self.db()?.begin_read()?;
+        let sums = tx.open_table(DELIVERY_SUMS)?;
+        let data = tx.open_table(DELIVERY_BLOCKS)?;
+        let (lo, hi) = (q.window.lo(), q.window.hi());
+        for row in sums.iter()? {
+            let (k, v) = row?;
+            let s: DeliverySummary = postcard::from_bytes(v.value())?;
+            if s.max < lo || s.min >= hi || !keys.iter().all(|key| s.bloom.may_contain(key.as_bytes())) {
+                continue;
+            }
+            if let Some(b) = super::levels::get_block(&data, k.value())? {
+                blocks::decode::<DeliveryRec>(&b)?.iter().for_each(&mut count);
+            }
+        }
+        Ok(n)
     }
 
     /// Final outcomes and deferrals per recipient domain over the window,

@@ -33,23 +33,41 @@ const PARAMS: &[(&str, &[&str])] = &[
     ("/api/v1/search", &["sender", "recipient", "id", "status", "from", "to", "limit"]),
     ("/api/v1/settings", &[]),
     ("/api/v1/escalations", &[]),
-    ("/api/v1/openapi.json", &[]),
 ];
 
 pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
     let path = req.path.as_str();
-    let Some((_, allowed)) = PARAMS.iter().find(|(p, _)| *p == path) else {
-        return err(404, "no such API route");
-    };
-    if let Some((k, _)) = req.query.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-        return err(400, &format!("unknown parameter '{k}'"));
-    }
+    let allowed = PARAMS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a);
+    let unknown = |allowed: &[&str]| req.query.iter().find(|(k, _)| !allowed.contains(&k.as_str())).map(|(k, _)| k.clone());
     if path == "/api/v1/openapi.json" {
-        return Resp::new(200, "application/json", OPENAPI);
+        if let Some(k) = unknown(&[]) {
+            return err(400, &format!("unknown parameter '{k}'"));
+        }
+        return match req.method {
+            Method::Get | Method::Head => Resp::new(200, "application/json", OPENAPI),
+            _ => err(405, "method not allowed"),
+        };
     }
+    // Everything but the document answers 401 first: a stranger learns
+    // nothing about routes or parameters.
     let Some(who) = api_user(ctx, req, now) else {
         return err(401, "sign in or send Authorization: Bearer <token> (postlens user token)");
     };
+    let Some(allowed) = allowed else {
+        return err(404, "no such API route");
+    };
+    if let Some(k) = unknown(allowed) {
+        return err(400, &format!("unknown parameter '{k}'"));
+    }
+    // A browser sends the session cookie with whatever another page of the
+    // same site posts (a form can post JSON as text/plain); a header is
+    // something such a page cannot add. Tokens are not sent by browsers.
+    if req.method == Method::Post
+        && let Some(s) = &who.session
+        && !req.csrf_header.as_deref().is_some_and(|t| crate::auth::check_csrf(s, t))
+    {
+        return err(403, "with a session cookie, send the page's CSRF token in X-CSRF-Token (or use a Bearer token)");
+    }
     match (req.method, path) {
         (Method::Get, "/api/v1/stats") => stats(ctx, req),
         (Method::Get, "/api/v1/search") => search(ctx, req),

@@ -152,6 +152,12 @@ fn respond(r: tiny_http::Request, resp: Resp) {
         ("Cache-Control", "no-store"),
     ];
     for (n, v) in fixed {
+        // A handler's own value (static files' `Cache-Control`) replaces
+        // the default: two contradicting headers would leave the choice to
+        // the client.
+        if resp.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)) {
+            continue;
+        }
         if let Some(h) = header(n, v) {
             out.add_header(h);
         }

@@ -178,6 +178,7 @@ pub(crate) fn setup(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp {
     }
     let (csrf, set) = pre_csrf(req);
     let mut problem = None;
+    let mut status = 400;
     let email = req.f("email").unwrap_or_default().to_owned();
     if req.method == Method::Post {
         let password = req.form.iter().find(|(k, _)| k == "password").map_or("", |(_, v)| v.as_str());
@@ -189,6 +190,7 @@ pub(crate) fn setup(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp {
         };
         if !pre_csrf_ok(req) {
             problem = Some(t(lang, "error.csrf"));
+            status = 403;
         } else if password != again {
             problem = Some(t(lang, "setup.mismatch"));
         } else {
@@ -214,7 +216,7 @@ pub(crate) fn setup(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp {
         &json!({ "lang": lang, "csrf": csrf, "email": email, "problem": problem, "languages": super::LANGUAGES }),
     );
     if problem.is_some() {
-        r.status = 400;
+        r.status = status;
     }
     with_cookie(r, set)
 }
@@ -224,6 +226,7 @@ pub(crate) fn login(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp {
     let email = req.f("email").unwrap_or_default().to_owned();
     let mut problem = None;
     let mut status = 200;
+    let mut retry_after = None;
     if req.method == Method::Post {
         let password = req.form.iter().find(|(k, _)| k == "password").map_or("", |(_, v)| v.as_str());
         let ip = req.client.unwrap_or(IpAddr::from([0, 0, 0, 0]));
@@ -234,6 +237,7 @@ pub(crate) fn login(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp {
         } else if let Err(b) = blocked {
             problem = Some(format!("{} ({} s)", t(lang, "login.blocked"), b.retry_after_secs));
             status = 429;
+            retry_after = Some(b.retry_after_secs);
         } else {
             match auth::verify_login(&ctx.store, &email, password) {
                 Ok(Some(user)) => {
@@ -255,8 +259,8 @@ pub(crate) fn login(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp {
     }
     let mut r = render(ctx, "login.html", &json!({ "lang": lang, "csrf": csrf, "email": email, "problem": problem }));
     r.status = status;
-    if status == 429 {
-        r.headers.push(("Retry-After", auth::LOGIN_WINDOW_SECS.to_string()));
+    if let Some(wait) = retry_after {
+        r.headers.push(("Retry-After", wait.to_string()));
     }
     with_cookie(r, set)
 }
@@ -422,7 +426,7 @@ pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timest
         Ok(s) => s,
         Err(e) => return store_error(ctx, lang, &e),
     };
-    let (hourly, domains) = match (ctx.store.hourly(w), ctx.store.domains(w)) {
+    let (hourly, domains) = match (ctx.store.hourly(w), ctx.store.domains_live(w, o.as_ref())) {
         (Ok(h), Ok(d)) => (h, d),
         (Err(e), _) | (_, Err(e)) => return store_error(ctx, lang, &e),
     };
@@ -483,6 +487,9 @@ pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timest
         }
     }
     ips.truncate(10);
+    // The template shows totals only: leave the per-IP map out of it.
+    let mut stats = stats;
+    stats.auth_failures.by_ip.clear();
     let attack_rows: Vec<(String, u64, &'static str)> = ips.iter().map(|(ip, n, _)| (ip.clone(), *n, "s-bounced")).collect();
     let attack_chart =
         chart::hbars_with(&words(lang).as_words(), &t(lang, "dash.attackers"), &t(lang, "dash.attackers_desc"), &attack_rows);
@@ -713,18 +720,29 @@ pub(crate) fn message(ctx: &Ctx, req: &Req, who: &Who, lang: &str, _now: Timesta
     if let Some(n) = &d.notification_queue_id {
         needles.push(n);
     }
-    let w = Window { from: Some(Timestamp(d.queue_time.0.min(d.time.0) - 3600)), to: Some(Timestamp(d.time.0.max(d.queue_time.0) + 3600)) };
-    let (lines, cut) = match ctx.store.raw_matching(w, &needles, limits::DETECTIVE_RAW_LINES, limits::DETECTIVE_RAW_SCAN_BYTES) {
-        Ok(v) => v,
-        Err(e) => return store_error(ctx, lang, &e),
-    };
-    // Every attempt for this recipient, read back from those lines.
+    // A pending delivery is dated by its queueing, but its attempts go on
+    // after that: its window stays open.
+    let to = (d.outcome() != Outcome::Pending).then(|| Timestamp(d.time.0.max(d.queue_time.0) + 3600));
+    let w = Window { from: Some(Timestamp(d.queue_time.0.min(d.time.0) - 3600)), to };
+    let (lines, cut) =
+        match ctx.store.raw_matching(w, &needles, limits::DETECTIVE_RAW_LINES, limits::DETECTIVE_RAW_SCAN_BYTES, overlay(ctx).as_ref()) {
+            Ok(v) => v,
+            Err(e) => return store_error(ctx, lang, &e),
+        };
+    // Every attempt for this recipient, read back from those lines. The
+    // hand-over to a content filter (`status=sent`, "queued as" the next
+    // ID of this very chain) is not a delivery attempt (DESIGN.md), so it
+    // is left out, as `attempts` leaves it out.
     let want = d.recipient.as_deref().unwrap_or_default();
+    let filter_hop = |x: &crate::parse::Delivery<'_>| {
+        x.status == crate::parse::Status::Sent && x.queued_as.is_some_and(|q| d.queue_ids.iter().any(|id| id.as_bytes() == q.0))
+    };
     let mut attempts = Vec::new();
     for (time, l) in &lines {
         if let Ok(ev) = crate::parse::parse(l)
             && let crate::parse::Kind::Delivery(x) = ev.kind
             && lossy(x.to).eq_ignore_ascii_case(want)
+            && !filter_hop(&x)
         {
             attempts.push(Attempt {
                 time: local_time(&ctx.cfg.tz, *time),
@@ -767,14 +785,13 @@ pub(crate) fn mailbox(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestam
                 window: range.window,
                 limit: limits::DETECTIVE_RESULTS,
             };
-            match search(ctx, &q) {
-                Ok(v) => {
-                    for d in &v {
-                        counts[d.outcome().index()] += 1;
-                    }
+            let o = overlay(ctx);
+            match (ctx.store.count_live(&q, o.as_ref()), ctx.store.search_live(&q, o.as_ref())) {
+                (Ok(n), Ok(v)) => {
+                    *counts = n;
                     rows.extend(v.iter().map(|d| row(&ctx.cfg.tz, d)));
                 }
-                Err(e) => return store_error(ctx, lang, &e),
+                (Err(e), _) | (_, Err(e)) => return store_error(ctx, lang, &e),
             }
         }
         rows.sort_by(|a, b| b.time.cmp(&a.time));
@@ -805,7 +822,7 @@ pub(crate) fn logs(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestamp) 
         Some(_) => return error(ctx, lang, 400, "page: must be a number from 1"),
     };
     let per = limits::RAW_PAGE_LINES;
-    let lines = match ctx.store.raw_lines(range.window, (page_no - 1) * per, per + 1) {
+    let lines = match ctx.store.raw_lines_live(range.window, (page_no - 1) * per, per + 1, overlay(ctx).as_ref()) {
         Ok(v) => v,
         Err(e) => return store_error(ctx, lang, &e),
     };
@@ -820,7 +837,7 @@ pub(crate) fn logs_download(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
         Ok(r) => r,
         Err(e) => return Resp::text(400, format!("{e}\n")),
     };
-    let lines = match ctx.store.raw_lines(range.window, 0, limits::RAW_DOWNLOAD_LINES) {
+    let lines = match ctx.store.raw_lines_live(range.window, 0, limits::RAW_DOWNLOAD_LINES, overlay(ctx).as_ref()) {
         Ok(v) => v,
         Err(e) => return Resp::text(500, format!("{e}\n")),
     };

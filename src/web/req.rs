@@ -31,6 +31,9 @@ pub(crate) struct Req {
     /// Served over TLS (a trusted proxy said `X-Forwarded-Proto: https`).
     pub https: bool,
     pub bearer: Option<String>,
+    /// `X-CSRF-Token`: how a page's script proves a cookie-authenticated
+    /// API post comes from the UI.
+    pub csrf_header: Option<String>,
     /// The body of a POST (at most `MAX_FORM_BODY`).
     pub body: Vec<u8>,
 }
@@ -58,16 +61,25 @@ impl Req {
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let headers = r.headers().to_vec();
         let header = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_owned());
-        let peer = r.remote_addr().map(std::net::SocketAddr::ip);
+        // Canonical: on a dual-stack `[::]` listener an IPv4 peer shows up
+        // as `::ffff:127.0.0.1`, which is loopback all the same.
+        let peer = r.remote_addr().map(|a| a.ip().to_canonical());
         // A unix-socket or loopback peer is the proxy when one is in use.
         let proxied = trust_proxy && peer.is_none_or(|p| p.is_loopback());
         let client = if proxied {
-            header("X-Forwarded-For").and_then(|v| v.rsplit(',').next().map(|s| s.trim().to_owned())).and_then(|s| s.parse().ok()).or(peer)
+            header("X-Forwarded-For")
+                .and_then(|v| v.rsplit(',').next().map(|s| s.trim().to_owned()))
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .map(|ip| ip.to_canonical())
+                .or(peer)
         } else {
             peer
         };
         let https = proxied && header("X-Forwarded-Proto").is_some_and(|v| v.eq_ignore_ascii_case("https"));
-        let bearer = header("Authorization").and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned()));
+        // The scheme name is case-insensitive (RFC 9110).
+        let bearer = header("Authorization")
+            .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim().to_owned()));
+        let csrf_header = header("X-CSRF-Token").map(|t| t.trim().to_owned());
         let cookies = header("Cookie").map(|c| parse_cookies(&c)).unwrap_or_default();
         let mut form = Vec::new();
         let mut body = Vec::new();
@@ -84,7 +96,7 @@ impl Req {
                 form = parse_pairs(&String::from_utf8_lossy(&body));
             }
         }
-        Ok(Req { method, path: decode(path), query: parse_pairs(query), form, cookies, client, https, bearer, body })
+        Ok(Req { method, path: decode(path), query: parse_pairs(query), form, cookies, client, https, bearer, csrf_header, body })
     }
 
     /// The first query value of `name`, trimmed; `None` when absent or empty.
