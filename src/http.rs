@@ -1,5 +1,6 @@
 //! The Prometheus text of `GET /metrics` (served by `web` on `--listen`):
-//! counters from the committed store plus the daemon's live status.
+//! counters from the store and the running daemon's uncommitted overlay,
+//! its per-source lag and commit state.
 
 use crate::control::LiveStatus;
 use crate::store::Store;
@@ -10,8 +11,12 @@ use std::fmt::Write as _;
 ///
 /// # Errors
 /// Database failure.
-pub(crate) fn metrics(store: &Store, live: &LiveStatus) -> Result<String, crate::store::StoreError> {
-    let s = store.stats(Window::default())?;
+pub(crate) fn metrics(
+    store: &Store,
+    live: &LiveStatus,
+    overlay: Option<&crate::store::query::Overlay>,
+) -> Result<String, crate::store::StoreError> {
+    let s = store.stats_live(Window::default(), overlay)?;
     let mut m = String::new();
     let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
         let _ = writeln!(m, "# HELP postlens_{name} {help}\n# TYPE postlens_{name} counter");
@@ -59,7 +64,32 @@ pub(crate) fn metrics(store: &Store, live: &LiveStatus) -> Result<String, crate:
         "# HELP postlens_db_bytes Size of the database file.\n# TYPE postlens_db_bytes gauge\npostlens_db_bytes {}",
         store.file_size()
     );
-    let stalled = live.lock().is_ok_and(|v| v["stalled"] == true);
+    // Ingestion lag: bytes not yet read per followed source, and the age
+    // of the newest line read (a quiet server's lines age too).
+    let status = live.lock().map(|v| v.clone()).unwrap_or_default();
+    if let Some(sources) = status["sources"].as_array() {
+        let _ = writeln!(
+            m,
+            "# HELP postlens_source_behind_bytes Bytes of a followed source not read yet.\n# TYPE postlens_source_behind_bytes gauge"
+        );
+        for src in sources {
+            let name = src["name"].as_str().unwrap_or_default().replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(m, "postlens_source_behind_bytes{{source=\"{name}\"}} {}", src["behind"].as_u64().unwrap_or(0));
+        }
+    }
+    if let Some(t) = status["newest_line"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+        let age = crate::clock::now().0 - t.as_second();
+        let _ = writeln!(
+            m,
+            "# HELP postlens_newest_line_age_seconds Seconds since the time of the newest log line read.\n# TYPE postlens_newest_line_age_seconds gauge\npostlens_newest_line_age_seconds {age}"
+        );
+    }
+    let _ = writeln!(
+        m,
+        "# HELP postlens_uncommitted_lines Lines read but not yet committed.\n# TYPE postlens_uncommitted_lines gauge\npostlens_uncommitted_lines {}",
+        status["uncommitted_lines"].as_u64().unwrap_or(0)
+    );
+    let stalled = status["stalled"] == true;
     let _ = writeln!(
         m,
         "# HELP postlens_commits_stalled 1 while commits fail (disk full, read-only).\n# TYPE postlens_commits_stalled gauge\npostlens_commits_stalled {}",

@@ -658,7 +658,20 @@ fn forwarded_headers_count_only_from_a_loopback_proxy() {
     let dm = Daemon::start(&ws, &listen, &["--watch-dir", logs.to_str().unwrap()]);
 
     let mut lo = dm.client();
-    assert!(lo.get("/metrics").expect(200).text().contains("postlens_lines_total"));
+    let m = lo.get("/metrics").expect(200).text();
+    for series in [
+        "postlens_lines_total{kind=\"postfix\"}",
+        "postlens_deliveries_total{",
+        "postlens_deferrals_total",
+        "postlens_rejected_total",
+        "postlens_auth_failures_total",
+        "postlens_evictions_total",
+        "postlens_db_bytes",
+        "postlens_uncommitted_lines",
+        "postlens_commits_stalled 0",
+    ] {
+        assert!(m.contains(series), "/metrics lacks {series}:\n{m}");
+    }
     if dual {
         Client::new(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))).get("/metrics").expect(200);
     }
@@ -780,7 +793,16 @@ fn pages_and_api_over_real_logs() {
 fn open_routes_and_static_files(s: &mut Site) {
     let mut anon = s.dm.client();
     assert_eq!(anon.get("/healthz").expect(200).text(), "ok\n");
-    assert!(anon.get("/metrics").expect(200).text().contains("postlens_deliveries_total"));
+    // With followed logs: per-source lag and the newest line's age too,
+    // and counters equal to what stats says (the overlay included).
+    let m = anon.get("/metrics").expect(200).text();
+    for series in ["postlens_source_behind_bytes{source=", "postlens_newest_line_age_seconds "] {
+        assert!(m.contains(series), "/metrics lacks {series}:\n{m}");
+    }
+    let stats: serde_json::Value = serde_json::from_str(&s.api.get("/api/v1/stats").expect(200).text()).unwrap();
+    let sent = stats["deliveries"]["outbound"]["sent"].as_u64().unwrap();
+    assert!(sent > 0);
+    assert!(m.contains(&format!("postlens_deliveries_total{{outcome=\"sent\",direction=\"outbound\"}} {sent}\n")), "{m}");
     for (f, ctype) in [("style.css", "text/css"), ("app.js", "text/javascript"), ("favicon.svg", "image/svg+xml")] {
         let a = anon.get(&format!("/static/{f}"));
         assert!(a.expect(200).header("Content-Type").unwrap().starts_with(ctype), "{f}");
