@@ -701,6 +701,14 @@ fn end_user_escalates_an_undelivered_message_once_the_admin_enables_the_public_d
     let e = list.as_array().unwrap().iter().find(|e| e["queue_id"] == qid).unwrap_or_else(|| panic!("{qid} not escalated: {list}"));
     assert_eq!((e["sender"].as_str(), e["recipient"].as_str(), e["client"].as_str()), (Some(sender), Some(rcpt), Some("127.0.0.1")));
 
+    // And the admin's dashboard lists it, linking to the message.
+    sign_in(&b, &pl, PASSWORD);
+    b.wait_for("#kpi-sent", PAGE).unwrap();
+    b.goto(&pl.url("?preset=all")).unwrap();
+    let card = b.wait_for("#escalations", PAGE).unwrap().text().unwrap();
+    assert!(card.contains(sender) && card.contains(rcpt), "{card}");
+    shoot(&b, "dashboard-escalations", false);
+
     drop(b);
     eprintln!("public detective flow: {:.1?}", t0.elapsed());
 }

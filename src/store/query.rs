@@ -538,21 +538,23 @@ impl Store {
             hour_range(lo, hi)?;
         }
         let mut agg: HashMap<String, DomainCounts> = agg.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
-        // Decided recipients of messages still in flight, as `stats` counts them.
+        // Decided recipients of messages still in flight, as `stats` counts
+        // them, and a running daemon's records not yet committed.
         let inflight = match overlay {
             Some(o) => o.inflight.clone(),
             None => self.lifetime()?.1.inflight_deliveries(),
         };
-        for d in &inflight {
-            let o = d.outcome().index();
-            if o > 2 || !w.contains(d.time.0) {
-                continue;
+        let uncommitted = overlay.map_or(&[][..], |o| o.deliveries.as_slice());
+        for d in inflight.iter().chain(uncommitted) {
+            if w.contains(d.time.0) {
+                add_delivery(agg.entry(d.recipient_domain()).or_default(), d);
             }
-            let dom = d.recipient_domain();
-            let c = agg.entry(dom).or_default();
-            match d.direction() {
-                Direction::Outbound => c.outbound[o] += 1,
-                Direction::Inbound => c.inbound[o] += 1,
+        }
+        for e in overlay.map_or(&[][..], |o| o.events.as_slice()) {
+            if let crate::track::EventKind::Deferral { domain } = &e.kind
+                && w.contains(e.time.0)
+            {
+                agg.entry(domain.clone()).or_default().deferrals += 1;
             }
         }
         let mut v: Vec<_> = agg.into_iter().collect();
@@ -567,15 +569,37 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn hourly(&self, w: Window) -> Result<Vec<(u32, DomainCounts)>, StoreError> {
+        self.hourly_live(w, None)
+    }
+
+    /// [`Store::hourly`] plus a running daemon's records not yet committed
+    /// and the decided recipients of messages in flight.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn hourly_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(u32, DomainCounts)>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let t = tx.open_table(HOUR_TOTALS)?;
         let (lo, hi) = w.hours();
-        let mut out = Vec::new();
+        let mut out: std::collections::BTreeMap<u32, DomainCounts> = std::collections::BTreeMap::new();
         for row in t.range(lo..hi)? {
             let (k, v) = row?;
-            out.push((k.value(), postcard::from_bytes(v.value())?));
+            out.insert(k.value(), postcard::from_bytes(v.value())?);
         }
-        Ok(out)
+        if let Some(o) = overlay {
+            let hour = |t: i64| u32::try_from(t.max(0) / 3600).unwrap_or(u32::MAX);
+            for d in o.inflight.iter().chain(&o.deliveries) {
+                if w.contains(d.time.0) {
+                    add_delivery(out.entry(hour(d.time.0)).or_default(), d);
+                }
+            }
+            for e in &o.events {
+                if matches!(e.kind, crate::track::EventKind::Deferral { .. }) && w.contains(e.time.0) {
+                    out.entry(hour(e.time.0)).or_default().deferrals += 1;
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Authentication failures per client IP over the window, at hour
@@ -611,6 +635,18 @@ impl Store {
         let mut v = self.search(&q)?;
         v.reverse();
         Ok(v)
+    }
+}
+
+/// Counts a decided delivery (sent, bounced, expired) by direction.
+fn add_delivery(c: &mut DomainCounts, d: &DeliveryRec) {
+    let o = d.outcome().index();
+    if o > 2 {
+        return;
+    }
+    match d.direction() {
+        Direction::Outbound => c.outbound[o] += 1,
+        Direction::Inbound => c.inbound[o] += 1,
     }
 }
 

@@ -56,17 +56,20 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
         let lang = state.lookup("lang").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "en".into());
         t(&lang, key)
     });
-    env.add_filter("num", |v: u64| group_digits(v));
+    env.add_filter("num", |state: &minijinja::State<'_, '_>, v: u64| {
+        let de = state.lookup("lang").is_some_and(|l| l.as_str() == Some("de"));
+        group_digits(v, if de { '.' } else { ',' })
+    });
     env
 }
 
-/// `1234567` -> `1,234,567`.
-fn group_digits(v: u64) -> String {
+/// `1234567` -> `1,234,567` (`1.234.567` in German).
+fn group_digits(v: u64, sep: char) -> String {
     let s = v.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
         if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
+            out.push(sep);
         }
         out.push(c);
     }
@@ -426,7 +429,7 @@ pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timest
         Ok(s) => s,
         Err(e) => return store_error(ctx, lang, &e),
     };
-    let (hourly, domains) = match (ctx.store.hourly(w), ctx.store.domains_live(w, o.as_ref())) {
+    let (hourly, domains) = match (ctx.store.hourly_live(w, o.as_ref()), ctx.store.domains_live(w, o.as_ref())) {
         (Ok(h), Ok(d)) => (h, d),
         (Err(e), _) | (_, Err(e)) => return store_error(ctx, lang, &e),
     };
@@ -493,11 +496,32 @@ pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timest
     let attack_rows: Vec<(String, u64, &'static str)> = ips.iter().map(|(ip, n, _)| (ip.clone(), *n, "s-bounced")).collect();
     let attack_chart =
         chart::hbars_with(&words(lang).as_words(), &t(lang, "dash.attackers"), &t(lang, "dash.attackers_desc"), &attack_rows);
+    // End users' escalations (public detective), newest first.
+    let mut escalations: Vec<serde_json::Value> = ctx
+        .store
+        .kv_get::<Vec<Escalation>>("escalations")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .take(10)
+        .map(|e| {
+            json!({
+                "time": local_time(&ctx.cfg.tz, Timestamp(e.time)), "sender": e.sender, "recipient": e.recipient,
+                "link": format!("message?qid={}&rcpt={}", encode(&e.queue_id), encode(&e.recipient)),
+            })
+        })
+        .collect();
+    if !who.is_admin() {
+        escalations.clear();
+    }
     let c = page(
         who,
         lang,
         "dashboard",
         json!({
+            "escalations": escalations,
             "range": range, "stats": stats, "over_time": over_time, "totals_chart": totals_chart,
             "busiest_chart": busiest_chart, "bounced_chart": bounced_chart, "deferred_chart": deferred_chart,
             "attack_chart": attack_chart, "busiest": busiest, "bounced": bounced, "deferred": deferred,
@@ -1093,9 +1117,10 @@ mod tests {
 
     #[test]
     fn digits_group() {
-        assert_eq!(group_digits(0), "0");
-        assert_eq!(group_digits(999), "999");
-        assert_eq!(group_digits(1_234_567), "1,234,567");
+        assert_eq!(group_digits(0, ','), "0");
+        assert_eq!(group_digits(999, ','), "999");
+        assert_eq!(group_digits(1_234_567, ','), "1,234,567");
+        assert_eq!(group_digits(1_234_567, '.'), "1.234.567");
     }
 
     #[test]
