@@ -125,7 +125,7 @@ async fn daemon(
     store: Arc<Store>,
     live: &LiveStatus,
     rx: &mut mpsc::Receiver<Chunk>,
-    overlays: &mut mpsc::Receiver<tokio::sync::oneshot::Sender<crate::store::query::Overlay>>,
+    overlays: &mut mpsc::Receiver<(bool, tokio::sync::oneshot::Sender<crate::store::query::Overlay>)>,
     signals: &mut Signals<'_>,
 ) -> Result<Loop, IngestError> {
     let mut p = Pipeline::new(store, cfg.opts.clone())?;
@@ -190,12 +190,12 @@ async fn daemon(
                     }
                 }
             }
-            Some(req) = overlays.recv() => {
+            Some((raw, req)) = overlays.recv() => {
                 // Batches still in the writer's queue are in neither the
                 // store nor the overlay: let them land first.
                 // (Bounded: while commits fail the answer comes without them.)
                 let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
-                let _ = req.send(p.overlay());
+                let _ = req.send(p.overlay(raw));
             }
             c = rx.recv(), if streams_open => {
                 match c {

@@ -31,12 +31,19 @@ pub type LiveStatus = Arc<std::sync::Mutex<serde_json::Value>>;
 
 /// Asks the daemon's loop for its uncommitted state (answered between two
 /// pumps, so within milliseconds).
-pub type OverlayRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<crate::store::query::Overlay>>;
+/// The flag asks for the raw lines too (they can be megabytes: only the
+/// raw-log and message pages need them).
+pub type OverlayRequests = tokio::sync::mpsc::Sender<(bool, tokio::sync::oneshot::Sender<crate::store::query::Overlay>)>;
 
 /// The daemon's uncommitted state, if the loop answers within a second.
 pub fn overlay(req: &OverlayRequests) -> Option<crate::store::query::Overlay> {
+    overlay_with(req, false)
+}
+
+/// [`overlay`], with the raw lines not yet committed when `raw`.
+pub fn overlay_with(req: &OverlayRequests, raw: bool) -> Option<crate::store::query::Overlay> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    req.blocking_send(tx).ok()?;
+    req.blocking_send((raw, tx)).ok()?;
     let t = std::time::Instant::now();
     let mut rx = rx;
     loop {

@@ -256,12 +256,16 @@ impl Pipeline {
 
     /// The uncommitted state, for readers of a running daemon (call
     /// [`Pipeline::settle`] first).
-    pub fn overlay(&self) -> crate::store::query::Overlay {
+    pub fn overlay(&self, raw: bool) -> crate::store::query::Overlay {
         let out = self.tracker.pending();
         let mut lines = self.lines.clone();
         merge_daemon_counts(&mut lines, &self.daemon_delta);
         crate::store::query::Overlay {
-            raw: (self.raw_shipped..self.raw.len()).map(|i| (self.raw.times[i], self.raw.line(i).to_vec())).collect(),
+            raw: if raw {
+                (self.raw_shipped..self.raw.len()).map(|i| (self.raw.times[i], self.raw.line(i).to_vec())).collect()
+            } else {
+                Vec::new()
+            },
             events: out.events.clone(),
             deliveries: out.deliveries.clone(),
             inflight: self.tracker.inflight_deliveries(),

@@ -357,6 +357,11 @@ fn overlay(ctx: &Ctx) -> Option<crate::store::query::Overlay> {
     ctx.overlays.as_ref().and_then(crate::control::overlay)
 }
 
+/// [`overlay`] with the raw lines not yet committed.
+fn overlay_raw(ctx: &Ctx) -> Option<crate::store::query::Overlay> {
+    ctx.overlays.as_ref().and_then(|o| crate::control::overlay_with(o, true))
+}
+
 /// The chart buckets of a window: hours up to three days, else days.
 fn time_chart(ctx: &Ctx, lang: &str, w: Window, hourly: &[(u32, crate::store::DomainCounts)]) -> String {
     let (lo, hi) = match (w.from, w.to, hourly.first(), hourly.last()) {
@@ -749,7 +754,8 @@ pub(crate) fn message(ctx: &Ctx, req: &Req, who: &Who, lang: &str, _now: Timesta
     let to = (d.outcome() != Outcome::Pending).then(|| Timestamp(d.time.0.max(d.queue_time.0) + 3600));
     let w = Window { from: Some(Timestamp(d.queue_time.0.min(d.time.0) - 3600)), to };
     let (lines, cut) =
-        match ctx.store.raw_matching(w, &needles, limits::DETECTIVE_RAW_LINES, limits::DETECTIVE_RAW_SCAN_BYTES, overlay(ctx).as_ref()) {
+        match ctx.store.raw_matching(w, &needles, limits::DETECTIVE_RAW_LINES, limits::DETECTIVE_RAW_SCAN_BYTES, overlay_raw(ctx).as_ref())
+        {
             Ok(v) => v,
             Err(e) => return store_error(ctx, lang, &e),
         };
@@ -846,7 +852,7 @@ pub(crate) fn logs(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestamp) 
         Some(_) => return error(ctx, lang, 400, "page: must be a number from 1"),
     };
     let per = limits::RAW_PAGE_LINES;
-    let lines = match ctx.store.raw_lines_live(range.window, (page_no - 1) * per, per + 1, overlay(ctx).as_ref()) {
+    let lines = match ctx.store.raw_lines_live(range.window, (page_no - 1) * per, per + 1, overlay_raw(ctx).as_ref()) {
         Ok(v) => v,
         Err(e) => return store_error(ctx, lang, &e),
     };
@@ -861,7 +867,7 @@ pub(crate) fn logs_download(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
         Ok(r) => r,
         Err(e) => return Resp::text(400, format!("{e}\n")),
     };
-    let lines = match ctx.store.raw_lines_live(range.window, 0, limits::RAW_DOWNLOAD_LINES, overlay(ctx).as_ref()) {
+    let lines = match ctx.store.raw_lines_live(range.window, 0, limits::RAW_DOWNLOAD_LINES, overlay_raw(ctx).as_ref()) {
         Ok(v) => v,
         Err(e) => return Resp::text(500, format!("{e}\n")),
     };
