@@ -520,7 +520,16 @@ impl RunArgs {
         }
         let mut domain_map = crate::web::domains::DomainMap::builtin();
         if let Some(f) = &self.domain_mapping {
-            let text = std::fs::read_to_string(f).map_err(|e| ConfigError(format!("--domain-mapping: {}: {e}", f.display())))?;
+            // Read no more than a mapping may hold (parse refuses the rest).
+            let mut text = String::new();
+            std::fs::File::open(f)
+                .and_then(|h| {
+                    std::io::Read::read_to_string(
+                        &mut std::io::Read::take(h, crate::limits::DOMAIN_MAP_MAX_FILE_BYTES as u64 + 1),
+                        &mut text,
+                    )
+                })
+                .map_err(|e| ConfigError(format!("--domain-mapping: {}: {e}", f.display())))?;
             let mine =
                 crate::web::domains::DomainMap::parse(&text).map_err(|e| ConfigError(format!("--domain-mapping: {}: {e}", f.display())))?;
             domain_map.merge(mine);

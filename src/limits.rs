@@ -152,3 +152,63 @@ pub const RAW_DOWNLOAD_LINES: usize = 2_000_000;
 
 /// Escalations kept from the public detective (oldest dropped).
 pub const MAX_ESCALATIONS: usize = 1_000;
+
+/// A browser session lasts this long from login (absolute, not sliding).
+pub const SESSION_TTL_SECS: i64 = 7 * 86_400;
+
+/// Sessions kept per user; a new login beyond this ends the first of the
+/// user's sessions made. Bounds the `sessions` table together with
+/// [`MAX_USERS`].
+pub const MAX_SESSIONS_PER_USER: usize = 10;
+
+/// API tokens kept per user; a new token beyond this revokes the first of
+/// the user's tokens made, and the command says so.
+pub const MAX_TOKENS_PER_USER: usize = 10;
+
+/// Users in one installation; `create_user` refuses more. Accounts are made
+/// by an administrator, so refusing (not evicting) is the right rule.
+pub const MAX_USERS: usize = 256;
+
+/// Longest password accepted, in bytes: argon2 pre-hashes its input, but a
+/// cap keeps request bodies and prompts small and is far above any real
+/// passphrase.
+pub const MAX_PASSWORD_BYTES: usize = 1_024;
+
+/// Failed logins per key (client IP, and e-mail address) within
+/// [`LOGIN_WINDOW_SECS`] after which further attempts are refused (HTTP 429)
+/// until the window passes.
+pub const LOGIN_MAX_FAILURES: u32 = 5;
+
+/// The rate limiter's window, counted from a key's first failure.
+pub const LOGIN_WINDOW_SECS: i64 = 15 * 60;
+
+/// Keys (IPs and e-mail addresses) the login limiter remembers: about 40
+/// bytes each, so 160 KiB. When full, an expired entry is reused, else the
+/// entry with the fewest failures (ties: the oldest window) is evicted and
+/// counted in `LoginLimiter::evictions`.
+pub const LIMITER_CAPACITY: usize = 4_096;
+
+/// Bars one stacked chart draws at most: about 1.8 units per bar on the
+/// 664-unit plot. Beyond this, runs of adjacent buckets are summed into
+/// one bar (its tooltip names the first and last bucket).
+pub const CHART_MAX_BARS: usize = 360;
+
+/// Series one stacked chart draws at most (the legend's room); further
+/// series are left out and counted in the description.
+pub const CHART_MAX_SERIES: usize = 8;
+
+/// Rows one horizontal bar list draws at most; further rows are left out
+/// and counted in the description.
+pub const CHART_MAX_ROWS: usize = 50;
+
+/// Parts one proportion bar draws at most; further parts are left out and
+/// counted in the description (and do not count towards the 100 %).
+pub const CHART_MAX_PARTS: usize = 12;
+
+/// Patterns one parsed file may hold: generous (the built-in file has a
+/// few hundred) yet keeps a map under about 1 MiB.
+pub const DOMAIN_MAP_MAX_ENTRIES: usize = 10_000;
+
+/// Largest mapping file accepted, in bytes; callers reading the file
+/// should stop there too.
+pub const DOMAIN_MAP_MAX_FILE_BYTES: usize = 1024 * 1024;

@@ -37,21 +37,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 use crate::store::{Store, StoreError};
 
-/// A browser session lasts this long from login (absolute, not sliding).
-pub const SESSION_TTL_SECS: i64 = 7 * 86_400;
-
-/// Sessions kept per user; a new login beyond this ends the first of the
-/// user's sessions made. Bounds the `sessions` table together with
-/// [`MAX_USERS`].
-pub const MAX_SESSIONS_PER_USER: usize = 10;
-
-/// API tokens kept per user; a new token beyond this revokes the first of
-/// the user's tokens made, and the command says so.
-pub const MAX_TOKENS_PER_USER: usize = 10;
-
-/// Users in one installation; `create_user` refuses more. Accounts are made
-/// by an administrator, so refusing (not evicting) is the right rule.
-pub const MAX_USERS: usize = 256;
+// The accounts' capacities and ages live with every other bound.
+pub use crate::limits::{
+    LIMITER_CAPACITY, LOGIN_MAX_FAILURES, LOGIN_WINDOW_SECS, MAX_PASSWORD_BYTES, MAX_SESSIONS_PER_USER, MAX_TOKENS_PER_USER, MAX_USERS,
+    SESSION_TTL_SECS,
+};
 
 /// A password needs at least this many characters (Unicode scalar values).
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -65,11 +55,6 @@ pub const SHORT_PASSWORD_CHARS: usize = 16;
 /// (`aaaaaaaaaaaaaaaaaaaa` is long but guessable).
 pub const MIN_DISTINCT_CHARS: usize = 5;
 
-/// Longest password accepted, in bytes: argon2 pre-hashes its input, but a
-/// cap keeps request bodies and prompts small and is far above any real
-/// passphrase.
-pub const MAX_PASSWORD_BYTES: usize = 1_024;
-
 /// argon2id memory cost in KiB: 19 MiB, the OWASP minimum for argon2id,
 /// fits a Raspberry Pi (one login at a time is serialised by the caller).
 pub const ARGON2_M_COST_KIB: u32 = 19 * 1024;
@@ -79,20 +64,6 @@ pub const ARGON2_T_COST: u32 = 2;
 
 /// argon2id lanes (OWASP: 1; a Pi has few cores and the web pool is small).
 pub const ARGON2_P_COST: u32 = 1;
-
-/// Failed logins per key (client IP, and e-mail address) within
-/// [`LOGIN_WINDOW_SECS`] after which further attempts are refused (HTTP 429)
-/// until the window passes.
-pub const LOGIN_MAX_FAILURES: u32 = 5;
-
-/// The rate limiter's window, counted from a key's first failure.
-pub const LOGIN_WINDOW_SECS: i64 = 15 * 60;
-
-/// Keys (IPs and e-mail addresses) the login limiter remembers: about 40
-/// bytes each, so 160 KiB. When full, an expired entry is reused, else the
-/// entry with the fewest failures (ties: the oldest window) is evicted and
-/// counted in [`LoginLimiter::evictions`].
-pub const LIMITER_CAPACITY: usize = 4_096;
 
 /// Prefix of API tokens, so they are recognisable in configuration files and
 /// by secret scanners.

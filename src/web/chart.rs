@@ -22,14 +22,15 @@
 //! a chart still reads, in one colour.
 //!
 //! Bounds: all text passes [`escape`] (and is cut to `MAX_TEXT` characters,
-//! `MAX_LABEL` on the chart itself); at most [`MAX_BARS`] bars (adjacent
-//! buckets are summed beyond that), [`MAX_SERIES`] series, [`MAX_ROWS`]
-//! rows and [`MAX_PARTS`] parts are drawn, the rest is named in the
+//! `MAX_LABEL` on the chart itself); at most [`CHART_MAX_BARS`] bars (adjacent
+//! buckets are summed beyond that), [`CHART_MAX_SERIES`] series, [`CHART_MAX_ROWS`]
+//! rows and [`CHART_MAX_PARTS`] parts are drawn, the rest is named in the
 //! description; sums are `u128` and scaling is integer arithmetic, so any
 //! `u64` values render without overflow or panic. Output is deterministic
 //! (ids derive from a hash of the input) and nothing here reads the clock
 //! or does I/O.
 
+use crate::limits::{CHART_MAX_BARS, CHART_MAX_PARTS, CHART_MAX_ROWS, CHART_MAX_SERIES};
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
@@ -50,19 +51,6 @@ const PLOT_LEFT: u64 = 480;
 /// Width of a stacked chart's plot, tenths: 664 units.
 const PLOT_W: u64 = W * 10 - PLOT_LEFT - 80;
 
-/// Bars one stacked chart draws at most: about 1.8 units per bar on the
-/// 664-unit plot. Beyond this, runs of adjacent buckets are summed into
-/// one bar (its tooltip names the first and last bucket).
-pub(crate) const MAX_BARS: usize = 360;
-/// Series one stacked chart draws at most (the legend's room); further
-/// series are left out and counted in the description.
-pub(crate) const MAX_SERIES: usize = 8;
-/// Rows one horizontal bar list draws at most; further rows are left out
-/// and counted in the description.
-pub(crate) const MAX_ROWS: usize = 50;
-/// Parts one proportion bar draws at most; further parts are left out and
-/// counted in the description (and do not count towards the 100 %).
-pub(crate) const MAX_PARTS: usize = 12;
 /// Characters of a label drawn on a chart; tooltips keep up to `MAX_TEXT`.
 const MAX_LABEL: usize = 24;
 /// Characters kept of any one text (title, description, label, name).
@@ -393,14 +381,14 @@ pub(crate) fn stacked_bars(title: &str, desc: &str, buckets: &[Bucket], series: 
 }
 
 /// Vertical stacked bars over time: one bar per bucket (or per run of
-/// buckets beyond [`MAX_BARS`]), series stacked in the given order from the
+/// buckets beyond [`CHART_MAX_BARS`]), series stacked in the given order from the
 /// bottom, a y axis of 3–5 nice ticks, thinned x labels and a legend. No
 /// buckets, no series or only zeros give a "no data" chart.
 pub(crate) fn stacked_bars_with(words: &Words<'_>, title: &str, desc: &str, buckets: &[Bucket], series: &[Series]) -> String {
     const BOTTOM: u64 = 220;
-    let shown = series.get(..MAX_SERIES).unwrap_or(series);
+    let shown = series.get(..CHART_MAX_SERIES).unwrap_or(series);
     let n = buckets.len();
-    let per = n.div_ceil(MAX_BARS).max(1);
+    let per = n.div_ceil(CHART_MAX_BARS).max(1);
     let bars = n.div_ceil(per);
     let ns = shown.len();
     let mut h = Fnv::new("bars");
@@ -559,13 +547,13 @@ pub(crate) fn hbars(title: &str, desc: &str, rows: &[(String, u64, &'static str)
 
 /// A horizontal bar list in the given order (e.g. top domains, top
 /// attacking IPs): label on the left, bar scaled to the largest value,
-/// exact value after the bar. At most [`MAX_ROWS`] rows; no rows or only
+/// exact value after the bar. At most [`CHART_MAX_ROWS`] rows; no rows or only
 /// zeros give a "no data" chart.
 pub(crate) fn hbars_with(words: &Words<'_>, title: &str, desc: &str, rows: &[(String, u64, &'static str)]) -> String {
     const ROW: u64 = 220;
     const LABEL_END: u64 = 1840;
     const BAR_X: u64 = 1900;
-    let shown = rows.get(..MAX_ROWS).unwrap_or(rows);
+    let shown = rows.get(..CHART_MAX_ROWS).unwrap_or(rows);
     let max = shown.iter().map(|r| r.1).max().unwrap_or(0);
     let height = (shown.len() as u64 * ROW + 80).div_ceil(10);
     if max == 0 {
@@ -624,12 +612,12 @@ pub(crate) fn proportion_bar(title: &str, desc: &str, parts: &[(String, u64, &'s
 
 /// One full-width bar split into `parts` in proportion (e.g. sent, bounced,
 /// deferred of a period), with the share printed inside wide segments and
-/// a legend of name, share and count. At most [`MAX_PARTS`] parts; a zero
+/// a legend of name, share and count. At most [`CHART_MAX_PARTS`] parts; a zero
 /// total gives a "no data" chart.
 pub(crate) fn proportion_bar_with(words: &Words<'_>, title: &str, desc: &str, parts: &[(String, u64, &'static str)]) -> String {
     const BAR_H: u64 = 280;
     const ROW: u64 = 180;
-    let shown = parts.get(..MAX_PARTS).unwrap_or(parts);
+    let shown = parts.get(..CHART_MAX_PARTS).unwrap_or(parts);
     let total = shown.iter().fold(0u128, |a, p| a + u128::from(p.1));
     if total == 0 {
         return empty_chart("chart-share", BAR_H.div_ceil(10) + 6, words, title, desc);
@@ -983,7 +971,7 @@ mod tests {
 
     #[test]
     fn x_labels_never_overlap_and_stay_inside() {
-        for bars in 1..=MAX_BARS {
+        for bars in 1..=CHART_MAX_BARS {
             for chars in [1, 5, 10, 16, MAX_LABEL as u64] {
                 let ls = x_labels(bars, PLOT_LEFT, PLOT_W, chars);
                 assert!(!ls.is_empty(), "{bars} bars, {chars} chars: the first label is always drawn");
@@ -1101,20 +1089,20 @@ mod tests {
                 }
             }
             let rows: Vec<(String, u64, &'static str)> = bs.iter().map(|b| (b.label.clone(), rng.value(), "s-outbound")).collect();
-            if rows.iter().take(MAX_PARTS).all(|r| r.1 == 0) {
+            if rows.iter().take(CHART_MAX_PARTS).all(|r| r.1 == 0) {
                 continue;
             }
             let c = hbars("t", "d", &rows);
             check_xml(&c).unwrap_or_else(|e| panic!("{e}\n{c}"));
             let ts = titles(&c);
-            for (label, v, _) in rows.iter().take(MAX_ROWS) {
+            for (label, v, _) in rows.iter().take(CHART_MAX_ROWS) {
                 assert!(ts.contains(&format!("{label}: {v}")), "{label}: {v}");
                 assert!(c.contains(r#"<text class="c-value" "#) && c.contains(&format!(">{v}</text>")), "printed value {v}");
             }
             let c = proportion_bar("t", "d", &rows);
             check_xml(&c).unwrap_or_else(|e| panic!("{e}\n{c}"));
             let ts = titles(&c);
-            for (label, v, _) in rows.iter().take(MAX_PARTS).filter(|r| r.1 > 0) {
+            for (label, v, _) in rows.iter().take(CHART_MAX_PARTS).filter(|r| r.1 > 0) {
                 assert!(ts.iter().any(|t| t.starts_with(&format!("{label}: {v} ("))), "{label}: {v}");
             }
         }
@@ -1152,7 +1140,7 @@ mod tests {
     #[test]
     fn huge_values_do_not_overflow() {
         let n = 1000;
-        let ss: Vec<Series> = (0..MAX_SERIES + 2).map(|i| series(&format!("s{i}"), "s-sent", &vec![u64::MAX; n])).collect();
+        let ss: Vec<Series> = (0..CHART_MAX_SERIES + 2).map(|i| series(&format!("s{i}"), "s-sent", &vec![u64::MAX; n])).collect();
         let c = stacked_bars("t", "d", &days(n), &ss);
         check_xml(&c).unwrap();
         // Merged bars sum in u128: 3 buckets × u64::MAX.
@@ -1165,7 +1153,7 @@ mod tests {
         let c = hbars("t", "d", &[("a".to_owned(), u64::MAX, "s-sent"), ("b".to_owned(), 1, "s-sent")]);
         check_xml(&c).unwrap();
         assert!(c.contains(&format!(">{}</text>", u64::MAX)));
-        let parts: Vec<_> = (0..MAX_PARTS).map(|i| (format!("p{i}"), u64::MAX, "s-sent")).collect();
+        let parts: Vec<_> = (0..CHART_MAX_PARTS).map(|i| (format!("p{i}"), u64::MAX, "s-sent")).collect();
         let c = proportion_bar("t", "d", &parts);
         check_xml(&c).unwrap();
         assert!(c.contains("(8.3%)"));
@@ -1179,11 +1167,11 @@ mod tests {
 
     #[test]
     fn many_buckets_merge_into_at_most_max_bars() {
-        let n = 3 * MAX_BARS + 7;
+        let n = 3 * CHART_MAX_BARS + 7;
         let c = stacked_bars("t", "d", &days(n), &[series("sent", "s-sent", &vec![1; n])]);
         check_xml(&c).unwrap();
         let bars = c.matches(r#"class="c-hit""#).count();
-        assert!((MAX_BARS / 2..=MAX_BARS).contains(&bars), "{bars} bars");
+        assert!((CHART_MAX_BARS / 2..=CHART_MAX_BARS).contains(&bars), "{bars} bars");
         // Nothing is lost: the bar totals add up to n.
         let sum: usize = titles(&c)
             .iter()
@@ -1221,10 +1209,10 @@ mod tests {
 
     #[test]
     fn hbars_rows_and_cap() {
-        let rows: Vec<_> = (0..MAX_ROWS as u64 + 5).map(|i| (format!("host{i}.example"), 100 - i, "s-inbound")).collect();
+        let rows: Vec<_> = (0..CHART_MAX_ROWS as u64 + 5).map(|i| (format!("host{i}.example"), 100 - i, "s-inbound")).collect();
         let c = hbars("Top", "Hosts.", &rows);
         check_xml(&c).unwrap();
-        assert_eq!(c.matches(r#"<rect class="s-inbound""#).count(), MAX_ROWS);
+        assert_eq!(c.matches(r#"<rect class="s-inbound""#).count(), CHART_MAX_ROWS);
         assert!(c.contains("5 more not shown."));
         // Rows are stacked without overlap and inside the viewBox.
         let height: f64 = attr_values(&c, "viewBox")[0].rsplit(' ').next().unwrap().parse().unwrap();

@@ -14,20 +14,15 @@
 //! Look-ups allocate nothing and cost one hash probe per label: exact
 //! names first, then wildcard suffixes from the longest (most specific) to
 //! the shortest, so `*.mail.example.com` beats `*.example.com` and an exact
-//! name beats both. Bounds: a file is at most [`MAX_FILE_BYTES`] and holds
-//! at most [`MAX_ENTRIES`] patterns (a merged map at most the sum of its
+//! name beats both. Bounds: a file is at most [`DOMAIN_MAP_MAX_FILE_BYTES`] and holds
+//! at most [`DOMAIN_MAP_MAX_ENTRIES`] patterns (a merged map at most the sum of its
 //! parts); names are at most 253 bytes, as in DNS. Parsing never panics;
 //! every error names its line.
 
+use crate::limits::{DOMAIN_MAP_MAX_ENTRIES, DOMAIN_MAP_MAX_FILE_BYTES};
 use std::collections::HashMap;
 use std::fmt;
 
-/// Patterns one parsed file may hold: generous (the built-in file has a
-/// few hundred) yet keeps a map under about 1 MiB.
-pub const MAX_ENTRIES: usize = 10_000;
-/// Largest mapping file accepted, in bytes; callers reading the file
-/// should stop there too.
-pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Longest group name, in characters.
 const MAX_GROUP_CHARS: usize = 64;
 /// Longest domain name without its final dot (RFC 1035).
@@ -58,7 +53,7 @@ pub struct DomainMap {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MapError {
-    /// The file is larger than [`MAX_FILE_BYTES`].
+    /// The file is larger than [`DOMAIN_MAP_MAX_FILE_BYTES`].
     TooLarge { bytes: usize },
     /// Line `line` (1-based) is wrong.
     Line { line: usize, problem: Problem },
@@ -82,14 +77,16 @@ pub enum Problem {
     BadPattern { pattern: String, why: &'static str },
     /// A pattern already given to another group in the same file.
     Conflict { pattern: String, group: String, line: usize },
-    /// More than [`MAX_ENTRIES`] patterns.
+    /// More than [`DOMAIN_MAP_MAX_ENTRIES`] patterns.
     TooManyEntries,
 }
 
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MapError::TooLarge { bytes } => write!(f, "the domain mapping is {bytes} bytes, more than the {MAX_FILE_BYTES} accepted"),
+            MapError::TooLarge { bytes } => {
+                write!(f, "the domain mapping is {bytes} bytes, more than the {DOMAIN_MAP_MAX_FILE_BYTES} accepted")
+            }
             MapError::Line { line, problem } => write!(f, "line {line}: {problem}"),
         }
     }
@@ -105,7 +102,7 @@ impl fmt::Display for Problem {
             Problem::NoPatterns => f.write_str("no domains after `:`"),
             Problem::BadPattern { pattern, why } => write!(f, "`{pattern}`: {why}"),
             Problem::Conflict { pattern, group, line } => write!(f, "`{pattern}` already belongs to group `{group}` (line {line})"),
-            Problem::TooManyEntries => write!(f, "more than {MAX_ENTRIES} domains"),
+            Problem::TooManyEntries => write!(f, "more than {DOMAIN_MAP_MAX_ENTRIES} domains"),
         }
     }
 }
@@ -118,11 +115,11 @@ impl DomainMap {
     /// is ignored.
     ///
     /// # Errors
-    /// The text is over [`MAX_FILE_BYTES`], or a line is malformed, has a
+    /// The text is over [`DOMAIN_MAP_MAX_FILE_BYTES`], or a line is malformed, has a
     /// bad pattern, gives a pattern to a second group, or brings the count
-    /// over [`MAX_ENTRIES`]; the error names the first such line.
+    /// over [`DOMAIN_MAP_MAX_ENTRIES`]; the error names the first such line.
     pub fn parse(text: &str) -> Result<DomainMap, MapError> {
-        if text.len() > MAX_FILE_BYTES {
+        if text.len() > DOMAIN_MAP_MAX_FILE_BYTES {
             return Err(MapError::TooLarge { bytes: text.len() });
         }
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -173,7 +170,7 @@ impl DomainMap {
                         return Err(err(Problem::Conflict { pattern: quote(&shown), group, line: first }));
                     }
                     None => {
-                        if map.exact.len() + map.wild.len() >= MAX_ENTRIES {
+                        if map.exact.len() + map.wild.len() >= DOMAIN_MAP_MAX_ENTRIES {
                             return Err(err(Problem::TooManyEntries));
                         }
                         set_on.insert(if wild { format!("*.{key}") } else { key.clone() }, line);
@@ -396,14 +393,14 @@ mod tests {
     #[test]
     fn too_many_entries_and_too_large() {
         let mut text = String::new();
-        for i in 0..MAX_ENTRIES {
+        for i in 0..DOMAIN_MAP_MAX_ENTRIES {
             let _ = writeln!(text, "G: d{i}.example");
         }
-        assert_eq!(map(&text).exact.len(), MAX_ENTRIES);
+        assert_eq!(map(&text).exact.len(), DOMAIN_MAP_MAX_ENTRIES);
         text.push_str("G: one-more.example\n");
-        assert_eq!(line_err(&text), (MAX_ENTRIES + 1, Problem::TooManyEntries));
-        let big = "#".repeat(MAX_FILE_BYTES + 1);
-        assert_eq!(DomainMap::parse(&big).unwrap_err(), MapError::TooLarge { bytes: MAX_FILE_BYTES + 1 });
+        assert_eq!(line_err(&text), (DOMAIN_MAP_MAX_ENTRIES + 1, Problem::TooManyEntries));
+        let big = "#".repeat(DOMAIN_MAP_MAX_FILE_BYTES + 1);
+        assert_eq!(DomainMap::parse(&big).unwrap_err(), MapError::TooLarge { bytes: DOMAIN_MAP_MAX_FILE_BYTES + 1 });
     }
 
     #[test]
