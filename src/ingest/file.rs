@@ -92,22 +92,27 @@ pub struct FileSource {
     /// The last pump reached the end of what the file holds.
     at_end: bool,
     compressed: bool,
+    /// A plain file's first line: its length and hash (its identity), so
+    /// `rewritten` reads just that many bytes back.
+    first: Option<(usize, u64)>,
 }
 
 impl FileSource {
     /// Does the file at our path now start with another first line? (A
     /// `copytruncate` whose file was refilled past our position before we
     /// looked: its size alone does not tell.)
+    ///
+    /// Called on every change of the live file: it reads only the first
+    /// line's length plus its newline, with no buffer of its own beyond it.
     pub fn rewritten(&self) -> bool {
-        if self.compressed {
-            return false;
-        }
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        match first_line(&self.path, Codec::Plain) {
-            Ok(Some(first)) => format!("file:{}:{:016x}", group_of(&name), crate::hash::fnv1a(&first)) != self.key,
-            // Empty again (truncated, nothing written yet): the size check
+        use std::io::Read as _;
+        let Some((len, hash)) = self.first else { return false };
+        let mut head = vec![0u8; len + 1];
+        match std::fs::File::open(&self.path).and_then(|mut f| f.read_exact(&mut head)) {
+            Ok(()) => head[len] != b'\n' || crate::hash::fnv1a(&head[..len]) != hash,
+            // Shorter than that (truncated, not refilled yet): the size check
             // covers it; an unreadable file is left to the next event.
-            Ok(None) | Err(_) => false,
+            Err(_) => false,
         }
     }
 
@@ -126,7 +131,8 @@ impl FileSource {
         let c = codec(path).map_err(open_err)?;
         let Some(first) = first_line(path, c).map_err(open_err)? else { return Ok(None) };
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let key = format!("file:{}:{:016x}", group_of(&name), crate::hash::fnv1a(&first));
+        let first_hash = crate::hash::fnv1a(&first);
+        let key = format!("file:{}:{first_hash:016x}", group_of(&name));
         let prev = p.checkpoint(&key)?;
         let opts: &Options = p.options();
         let first_month = match parse::parse(&first).map(|e| e.time) {
@@ -162,6 +168,8 @@ impl FileSource {
             skipped: 0,
             at_end: false,
             compressed: c != Codec::Plain,
+            // An over-long first line reads back as empty: not comparable.
+            first: (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash)),
         };
         if let Some(prev) = prev.as_ref().filter(|_| done) {
             src.cp = prev.clone();
