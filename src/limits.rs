@@ -146,7 +146,8 @@ pub const DETECTIVE_RESULTS: usize = 200;
 pub const DETECTIVE_RAW_LINES: usize = 200;
 pub const DETECTIVE_RAW_SCAN_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Raw log page: lines per page; a download streams at most this many.
+/// Raw log page: lines per page; a download streams at most this many
+/// (one decoded block in memory at a time).
 pub const RAW_PAGE_LINES: usize = 500;
 pub const RAW_DOWNLOAD_LINES: usize = 2_000_000;
 

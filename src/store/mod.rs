@@ -463,13 +463,13 @@ impl Store {
         limit: usize,
         overlay: Option<&query::Overlay>,
     ) -> Result<Vec<(Timestamp, Vec<u8>)>, StoreError> {
-        let mut out = self.raw_lines_committed(w, skip, limit)?;
+        let (mut out, skipped) = self.raw_lines_committed(w, skip, limit)?;
         if let Some(o) = overlay
             && out.len() < limit
         {
-            // Lines of the committed part that were skipped count too.
-            let committed = if out.is_empty() { self.raw_lines_committed(w, 0, skip)?.len() } else { skip + out.len() };
-            let mut to_skip = skip.saturating_sub(committed);
+            // The uncommitted lines are newer: skip what the committed part
+            // could not.
+            let mut to_skip = skip - skipped;
             for (t, l) in &o.raw {
                 if !w.contains(*t) {
                     continue;
@@ -487,7 +487,11 @@ impl Store {
         Ok(out)
     }
 
-    fn raw_lines_committed(&self, w: query::Window, skip: usize, limit: usize) -> Result<Vec<(Timestamp, Vec<u8>)>, StoreError> {
+    /// Committed raw lines in the window after skipping `skip` of them, and
+    /// how many were skipped (fewer than `skip` when the window holds fewer).
+    /// Blocks wholly inside the window are skipped by their line count,
+    /// without decoding.
+    fn raw_lines_committed(&self, w: query::Window, skip: usize, limit: usize) -> Result<(Vec<RawLine>, usize), StoreError> {
         let tx = self.db()?.begin_read()?;
         let sums = tx.open_table(RAW_SUMS)?;
         let data = tx.open_table(RAW_BLOCKS)?;
@@ -497,6 +501,11 @@ impl Store {
             let (k, v) = row?;
             let s: raw::RawSummary = postcard::from_bytes(v.value())?;
             if !w.overlaps(s.min, s.max) {
+                continue;
+            }
+            let inside = w.contains(s.min) && w.contains(s.max);
+            if inside && skipped + s.lines as usize <= skip {
+                skipped += s.lines as usize;
                 continue;
             }
             if let Some(b) = levels::get_block(&data, k.value())? {
@@ -510,12 +519,42 @@ impl Store {
                     }
                     out.push((Timestamp(t), l));
                     if out.len() >= limit {
-                        return Ok(out);
+                        return Ok((out, skipped));
                     }
                 }
             }
         }
-        Ok(out)
+        Ok((out, skipped))
+    }
+
+    /// The committed raw lines in the window of the first block after the
+    /// block key `after` (from the start when `None`) that holds any: the
+    /// block's key and its lines. Lets a download stream block by block.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn raw_block_after(&self, w: query::Window, after: Option<u64>) -> Result<Option<(u64, Vec<RawLine>)>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let sums = tx.open_table(RAW_SUMS)?;
+        let data = tx.open_table(RAW_BLOCKS)?;
+        let range = match after {
+            Some(a) => sums.range(a.saturating_add(1)..)?,
+            None => sums.range(0..)?,
+        };
+        for row in range {
+            let (k, v) = row?;
+            let s: raw::RawSummary = postcard::from_bytes(v.value())?;
+            if !w.overlaps(s.min, s.max) {
+                continue;
+            }
+            let Some(b) = levels::get_block(&data, k.value())? else { continue };
+            let lines: Vec<RawLine> =
+                raw::decode_block(&b).into_iter().filter(|(t, _)| w.contains(*t)).map(|(t, l)| (Timestamp(t), l)).collect();
+            if !lines.is_empty() {
+                return Ok(Some((k.value(), lines)));
+            }
+        }
+        Ok(None)
     }
 
     /// Raw lines in the window that contain any of `needles` (queue IDs),

@@ -60,11 +60,14 @@ pub(crate) struct Resp {
     pub ctype: &'static str,
     pub body: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
+    /// Sent instead of `body`, chunked, as it is read (downloads that must
+    /// not be held in memory whole).
+    pub stream: Option<Box<dyn std::io::Read + Send>>,
 }
 
 impl Resp {
     pub fn new(status: u16, ctype: &'static str, body: impl Into<Vec<u8>>) -> Resp {
-        Resp { status, ctype, body: body.into(), headers: Vec::new() }
+        Resp { status, ctype, body: body.into(), headers: Vec::new(), stream: None }
     }
     pub fn text(status: u16, body: impl Into<String>) -> Resp {
         Resp::new(status, "text/plain; charset=utf-8", body.into())
@@ -77,6 +80,11 @@ impl Resp {
     /// A redirect to a relative location (works under any path prefix).
     pub fn redirect(to: &str) -> Resp {
         Resp::new(303, "text/plain; charset=utf-8", Vec::new()).with("Location", to.to_owned())
+    }
+    /// Sends `r` as the body, chunked, as it is read.
+    pub fn streaming(mut self, r: impl std::io::Read + Send + 'static) -> Resp {
+        self.stream = Some(Box::new(r));
+        self
     }
     pub fn with(mut self, name: &'static str, value: String) -> Resp {
         self.headers.push((name, value));
@@ -139,7 +147,13 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
 }
 
 fn respond(r: tiny_http::Request, resp: Resp) {
-    let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
+    let (data, len): (Box<dyn std::io::Read + Send>, Option<usize>) = if let Some(stream) = resp.stream {
+        (stream, None)
+    } else {
+        let n = resp.body.len();
+        (Box::new(std::io::Cursor::new(resp.body)), Some(n))
+    };
+    let mut out = tiny_http::Response::new(resp.status.into(), Vec::new(), data, len, None);
     let fixed = [
         ("Content-Type", resp.ctype),
         (

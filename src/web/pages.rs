@@ -867,25 +867,95 @@ pub(crate) fn logs_download(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
         Ok(r) => r,
         Err(e) => return Resp::text(400, format!("{e}\n")),
     };
-    let lines = match ctx.store.raw_lines_live(range.window, 0, limits::RAW_DOWNLOAD_LINES, overlay_raw(ctx).as_ref()) {
-        Ok(v) => v,
-        Err(e) => return Resp::text(500, format!("{e}\n")),
+    // Streamed a block at a time, then the lines not yet committed.
+    let uncommitted = overlay_raw(ctx).map(|o| o.raw).unwrap_or_default();
+    let text = RawDownload {
+        store: ctx.store.clone(),
+        window: range.window,
+        after: None,
+        done: false,
+        uncommitted: uncommitted.into_iter(),
+        left: limits::RAW_DOWNLOAD_LINES,
+        buf: Vec::new(),
+        at: 0,
     };
-    let mut text = Vec::new();
-    for (_, l) in &lines {
-        text.extend_from_slice(l);
-        text.push(b'\n');
-    }
     if req.q("gzip").is_some() {
-        use std::io::Write as _;
-        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        if z.write_all(&text).is_err() {
-            return Resp::text(500, "compression failed\n");
-        }
-        let Ok(gz) = z.finish() else { return Resp::text(500, "compression failed\n") };
-        return Resp::new(200, "application/gzip", gz).with("Content-Disposition", "attachment; filename=\"mail.log.gz\"".into());
+        let gz = flate2::read::GzEncoder::new(text, flate2::Compression::default());
+        Resp::new(200, "application/gzip", Vec::new())
+            .with("Content-Disposition", "attachment; filename=\"mail.log.gz\"".into())
+            .streaming(gz)
+    } else {
+        Resp::new(200, "text/plain; charset=utf-8", Vec::new())
+            .with("Content-Disposition", "attachment; filename=\"mail.log\"".into())
+            .streaming(text)
     }
-    Resp::new(200, "text/plain; charset=utf-8", text).with("Content-Disposition", "attachment; filename=\"mail.log\"".into())
+}
+
+/// The raw lines of a window as a byte stream: one decoded block in memory
+/// at a time, at most `RAW_DOWNLOAD_LINES` lines.
+struct RawDownload {
+    store: std::sync::Arc<crate::store::Store>,
+    window: Window,
+    /// Key of the last block sent.
+    after: Option<u64>,
+    /// Every committed block is sent.
+    done: bool,
+    uncommitted: std::vec::IntoIter<(i64, Vec<u8>)>,
+    left: usize,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl RawDownload {
+    /// Refills `buf`; `false` at the end.
+    fn refill(&mut self) -> std::io::Result<bool> {
+        self.buf.clear();
+        self.at = 0;
+        if self.left == 0 {
+            return Ok(false);
+        }
+        let push = |buf: &mut Vec<u8>, left: &mut usize, l: &[u8]| {
+            if *left > 0 {
+                buf.extend_from_slice(l);
+                buf.push(b'\n');
+                *left -= 1;
+            }
+        };
+        while !self.done && self.buf.is_empty() {
+            match self.store.raw_block_after(self.window, self.after).map_err(std::io::Error::other)? {
+                Some((k, lines)) => {
+                    self.after = Some(k);
+                    for (_, l) in &lines {
+                        push(&mut self.buf, &mut self.left, l);
+                    }
+                }
+                None => self.done = true,
+            }
+        }
+        if self.buf.is_empty() {
+            for (t, l) in self.uncommitted.by_ref() {
+                if self.window.contains(t) {
+                    push(&mut self.buf, &mut self.left, &l);
+                    if self.buf.len() >= 64 * 1024 {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(!self.buf.is_empty())
+    }
+}
+
+impl std::io::Read for RawDownload {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at >= self.buf.len() && !self.refill()? {
+            return Ok(0);
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 fn opt(req: &Req, name: &str) -> Option<String> {
