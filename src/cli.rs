@@ -442,7 +442,7 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
 fn user(a: &UserArgs) -> Result<(), Failure> {
     let req = UserRequest::resolve(&a.action, true)?;
     let ws = match &a.action {
-        UserAction::Add(a) => a.common.workspace(),
+        UserAction::Add(a) => a.who.common.workspace(),
         UserAction::ResetPassword(a) => a.common.workspace(),
         UserAction::Token(a) => a.common.workspace(),
     };
@@ -492,8 +492,8 @@ impl UserRequest {
         };
         Ok(match action {
             UserAction::Add(a) => {
-                let email = email(&a.email)?;
-                let password = password(a.password.as_ref(), &email)?;
+                let email = email(&a.who.email)?;
+                let password = password(a.who.password.as_ref(), &email)?;
                 UserRequest::Add { password, email, role: if a.read_only { Role::ReadOnly } else { Role::Admin } }
             }
             UserAction::ResetPassword(a) => {

@@ -216,13 +216,7 @@ impl WorkspaceArg {
 #[derive(Args, Debug)]
 pub struct UserAddArgs {
     #[command(flatten)]
-    pub common: WorkspaceArg,
-    /// The user's e-mail address (the login name).
-    #[arg(long, env = "POSTLENS_EMAIL", value_name = "E")]
-    pub email: String,
-    /// The password (asked for on a terminal when not given).
-    #[arg(long, env = "POSTLENS_PASSWORD", hide_env_values = true, allow_hyphen_values = true, value_name = "P")]
-    pub password: Option<String>,
+    pub who: UserPasswordArgs,
     /// The user may look but not change anything.
     #[arg(long, env = "POSTLENS_READ_ONLY")]
     pub read_only: bool,
@@ -232,10 +226,10 @@ pub struct UserAddArgs {
 pub struct UserPasswordArgs {
     #[command(flatten)]
     pub common: WorkspaceArg,
-    /// The user's e-mail address.
+    /// The user's e-mail address (the login name).
     #[arg(long, env = "POSTLENS_EMAIL", value_name = "E")]
     pub email: String,
-    /// The new password (asked for on a terminal when not given).
+    /// The password (asked for on a terminal when not given).
     #[arg(long, env = "POSTLENS_PASSWORD", hide_env_values = true, allow_hyphen_values = true, value_name = "P")]
     pub password: Option<String>,
 }

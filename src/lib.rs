@@ -13,7 +13,6 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub(crate) mod hash;
-pub mod http;
 pub mod ingest;
 pub mod limits;
 pub mod parse;

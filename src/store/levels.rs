@@ -112,63 +112,43 @@ pub(crate) struct Events;
 pub(crate) struct Deliveries;
 pub(crate) struct Raw;
 
-impl Kind for Events {
-    const ID: u8 = 0;
-    const BLOCKS: BlockTable = super::EVENT_BLOCKS;
-    const SUMS: SumTable = super::EVENT_SUMS;
-    const SEAL: usize = crate::limits::BLOCK_RECORDS;
-    type Set = Vec<EventRec>;
-    fn len(s: &Self::Set) -> usize {
-        s.len()
-    }
-    fn size(_: &Self::Set, _: usize) -> usize {
-        1
-    }
-    fn encode(s: &Self::Set, r: Range<usize>) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
-        let chunk = &s[r];
-        let sum = EventSummary::of(chunk);
-        Ok((postcard::to_allocvec(&sum)?, sum.min, blocks::encode(chunk)?))
-    }
-    fn copy(s: &Self::Set, r: Range<usize>) -> Self::Set {
-        s[r].to_vec()
-    }
-    fn decode_into(block: &[u8], s: &mut Self::Set) -> Result<(), StoreError> {
-        s.extend(blocks::decode::<EventRec>(block)?);
-        Ok(())
-    }
-    fn order(s: &mut Self::Set) {
-        s.sort_by_key(|e| e.time);
-    }
+/// Record kinds: one record per unit of size, blocks in time order, a
+/// summary row of the kind's own type (`$sum::of`, with a `min` time).
+macro_rules! record_kind {
+    ($kind:ident, $id:expr, $blocks:expr, $sums:expr, $seal:expr, $rec:ty, $sum:ty) => {
+        impl Kind for $kind {
+            const ID: u8 = $id;
+            const BLOCKS: BlockTable = $blocks;
+            const SUMS: SumTable = $sums;
+            const SEAL: usize = $seal;
+            type Set = Vec<$rec>;
+            fn len(s: &Self::Set) -> usize {
+                s.len()
+            }
+            fn size(_: &Self::Set, _: usize) -> usize {
+                1
+            }
+            fn encode(s: &Self::Set, r: Range<usize>) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
+                let chunk = &s[r];
+                let sum = <$sum>::of(chunk);
+                Ok((postcard::to_allocvec(&sum)?, sum.min, blocks::encode(chunk)?))
+            }
+            fn copy(s: &Self::Set, r: Range<usize>) -> Self::Set {
+                s[r].to_vec()
+            }
+            fn decode_into(block: &[u8], s: &mut Self::Set) -> Result<(), StoreError> {
+                s.extend(blocks::decode::<$rec>(block)?);
+                Ok(())
+            }
+            fn order(s: &mut Self::Set) {
+                s.sort_by_key(|r| r.time);
+            }
+        }
+    };
 }
 
-impl Kind for Deliveries {
-    const ID: u8 = 1;
-    const BLOCKS: BlockTable = super::DELIVERY_BLOCKS;
-    const SUMS: SumTable = super::DELIVERY_SUMS;
-    const SEAL: usize = crate::limits::BLOCK_DELIVERIES;
-    type Set = Vec<DeliveryRec>;
-    fn len(s: &Self::Set) -> usize {
-        s.len()
-    }
-    fn size(_: &Self::Set, _: usize) -> usize {
-        1
-    }
-    fn encode(s: &Self::Set, r: Range<usize>) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
-        let chunk = &s[r];
-        let sum = DeliverySummary::of(chunk);
-        Ok((postcard::to_allocvec(&sum)?, sum.min, blocks::encode(chunk)?))
-    }
-    fn copy(s: &Self::Set, r: Range<usize>) -> Self::Set {
-        s[r].to_vec()
-    }
-    fn decode_into(block: &[u8], s: &mut Self::Set) -> Result<(), StoreError> {
-        s.extend(blocks::decode::<DeliveryRec>(block)?);
-        Ok(())
-    }
-    fn order(s: &mut Self::Set) {
-        s.sort_by_key(|d| d.time);
-    }
-}
+record_kind!(Events, 0, super::EVENT_BLOCKS, super::EVENT_SUMS, crate::limits::BLOCK_RECORDS, EventRec, EventSummary);
+record_kind!(Deliveries, 1, super::DELIVERY_BLOCKS, super::DELIVERY_SUMS, crate::limits::BLOCK_DELIVERIES, DeliveryRec, DeliverySummary);
 
 impl Kind for Raw {
     const ID: u8 = 2;

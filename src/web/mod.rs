@@ -15,6 +15,7 @@ mod api;
 pub(crate) mod chart;
 pub(crate) mod domains;
 mod i18n;
+mod metrics;
 mod pages;
 mod req;
 
