@@ -1012,6 +1012,8 @@ fn dashboard_shows_what_stats_prints(s: &mut Site) {
     let mut seen = std::collections::BTreeSet::new();
     for (q, args) in &cases {
         let html = s.admin.get(&format!("/?{q}")).expect(200).text();
+        // Regression: a template edit once put a whole section into <title>.
+        assert!(html.contains("<title>Dashboard · postlens</title>"), "dashboard <title>");
         let mut a = vec!["stats", "--json"];
         a.extend(args.iter().map(String::as_str));
         let st = s.dm.cli_json(&a);
