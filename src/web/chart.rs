@@ -549,6 +549,35 @@ pub(crate) fn hbars(title: &str, desc: &str, rows: &[(String, u64, &'static str)
 /// attacking IPs): label on the left, bar scaled to the largest value,
 /// exact value after the bar. At most [`CHART_MAX_ROWS`] rows; no rows or only
 /// zeros give a "no data" chart.
+/// The id hash and the description's summary of labelled values
+/// (`label: value` + `extra(value)`, `; `-separated, then how many of `all`
+/// were left out).
+fn labelled(
+    kind: &str,
+    words: &Words<'_>,
+    title: &str,
+    desc: &str,
+    shown: &[(String, u64, &'static str)],
+    all: usize,
+    extra: impl Fn(u64) -> String,
+) -> (Fnv, String) {
+    let mut h = Fnv::new(kind);
+    h.bytes(title.as_bytes());
+    h.bytes(desc.as_bytes());
+    let mut summary = String::new();
+    for (i, (label, v, class)) in shown.iter().enumerate() {
+        h.bytes(label.as_bytes());
+        h.bytes(class.as_bytes());
+        h.num(*v);
+        let _ = write!(summary, "{}{}: {v}{}", if i == 0 { "" } else { "; " }, clip(label, MAX_TEXT), extra(*v));
+    }
+    summary.push('.');
+    if all > shown.len() {
+        let _ = write!(summary, " {} {}.", all - shown.len(), clip(words.more, MAX_TEXT));
+    }
+    (h, summary)
+}
+
 pub(crate) fn hbars_with(words: &Words<'_>, title: &str, desc: &str, rows: &[(String, u64, &'static str)]) -> String {
     const ROW: u64 = 220;
     const LABEL_END: u64 = 1840;
@@ -559,20 +588,7 @@ pub(crate) fn hbars_with(words: &Words<'_>, title: &str, desc: &str, rows: &[(St
     if max == 0 {
         return empty_chart("chart-hbars", height.max(60), words, title, desc);
     }
-    let mut h = Fnv::new("hbars");
-    h.bytes(title.as_bytes());
-    h.bytes(desc.as_bytes());
-    let mut summary = String::new();
-    for (i, (label, v, class)) in shown.iter().enumerate() {
-        h.bytes(label.as_bytes());
-        h.bytes(class.as_bytes());
-        h.num(*v);
-        let _ = write!(summary, "{}{}: {v}", if i == 0 { "" } else { "; " }, clip(label, MAX_TEXT));
-    }
-    summary.push('.');
-    if rows.len() > shown.len() {
-        let _ = write!(summary, " {} {}.", rows.len() - shown.len(), clip(words.more, MAX_TEXT));
-    }
+    let (h, summary) = labelled("hbars", words, title, desc, shown, rows.len(), |_| String::new());
     // Room for the longest value after the bars.
     let digits = shown.iter().map(|r| r.1.to_string().len() as u64).max().unwrap_or(1);
     let bar_max = W * 10 - BAR_X - (digits * CHAR_W + 80);
@@ -622,20 +638,7 @@ pub(crate) fn proportion_bar_with(words: &Words<'_>, title: &str, desc: &str, pa
     if total == 0 {
         return empty_chart("chart-share", BAR_H.div_ceil(10) + 6, words, title, desc);
     }
-    let mut h = Fnv::new("share");
-    h.bytes(title.as_bytes());
-    h.bytes(desc.as_bytes());
-    let mut summary = String::new();
-    for (i, (name, v, class)) in shown.iter().enumerate() {
-        h.bytes(name.as_bytes());
-        h.bytes(class.as_bytes());
-        h.num(*v);
-        let _ = write!(summary, "{}{}: {v} ({})", if i == 0 { "" } else { "; " }, clip(name, MAX_TEXT), percent(u128::from(*v), total));
-    }
-    summary.push('.');
-    if parts.len() > shown.len() {
-        let _ = write!(summary, " {} {}.", parts.len() - shown.len(), clip(words.more, MAX_TEXT));
-    }
+    let (h, summary) = labelled("share", words, title, desc, shown, parts.len(), |v| format!(" ({})", percent(u128::from(v), total)));
     // Legend first, to know the height.
     let entries: Vec<String> =
         shown.iter().map(|(name, v, _)| format!("{} {} ({v})", clip(name, MAX_LABEL), percent(u128::from(*v), total))).collect();
