@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Static musl release binaries for the Pi (aarch64, armv7) and x86_64 VPSes,
+# without Docker: rustup's std for each target, rust-lld as the linker
+# (.cargo/config.toml), clang for any C source. Prints each binary's size and
+# fails when one is over the budget.
+#
+#   targets/cross.sh setup            install what the builds and ARM tests need
+#   targets/cross.sh build [TARGET…]  build (default: all three), print sizes
+#   targets/cross.sh toolchain TARGET print the rustup toolchain used for TARGET
+#   targets/cross.sh binfmt           let the kernel run ARM binaries via qemu
+#
+# Environment: CROSS=1 builds with the `cross` tool instead (only when it and
+# docker or podman exist); SIZE_BUDGET (bytes, default 6000000);
+# ARMV7_TOOLCHAIN (default 1.94.1: rust-std for armv7 musl was not
+# downloadable for 1.95.0); CARGO_TARGET_DIR as usual.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALL_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf)
+SIZE_BUDGET=${SIZE_BUDGET:-6000000}
+ARMV7_TOOLCHAIN=${ARMV7_TOOLCHAIN:-1.94.1}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+
+log() { printf '%s\n' "$*" >&2; }
+
+apt_install() {
+  log "installing $*"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+    { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+}
+
+# The toolchain rust-toolchain.toml selects in this directory.
+active_toolchain() {
+  rustup show active-toolchain | cut -d' ' -f1
+}
+
+# Which toolchain builds TARGET: the project's own when rustup has that
+# target's std for it, else (armv7 only) the pinned ARMV7_TOOLCHAIN. Installs
+# what is missing.
+toolchain_for() {
+  local target=$1 active
+  active=$(active_toolchain)
+  if rustup target list --toolchain "$active" --installed | grep -qx "$target"; then
+    echo "$active"; return
+  fi
+  if rustup target add --toolchain "$active" "$target" >/dev/null 2>&1; then
+    echo "$active"; return
+  fi
+  if [ "$target" != armv7-unknown-linux-musleabihf ]; then
+    log "rustup could not add $target to $active"; return 1
+  fi
+  log "rust-std for $target is not available for $active: using $ARMV7_TOOLCHAIN (see CROSS.md)"
+  if ! rustup target list --toolchain "$ARMV7_TOOLCHAIN" --installed 2>/dev/null | grep -qx "$target"; then
+    rustup toolchain install "$ARMV7_TOOLCHAIN" --profile minimal --target "$target" >&2
+  fi
+  echo "$ARMV7_TOOLCHAIN"
+}
+
+setup() {
+  local missing=()
+  command -v clang >/dev/null || missing+=(clang)
+  command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+  command -v update-binfmts >/dev/null || missing+=(binfmt-support)
+  command -v file >/dev/null || missing+=(file)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  local t
+  for t in "${ALL_TARGETS[@]}"; do toolchain_for "$t" >/dev/null; done
+}
+
+# Registers qemu-user for aarch64 and arm ELF files with binfmt_misc (root;
+# the F flag opens the interpreter now, so it also works inside chroots). The
+# integration tests spawn the binary they test, and the image build runs
+# arm64 programs in a chroot: both need the kernel to hand ARM executables
+# to qemu. Returns 1 when it cannot (not root, or a container without
+# binfmt_misc).
+binfmt() {
+  local fs=/proc/sys/fs/binfmt_misc arch
+  if [ ! -e "$fs/register" ]; then
+    $SUDO mount -t binfmt_misc binfmt_misc "$fs" 2>/dev/null || { log "binfmt_misc cannot be mounted here"; return 1; }
+  fi
+  for arch in aarch64 arm; do
+    [ -e "$fs/qemu-$arch" ] && continue
+    if [ ! -r "/usr/lib/binfmt.d/qemu-$arch.conf" ]; then
+      log "no /usr/lib/binfmt.d/qemu-$arch.conf (is qemu-user-static installed?)"; return 1
+    fi
+    # The file holds one registration line in the kernel's own format.
+    $SUDO sh -c "cat /usr/lib/binfmt.d/qemu-$arch.conf > $fs/register" || { log "cannot register qemu-$arch"; return 1; }
+  done
+  log "binfmt_misc: qemu-aarch64 and qemu-arm registered"
+}
+
+build() {
+  local targets=("$@") t tc bin size status=0
+  [ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
+  if [ "${CROSS:-0}" = 1 ]; then
+    command -v cross >/dev/null || { log "CROSS=1 needs the cross tool (cargo install cross)"; exit 2; }
+    command -v docker >/dev/null || command -v podman >/dev/null || { log "CROSS=1 needs docker or podman"; exit 2; }
+    for t in "${targets[@]}"; do cross build --release --locked --target "$t"; done
+  else
+    setup
+    for t in "${targets[@]}"; do
+      tc=$(toolchain_for "$t")
+      log "--- $t (toolchain $tc)"
+      cargo "+$tc" build --release --locked --target "$t"
+    done
+  fi
+  printf '%-34s %10s  %s\n' target bytes "file"
+  for t in "${targets[@]}"; do
+    bin=$TARGET_DIR/$t/release/postlens
+    size=$(stat -c %s "$bin")
+    printf '%-34s %10s  %s\n' "$t" "$size" "$(file -b "$bin" | cut -d, -f1-2,5-)"
+    if file -b "$bin" | grep -q 'not stripped'; then log "$bin is not stripped"; status=1; fi
+    if file -b "$bin" | grep -q 'dynamically linked'; then log "$bin is not static"; status=1; fi
+    if [ "$size" -gt "$SIZE_BUDGET" ]; then log "$bin: $size bytes is over the budget of $SIZE_BUDGET"; status=1; fi
+  done
+  return $status
+}
+
+cmd=${1:-build}
+shift || true
+case $cmd in
+  setup) setup ;;
+  build) build "$@" ;;
+  toolchain) toolchain_for "$1" ;;
+  binfmt) binfmt ;;
+  *) log "usage: $0 setup|build [TARGET…]|toolchain TARGET|binfmt"; exit 2 ;;
+esac

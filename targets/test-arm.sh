@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The test suite for ARM under qemu-user, then a smoke test of the release
+# binaries: the same logs imported by the x86_64 and the ARM binaries must
+# give the same `postlens stats --json`.
+#
+#   targets/test-arm.sh [TARGET…]   default: aarch64 and armv7
+#   SMOKE_ONLY=1 / SUITE_ONLY=1     run one half
+#
+# Which tests: the unit tests (--lib), the corpus conformance suites, and the
+# integration tests that start the binary (cli, daemon, users, web). Left
+# out: tests/browser.rs (needs Chromium and chromedriver, x86_64 only here)
+# and tests/e2e (real Postfix/Dovecot as root); doc tests do not run for a
+# cross target. The integration tests spawn the ARM binary they test, which
+# needs binfmt_misc to hand it to qemu (targets/cross.sh binfmt, root). When
+# that is impossible only the tests that spawn nothing run, and the script
+# says so (under CI=true it fails instead).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf)
+
+log() { printf '%s\n' "$*" >&2; }
+
+targets/cross.sh setup
+
+spawning=(--test cli --test daemon --test users --test web)
+standalone=(--lib --test corpus_coverage --test conformance_crowdsec --test conformance_exporters
+  --test conformance_fail2ban --test conformance_whyscream)
+
+suite() {
+  local t=$1 tc start
+  tc=$(targets/cross.sh toolchain "$t")
+  local tests=("${standalone[@]}")
+  if targets/cross.sh binfmt; then
+    tests+=("${spawning[@]}")
+  elif [ "${CI:-}" = true ]; then
+    log "binfmt_misc is needed for the integration tests under CI"; return 1
+  else
+    log "NOTE: binfmt_misc unavailable: skipping the tests that spawn the binary (${spawning[*]})"
+  fi
+  log "--- cargo +$tc test --target $t ${tests[*]}"
+  start=$(date +%s)
+  cargo "+$tc" test --locked --target "$t" "${tests[@]}"
+  log "--- $t suite: $(( $(date +%s) - start )) s"
+}
+
+# stats --json of one import of LOGS by BINARY (a command line: the ARM ones
+# run through qemu explicitly, so this half needs no binfmt).
+stats_of() {
+  local ws=$1; shift
+  local -a bin
+  read -r -a bin <<<"$1"; shift
+  rm -rf "$ws"
+  "${bin[@]}" import --workspace "$ws" "$@" >/dev/null
+  "${bin[@]}" stats --workspace "$ws" --json
+}
+
+smoke() {
+  local dir logs=() t qemu ref out
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' RETURN
+  targets/cross.sh build x86_64-unknown-linux-musl "${targets[@]}"
+  # A real log (the shared corpus) when it is there, and a generated one.
+  if [ -r ../shared/corpus/all-postfix.log ]; then logs+=(../shared/corpus/all-postfix.log); fi
+  python3 benches/genlog.py --lines 20000 --days 2 --seed 7 -o "$dir/gen.log"
+  logs+=("$dir/gen.log")
+  ref=$(stats_of "$dir/ws-x86" "$TARGET_DIR/x86_64-unknown-linux-musl/release/postlens" "${logs[@]}")
+  for t in "${targets[@]}"; do
+    case $t in
+      aarch64-*) qemu="qemu-aarch64-static" ;;
+      armv7-*) qemu="qemu-arm-static" ;;
+      *) log "no qemu for $t"; return 1 ;;
+    esac
+    out=$(stats_of "$dir/ws-$t" "$qemu $TARGET_DIR/$t/release/postlens" "${logs[@]}")
+    if [ "$out" != "$ref" ]; then
+      log "smoke: $t stats differ from x86_64:"
+      diff <(printf '%s\n' "$ref") <(printf '%s\n' "$out") >&2 || true
+      return 1
+    fi
+    log "smoke: $t stats --json equal to x86_64 over ${logs[*]} ($(printf '%s' "$out" | wc -c) bytes)"
+  done
+}
+
+if [ "${SMOKE_ONLY:-0}" != 1 ]; then
+  for t in "${targets[@]}"; do suite "$t"; done
+fi
+if [ "${SUITE_ONLY:-0}" != 1 ]; then
+  smoke
+fi
