@@ -5,7 +5,8 @@ CARGO ?= cargo
 BIN    = target/release/postlens
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build static demo test lint unit e2e bench bench-web fuzz deps clean
+.PHONY: all build static demo test lint unit e2e bench bench-web fuzz deps clean \
+	cross test-arm test-arm64 dist verify-unit test-install test-mailinabox test-targets lint-sh image
 
 all: build
 
@@ -69,3 +70,51 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+# --- appliance delivery (targets/, image/; README "Installing") -----------
+# Static, stripped musl binaries for x86_64, aarch64 and armv7 in
+# target/<triple>/release/postlens; prints sizes, fails over SIZE_BUDGET
+# (6 MB). Installs clang, qemu-user-static and the rustup targets itself.
+# CROSS=1 uses the `cross` tool (needs docker or podman) instead.
+cross:
+	targets/cross.sh build
+
+# The unit and integration tests for aarch64 and armv7 under qemu-user, then
+# the smoke test (ARM and x86_64 binaries give the same stats --json).
+test-arm:
+	targets/test-arm.sh
+
+# What CI runs: the aarch64 suite and smoke test only.
+test-arm64:
+	targets/test-arm.sh aarch64-unknown-linux-musl
+
+# target/dist/postlens-VERSION-TARGET.tar.gz for the three targets + SHA256SUMS.
+dist:
+	targets/dist.sh
+
+# The systemd unit: systemd-analyze verify (no warnings) and security review.
+verify-unit: build
+	targets/systemd/verify.sh $(BIN)
+
+# targets/vps/install.sh twice into a scratch root, a damaged archive, uninstall.
+test-install: build lint-sh
+	$(SUDO) targets/vps/test.sh
+
+# The Mail-in-a-Box addon against a fake box, nginx -t and a real proxy run.
+test-mailinabox: build lint-sh
+	$(SUDO) env POSTLENS=$(CURDIR)/$(BIN) targets/mailinabox/test.sh
+
+# Everything above that is quick (CI runs it).
+test-targets: verify-unit test-install test-mailinabox
+
+# shellcheck over every shell script of targets/ and image/.
+lint-sh:
+	@command -v shellcheck >/dev/null || { echo "installing shellcheck"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }; }
+	shellcheck targets/*.sh targets/*/*.sh image/build.sh image/rootfs/usr/local/sbin/postlens-firstboot \
+	  $$(ls targets/mailinabox/postlens-miab 2>/dev/null)
+
+# Raspberry Pi arm64 SD-card image (root; slow: see README "Raspberry Pi image").
+image:
+	$(SUDO) image/build.sh

@@ -5,6 +5,7 @@
 #   postlens.service  the systemd unit (targets/systemd)
 #   postlens.env      the example settings (installed as /etc/postlens/postlens.env)
 #   install.sh        the VPS installer (targets/vps/install.sh)
+#   mailinabox/       the Mail-in-a-Box addon (targets/mailinabox)
 #   LICENSE           the licence text, or the SPDX id from Cargo.toml when the
 #                     repository has no licence file
 #   README.md
@@ -47,6 +48,10 @@ for t in "${targets[@]}"; do
   install -m 0755 "$(binary_of "$t")" "$dir/postlens"
   install -m 0644 targets/systemd/postlens.service targets/systemd/postlens.env README.md "$dir/"
   install -m 0755 targets/vps/install.sh "$dir/install.sh"
+  install -d "$dir/mailinabox"
+  install -m 0755 targets/mailinabox/setup.sh targets/mailinabox/postlens-miab "$dir/mailinabox/"
+  install -m 0644 targets/mailinabox/custom_yaml.py targets/mailinabox/postlens-miab.path \
+    targets/mailinabox/postlens-miab.service "$dir/mailinabox/"
   lic=$(find . -maxdepth 1 \( -name 'LICENSE*' -o -name 'COPYING*' \) -type f | sort | head -1)
   if [ -n "$lic" ]; then
     install -m 0644 "$lic" "$dir/LICENSE"
@@ -55,7 +60,8 @@ for t in "${targets[@]}"; do
       "postlens is licensed under ${license:-(no licence declared)} (Cargo.toml); the full text is at https://spdx.org/licenses/${license:-}.html" \
       >"$dir/LICENSE"
   fi
-  (cd "$dir" && sha256sum postlens postlens.service postlens.env install.sh LICENSE README.md >SHA256SUMS)
+  sums=$(cd "$dir" && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs sha256sum)
+  printf '%s\n' "$sums" >"$dir/SHA256SUMS"
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="$mtime" \
     -C "$stage" -cf - "$name" | gzip -n -9 >"$DIST/$name.tar.gz"
   rm -rf "$stage"

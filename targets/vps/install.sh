@@ -121,7 +121,8 @@ install_files() {
   install -d -m 0755 "$ROOT$CONF_DIR"
   if [ ! -e "$ROOT$CONF_DIR/postlens.env" ]; then
     install -m 0644 "$src/postlens.env" "$ROOT$CONF_DIR/postlens.env"
-  elif ! cmp -s "$src/postlens.env" "$ROOT$CONF_DIR/postlens.env"; then
+  elif ! cmp -s "$src/postlens.env" "$ROOT$CONF_DIR/postlens.env" &&
+    ! cmp -s "$src/postlens.env" "$ROOT$CONF_DIR/postlens.env.dist"; then
     # The admin's settings stay; the shipped example goes beside them.
     install -m 0644 "$src/postlens.env" "$ROOT$CONF_DIR/postlens.env.dist"
   fi
