@@ -3,7 +3,8 @@
 #   ROOT POSTLENS BENCH_DIR     paths (cwd is $ROOT afterwards)
 #   say MSG                     message on stderr
 #   check_binary                prints a warning if the binary is missing or older than the sources
-#   gen_log LINES DAYS SEED     generates (once, cached) $BENCH_DIR/live-<lines>-d<days>-s<seed>.log
+#   gen_log LINES DAYS SEED [START]  generates (once, cached) $BENCH_DIR/live-<lines>-d<days>-s<seed>[-<start>].log
+#                               (START YYYY-MM-DD: first day; default genlog's)
 #                               and its .truth.json; sets GEN_LOG and GEN_TRUTH
 #   start_daemon WS WATCH PORT  starts `postlens run` in the background (PORT "" = a free one); sets DAEMON_PID;
 #                               waits for the control socket; stderr goes to WS/../daemon.err
@@ -37,15 +38,15 @@ check_binary() {
 }
 
 gen_log() {
-    local lines="$1" days="$2" seed="$3"
-    GEN_LOG="$BENCH_DIR/live-${lines}-d${days}-s${seed}.log"
+    local lines="$1" days="$2" seed="$3" start="${4:-}"
+    GEN_LOG="$BENCH_DIR/live-${lines}-d${days}-s${seed}${start:+-$start}.log"
     GEN_TRUTH="${GEN_LOG%.log}.truth.json"
     # genlog.py sets the file's mtime to its last line, so compare a hash of the generator instead
     local sum
     sum=$(sha256sum "$ROOT/benches/genlog.py" | cut -c1-16)
     if [ ! -s "$GEN_LOG" ] || [ ! -s "$GEN_TRUTH" ] || [ "$(cat "$GEN_LOG.genlog" 2>/dev/null)" != "$sum" ]; then
         say "bench: generating $GEN_LOG ($lines lines over $days days, seed $seed; ~4 s per million lines)"
-        python3 "$ROOT/benches/genlog.py" --lines "$lines" --days "$days" --seed "$seed" --format classic \
+        python3 "$ROOT/benches/genlog.py" --lines "$lines" --days "$days" --seed "$seed" ${start:+--start "$start"} --format classic \
             --utc-offset +00:00 --quiet -o "$GEN_LOG.tmp" --emit-truth "$GEN_TRUTH" ||
             { say "bench: genlog.py failed"; return 1; }
         mv -f "$GEN_LOG.tmp" "$GEN_LOG"

@@ -30,9 +30,12 @@ if ! command -v wrk >/dev/null 2>&1; then
         { say "bench: wrk is missing and could not be installed"; exit 1; }
 fi
 check_binary || exit 1
-gen_log "$LINES" "$DAYS" 11 || exit 1
+# History ends today and the live lines continue today, as on a real server:
+# a window ending "now" then has no data after its end.
+START=$(date -u -d "-$DAYS days" +%F)
+gen_log "$LINES" "$DAYS" 11 "$START" || exit 1
 HIST="$GEN_LOG"
-gen_log 200000 1 12 || exit 1
+gen_log 200000 1 12 "$(date -u +%F)" || exit 1
 LIVE="$GEN_LOG"
 
 RUN="$BENCH_DIR/web-run"

@@ -191,10 +191,12 @@ async fn daemon(
                 }
             }
             Some((raw, req)) = overlays.recv() => {
-                // Batches still in the writer's queue are in neither the
-                // store nor the overlay: let them land first.
+                // Records are kept until committed, raw lines are not: a
+                // reader of raw lines waits for the writer's queue first.
                 // (Bounded: while commits fail the answer comes without them.)
-                let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
+                if raw {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
+                }
                 let _ = req.send(p.overlay(raw));
             }
             c = rx.recv(), if streams_open => {

@@ -80,6 +80,41 @@ pub struct Pipeline {
     /// Positions handed to the writer (possibly not committed yet), so a
     /// source reopened meanwhile resumes from them, not from the store.
     committed: std::collections::HashMap<String, Checkpoint>,
+    /// Records taken from the tracker for readers but not shipped yet:
+    /// frozen segments that overlays share instead of copying.
+    frozen: Shipment,
+    /// Batches handed to the writer and perhaps not committed yet, by
+    /// number (bounded by the writer's queue: pruned as commits land).
+    shipped: std::collections::VecDeque<(u64, Shipment)>,
+    /// The number the next batch gets ([`crate::store::Batch::number`]).
+    next_batch: u64,
+    /// The in-flight view as of a count of lines read (the tracker changes
+    /// only when fed, so readers share one copy).
+    inflight: Option<(u64, Arc<Vec<crate::track::DeliveryRec>>)>,
+}
+
+/// Records in shared segments, oldest first.
+#[derive(Default)]
+struct Shipment {
+    events: Vec<Arc<Vec<crate::track::EventRec>>>,
+    deliveries: Vec<Arc<Vec<crate::track::DeliveryRec>>>,
+}
+
+/// One vector of the segments' records: the segment itself when it is the
+/// only one and nobody else holds it, else a copy.
+fn concat<T: Clone>(segments: Vec<Arc<Vec<T>>>) -> Vec<T> {
+    if segments.len() == 1 {
+        let mut it = segments.into_iter();
+        return it.next().map(|s| Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone())).unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity(segments.iter().map(|s| s.len()).sum());
+    for s in segments {
+        match Arc::try_unwrap(s) {
+            Ok(v) => out.extend(v),
+            Err(s) => out.extend_from_slice(&s),
+        }
+    }
+    out
 }
 
 /// The (understood, unsupported) counters of `d`, without allocating on
@@ -120,6 +155,10 @@ impl Pipeline {
             daemon_delta: [(0, 0); parse::Daemon::ALL.len()],
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
+            frozen: Shipment::default(),
+            shipped: std::collections::VecDeque::new(),
+            next_batch: r.batch + 1,
+            inflight: None,
         })
     }
 
@@ -245,8 +284,8 @@ impl Pipeline {
         self.writer.rolled_back()
     }
 
-    /// Waits until everything handed to the writer is committed, so the
-    /// store plus [`Pipeline::overlay`] is the whole state.
+    /// Waits until everything handed to the writer is committed (only
+    /// readers of raw lines need it: those are not kept for overlays).
     ///
     /// # Errors
     /// The writer is gone.
@@ -254,21 +293,69 @@ impl Pipeline {
         Ok(self.writer.barrier().await?)
     }
 
-    /// The uncommitted state, for readers of a running daemon (call
-    /// [`Pipeline::settle`] first).
-    pub fn overlay(&self, raw: bool) -> crate::store::query::Overlay {
-        let out = self.tracker.pending();
+    /// Moves what the tracker produced since the last call into a frozen
+    /// segment.
+    fn freeze(&mut self) {
+        let out = self.tracker.drain();
+        if !out.events.is_empty() {
+            self.frozen.events.push(Arc::new(out.events));
+        }
+        if !out.deliveries.is_empty() {
+            self.frozen.deliveries.push(Arc::new(out.deliveries));
+        }
+    }
+
+    /// Forgets shipped batches the store has committed.
+    fn prune_shipped(&mut self) {
+        let done = self.store.batch_done();
+        while self.shipped.front().is_some_and(|(n, _)| *n <= done) {
+            self.shipped.pop_front();
+        }
+    }
+
+    /// The state a reader of a running daemon adds to the store: a read
+    /// snapshot taken now and every record it does not hold yet. Answered
+    /// at once, without waiting for the writer; with `raw`, the raw lines
+    /// not yet committed too (call [`Pipeline::settle`] first then: raw
+    /// lines in the writer's queue are not kept here).
+    pub fn overlay(&mut self, raw: bool) -> crate::store::query::Overlay {
+        self.freeze();
+        self.prune_shipped();
+        let tx = self.store.snapshot().ok();
+        // Batches the snapshot holds are left out; without a snapshot the
+        // reader takes its own later, which holds at least what is done now.
+        let held = match &tx {
+            Some(tx) => crate::store::batch_in(tx).unwrap_or(0),
+            None => self.store.batch_done(),
+        };
+        let mut events = Vec::new();
+        let mut deliveries = Vec::new();
+        for (_, s) in self.shipped.iter().filter(|(n, _)| *n > held) {
+            events.extend(s.events.iter().cloned());
+            deliveries.extend(s.deliveries.iter().cloned());
+        }
+        events.extend(self.frozen.events.iter().cloned());
+        deliveries.extend(self.frozen.deliveries.iter().cloned());
+        let inflight = match &self.inflight {
+            Some((at, v)) if *at == self.lines.read => v.clone(),
+            _ => {
+                let v = Arc::new(self.tracker.inflight_deliveries());
+                self.inflight = Some((self.lines.read, v.clone()));
+                v
+            }
+        };
         let mut lines = self.lines.clone();
         merge_daemon_counts(&mut lines, &self.daemon_delta);
         crate::store::query::Overlay {
+            tx,
             raw: if raw {
                 (self.raw_shipped..self.raw.len()).map(|i| (self.raw.times[i], self.raw.line(i).to_vec())).collect()
             } else {
                 Vec::new()
             },
-            events: out.events.clone(),
-            deliveries: out.deliveries.clone(),
-            inflight: self.tracker.inflight_deliveries(),
+            events,
+            deliveries,
+            inflight,
             lines,
             evictions: self.tracker.counters.evictions,
         }
@@ -323,11 +410,19 @@ impl Pipeline {
             self.committed.clear();
         }
         self.merge_counts();
-        let out = self.tracker.drain();
+        self.freeze();
+        self.prune_shipped();
+        let frozen = std::mem::take(&mut self.frozen);
+        let events = Arc::new(concat(frozen.events));
+        let deliveries = Arc::new(concat(frozen.deliveries));
+        let number = self.next_batch;
+        self.next_batch += 1;
+        self.shipped.push_back((number, Shipment { events: vec![events.clone()], deliveries: vec![deliveries.clone()] }));
         let (raw, raw_sealed) = self.ship_raw();
         let batch = Batch {
-            events: out.events,
-            deliveries: out.deliveries,
+            number,
+            events,
+            deliveries,
             tracker: encode_tracker(&self.tracker)?,
             lines: self.lines.clone(),
             checkpoints,

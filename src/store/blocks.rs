@@ -48,7 +48,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, CodecE
 
 /// Per-block counters of events.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct EventSummary {
+pub(crate) struct EventSummary<'a> {
     pub min: i64,
     pub max: i64,
     pub connections: u64,
@@ -57,12 +57,14 @@ pub(crate) struct EventSummary {
     pub queued: i64,
     pub with_deferral: i64,
     pub notifications: [u64; 3],
-    /// (ip, [smtp, imap, pop3, other]).
-    pub auth: Vec<(String, [u64; 4])>,
+    /// (ip, [smtp, imap, pop3, other]); borrowed from the stored bytes
+    /// when read (the stats path reads thousands per request).
+    #[serde(borrow)]
+    pub auth: Vec<(std::borrow::Cow<'a, str>, [u64; 4])>,
 }
 
-impl EventSummary {
-    pub fn of(events: &[EventRec]) -> EventSummary {
+impl EventSummary<'static> {
+    pub fn of(events: &[EventRec]) -> EventSummary<'static> {
         let mut s = EventSummary { min: i64::MAX, max: i64::MIN, ..EventSummary::default() };
         let mut auth: std::collections::HashMap<&str, [u64; 4]> = std::collections::HashMap::new();
         for e in events {
@@ -70,7 +72,7 @@ impl EventSummary {
             s.max = s.max.max(e.time.0);
             s.add(&e.kind, &mut |ip, p, n| auth.entry(ip).or_default()[p] += n);
         }
-        s.auth = auth.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        s.auth = auth.into_iter().map(|(k, v)| (std::borrow::Cow::Owned(k.to_owned()), v)).collect();
         s
     }
 
@@ -103,6 +105,24 @@ pub(crate) struct DeliverySummary {
     pub counts: [[u64; 4]; 2],
     pub deferred_then_sent: u64,
     pub bloom: Bloom,
+}
+
+/// The counters of a [`DeliverySummary`] without its Bloom filter (the
+/// filter is the last field; postcard leaves trailing bytes unread).
+#[derive(Deserialize)]
+pub(crate) struct DeliverySummaryHead {
+    pub min: i64,
+    pub max: i64,
+    pub min_queue: i64,
+    pub counts: [[u64; 4]; 2],
+    pub deferred_then_sent: u64,
+}
+
+impl DeliverySummaryHead {
+    /// Records still pending when the block was written.
+    pub fn pending(&self) -> u64 {
+        self.counts[0][3] + self.counts[1][3]
+    }
 }
 
 impl DeliverySummary {

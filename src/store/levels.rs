@@ -147,7 +147,7 @@ macro_rules! record_kind {
     };
 }
 
-record_kind!(Events, 0, super::EVENT_BLOCKS, super::EVENT_SUMS, crate::limits::BLOCK_RECORDS, EventRec, EventSummary);
+record_kind!(Events, 0, super::EVENT_BLOCKS, super::EVENT_SUMS, crate::limits::BLOCK_RECORDS, EventRec, EventSummary<'static>);
 record_kind!(Deliveries, 1, super::DELIVERY_BLOCKS, super::DELIVERY_SUMS, crate::limits::BLOCK_DELIVERIES, DeliveryRec, DeliverySummary);
 
 impl Kind for Raw {
@@ -509,6 +509,52 @@ mod tests {
             limit: 10,
         };
         assert_eq!(small.search(&q).unwrap().len(), 1);
+    }
+
+    /// A daemon answers readers without waiting for its writer: whether a
+    /// queued batch has landed or not when the reader looks, every record
+    /// counts once, and an overlay stays exact after later commits.
+    #[test]
+    fn overlays_count_every_record_once_while_commits_land() {
+        let dir = test_dir("overlay");
+        let store = Arc::new(Store::open(&dir).unwrap());
+        let mut res = Resolver::new(jiff::tz::TimeZone::UTC, 2026);
+        let mut p = Pipeline::new(store.clone(), opts()).unwrap();
+        let all = Window { from: None, to: None };
+        let part = Window { from: Some(crate::clock::Timestamp(1_790_813_400)), to: Some(crate::clock::Timestamp(1_790_815_000)) };
+        let q = crate::store::query::Query { recipient: Some("@b3.example".into()), window: all, limit: 10_000, ..Default::default() };
+        let view = |o: &crate::store::query::Overlay| {
+            (
+                store.stats_live(all, Some(o)).unwrap(),
+                store.stats_live(part, Some(o)).unwrap(),
+                store.domains_live(all, Some(o)).unwrap(),
+                store.hourly_live(part, Some(o)).unwrap(),
+                store.count_live(&q, Some(o)).unwrap(),
+                store.search_live(&q, Some(o)).unwrap().len(),
+            )
+        };
+        let lines = log(400);
+        let mut fed = 0;
+        for (round, chunk) in lines.chunks(37).enumerate() {
+            for l in chunk {
+                p.feed(l.as_bytes(), &mut res);
+            }
+            fed += chunk.len();
+            // Queue a batch (the writer may or may not commit it before
+            // the reader's snapshot), then read.
+            if round % 3 != 2 {
+                p.commit(false).unwrap();
+            }
+            let o = p.overlay(false);
+            let racing = view(&o);
+            p.commit(true).unwrap();
+            let settled = view(&p.overlay(false));
+            assert_eq!(racing, settled, "after {fed} lines");
+            assert_eq!(view(&o), settled, "the first overlay, read again after the commit ({fed} lines)");
+        }
+        let s = store.stats(all).unwrap();
+        assert_eq!(s.deliveries.sent + s.deliveries.bounced, 400);
+        assert_eq!(view(&p.overlay(false)).0, s);
     }
 
     #[test]

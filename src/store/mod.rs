@@ -24,6 +24,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
@@ -179,8 +180,12 @@ impl std::ops::Deref for DbGuard<'_> {
 
 /// Everything one commit writes, owned so it can go to the writer thread.
 pub struct Batch {
-    pub events: Vec<EventRec>,
-    pub deliveries: Vec<DeliveryRec>,
+    /// The ingesting side's running number of this batch (committed in
+    /// `meta`, so a reader's snapshot tells which batches it holds).
+    pub number: u64,
+    /// Shared with the daemon's overlay until the commit is visible.
+    pub events: Arc<Vec<EventRec>>,
+    pub deliveries: Arc<Vec<DeliveryRec>>,
     /// The tracker's in-flight table as of the checkpoints ([`encode_tracker`]).
     pub tracker: Vec<u8>,
     pub lines: LineCounters,
@@ -215,6 +220,17 @@ pub struct Restored {
     pub lines: LineCounters,
     /// Raw lines of the open raw blocks (not yet in a sealed block).
     pub raw_open: raw::RawLines,
+    /// The number of the last batch committed ([`Batch::number`]).
+    pub batch: u64,
+}
+
+/// The number of the last batch `tx` sees committed ([`Batch::number`]).
+///
+/// # Errors
+/// Database or decoding failure.
+pub fn batch_in(tx: &redb::ReadTransaction) -> Result<u64, StoreError> {
+    let meta = tx.open_table(META)?;
+    Ok(meta.get("batch")?.map(|v| postcard::from_bytes::<u64>(v.value())).transpose()?.unwrap_or(0))
 }
 
 pub struct Store {
@@ -223,6 +239,8 @@ pub struct Store {
     db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
     seq: std::sync::atomic::AtomicU32,
+    /// The number of the last batch this process committed.
+    batch_done: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -237,7 +255,12 @@ impl Store {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             r => r?,
         };
-        let store = Store { db: std::sync::RwLock::new(Some(db)), path, seq: std::sync::atomic::AtomicU32::new(0) };
+        let store = Store {
+            db: std::sync::RwLock::new(Some(db)),
+            path,
+            seq: std::sync::atomic::AtomicU32::new(0),
+            batch_done: std::sync::atomic::AtomicU64::new(0),
+        };
         store.init()?;
         Ok(store)
     }
@@ -665,7 +688,9 @@ impl Store {
         };
         let lines = meta.get("lines")?.map(|v| postcard::from_bytes(v.value())).transpose()?.unwrap_or_default();
         let raw_open = levels::open_items::<levels::Raw>(&tx)?;
-        Ok(Restored { tracker, lines, raw_open })
+        drop(meta);
+        let batch = batch_in(&tx)?;
+        Ok(Restored { tracker, lines, raw_open, batch })
     }
 
     /// The checkpoint stored for `source`, if any.
@@ -693,6 +718,19 @@ impl Store {
         Ok(v)
     }
 
+    /// The number of the last batch this process committed (0: none yet).
+    pub fn batch_done(&self) -> u64 {
+        self.batch_done.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A read snapshot, shareable between threads.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub fn snapshot(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
+        Ok(Arc::new(self.db()?.begin_read()?))
+    }
+
     fn next_seq(&self) -> u32 {
         self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
@@ -710,7 +748,7 @@ impl Store {
         }
         {
             let mut agg: BTreeMap<(u32, String), DomainCounts> = BTreeMap::new();
-            for d in &batch.deliveries {
+            for d in batch.deliveries.iter() {
                 let o = d.outcome().index();
                 if o > 2 {
                     continue;
@@ -722,7 +760,7 @@ impl Store {
                     crate::track::Direction::Inbound => c.inbound[o] += 1,
                 }
             }
-            for e in &batch.events {
+            for e in batch.events.iter() {
                 if let crate::track::EventKind::Deferral { domain } = &e.kind {
                     agg.entry((hour_of(e.time.0), domain.clone())).or_default().deferrals += 1;
                 }
@@ -754,7 +792,7 @@ impl Store {
                 add(&mut dh, &domain_key(*hour, dom), c)?;
             }
             let mut auth: BTreeMap<(u32, &str), [u64; 4]> = BTreeMap::new();
-            for e in &batch.events {
+            for e in batch.events.iter() {
                 if let crate::track::EventKind::AuthFailure { ip, proto, count } = &e.kind {
                     auth.entry((hour_of(e.time.0), ip.as_str())).or_default()[proto.index()] += u64::from(*count);
                 }
@@ -783,11 +821,13 @@ impl Store {
             // Every commit bumps the sequence, so a rollback is always visible.
             let seq = self.next_seq();
             meta.insert("seq", postcard::to_allocvec(&seq)?.as_slice())?;
+            meta.insert("batch", postcard::to_allocvec(&batch.number)?.as_slice())?;
         }
         if let Some((cutoff, max)) = retention {
             self.retain(&tx, cutoff, max, 64)?;
         }
         tx.commit()?;
+        self.batch_done.store(batch.number, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -822,7 +862,7 @@ impl Store {
                     let (k, v) = row?;
                     let max = match kind {
                         levels::Deliveries::ID => postcard::from_bytes::<DeliverySummary>(v.value())?.max,
-                        levels::Events::ID => postcard::from_bytes::<EventSummary>(v.value())?.max,
+                        levels::Events::ID => postcard::from_bytes::<EventSummary<'_>>(v.value())?.max,
                         _ => postcard::from_bytes::<raw::RawSummary>(v.value())?.max,
                     };
                     if max < cutoff.0 || over_size {

@@ -2,7 +2,7 @@
 //! and the raw material of `report`. Readers use MVCC snapshots, so they
 //! answer while the writer commits.
 
-use super::blocks::{self, DeliverySummary, EventSummary};
+use super::blocks::{self, DeliverySummary, DeliverySummaryHead, EventSummary};
 use super::{
     AUTH_HOURS, DELIVERY_BLOCKS, DELIVERY_SUMS, DOMAIN_DAYS, DOMAIN_HOURS, DomainCounts, EVENT_BLOCKS, EVENT_SUMS, HOUR_TOTALS,
     LineCounters, Store, StoreError,
@@ -13,6 +13,7 @@ use crate::track::{DeliveryRec, Direction, EventRec, Outcome};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// A half-open window `[from, to)`; `None` is unbounded.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,6 +38,14 @@ impl Window {
         let lo = self.from.map_or(0, |f| u32::try_from(f.0.max(0) / 3600).unwrap_or(u32::MAX));
         let hi = self.to.map_or(u32::MAX, |x| u32::try_from((x.0.max(0) + 3599) / 3600).unwrap_or(u32::MAX));
         (lo, hi)
+    }
+
+    /// Does `t` fall in one of the whole hours of [`Window::hours`]?
+    /// (Uncommitted records join the per-hour tables at their resolution.)
+    fn in_hours(self, t: i64) -> bool {
+        let (lo, hi) = self.hours();
+        let h = t.max(0) / 3600;
+        h >= i64::from(lo) && h < i64::from(hi)
     }
 
     /// Does `[min, max]` meet the window?
@@ -125,14 +134,14 @@ pub struct Stats {
 /// Accumulates events and deliveries into `Stats`.
 #[derive(Default)]
 struct Acc {
-    ev: EventSummary,
+    ev: EventSummary<'static>,
     auth: HashMap<String, [u64; 4]>,
     counts: [[u64; 4]; 2],
     deferred_then_sent: u64,
 }
 
 impl Acc {
-    fn add_event_summary(&mut self, s: &EventSummary) {
+    fn add_event_summary(&mut self, s: &EventSummary<'_>) {
         self.ev.connections += s.connections;
         self.ev.rejected += s.rejected;
         self.ev.deferrals += s.deferrals;
@@ -142,7 +151,10 @@ impl Acc {
             self.ev.notifications[i] += s.notifications[i];
         }
         for (ip, c) in &s.auth {
-            let e = self.auth.entry(ip.clone()).or_default();
+            let e = match self.auth.get_mut(ip.as_ref()) {
+                Some(e) => e,
+                None => self.auth.entry(ip.clone().into_owned()).or_default(),
+            };
             for i in 0..4 {
                 e[i] += c[i];
             }
@@ -175,7 +187,7 @@ impl Acc {
         }
     }
 
-    fn add_delivery_summary(&mut self, s: &DeliverySummary) {
+    fn add_delivery_summary(&mut self, s: &DeliverySummaryHead) {
         for dir in 0..2 {
             for o in 0..4 {
                 self.counts[dir][o] += s.counts[dir][o];
@@ -229,17 +241,57 @@ impl Acc {
     }
 }
 
-/// The uncommitted state of a running daemon: records produced since the
-/// last commit, the live in-flight view and the current line counters.
-#[derive(Clone, Debug, Default)]
+/// The uncommitted state of a running daemon, answered by its loop without
+/// waiting for the writer: a read snapshot taken at that moment plus every
+/// record that snapshot does not hold yet (batches queued for the writer,
+/// and records not yet shipped), shared rather than copied.
+#[derive(Clone, Default)]
 pub struct Overlay {
-    /// Raw lines read but not yet committed (log order).
+    /// The snapshot the records complete; queries read through it so that
+    /// a commit landing meanwhile is neither missed nor counted twice.
+    /// `None`: read a fresh snapshot (the writer's queue was drained first).
+    pub tx: Option<Arc<redb::ReadTransaction>>,
+    /// Raw lines read but not yet committed (log order); only when asked.
     pub raw: Vec<(i64, Vec<u8>)>,
-    pub events: Vec<EventRec>,
-    pub deliveries: Vec<DeliveryRec>,
-    pub inflight: Vec<DeliveryRec>,
+    /// Records produced but not in the snapshot, oldest first.
+    pub events: Vec<Arc<Vec<EventRec>>>,
+    pub deliveries: Vec<Arc<Vec<DeliveryRec>>>,
+    /// Messages in flight, as `stats`/`search` see them now.
+    pub inflight: Arc<Vec<DeliveryRec>>,
     pub lines: LineCounters,
     pub evictions: u64,
+}
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlay")
+            .field("snapshot", &self.tx.is_some())
+            .field("raw", &self.raw.len())
+            .field("events", &self.events().count())
+            .field("deliveries", &self.deliveries().count())
+            .field("inflight", &self.inflight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Overlay {
+    /// Every uncommitted event, oldest first.
+    pub fn events(&self) -> impl Iterator<Item = &EventRec> {
+        self.events.iter().flat_map(|s| s.iter())
+    }
+
+    /// Every uncommitted final delivery, oldest first.
+    pub fn deliveries(&self) -> impl Iterator<Item = &DeliveryRec> {
+        self.deliveries.iter().flat_map(|s| s.iter())
+    }
+}
+
+/// The snapshot a query reads: the overlay's, else a fresh one.
+fn snapshot(store: &Store, overlay: Option<&Overlay>) -> Result<Arc<redb::ReadTransaction>, StoreError> {
+    match overlay.and_then(|o| o.tx.clone()) {
+        Some(tx) => Ok(tx),
+        None => store.snapshot(),
+    }
 }
 
 /// A detective query. Address matching is exact and case-insensitive; a
@@ -313,12 +365,12 @@ impl Query {
 impl Store {
     /// What is not committed yet, from a running daemon: `stats` and
     /// `search` see it as if it were.
-    fn live_view(&self, overlay: Option<&Overlay>) -> Result<(LineCounters, Vec<DeliveryRec>, u64), StoreError> {
+    fn live_view(&self, overlay: Option<&Overlay>) -> Result<(LineCounters, Arc<Vec<DeliveryRec>>, u64), StoreError> {
         if let Some(o) = overlay {
             return Ok((o.lines.clone(), o.inflight.clone(), o.evictions));
         }
         let (lines, tracker) = self.lifetime()?;
-        Ok((lines, tracker.inflight_deliveries(), tracker.counters.evictions))
+        Ok((lines, Arc::new(tracker.inflight_deliveries()), tracker.counters.evictions))
     }
 
     fn lifetime(&self) -> Result<(LineCounters, crate::track::Tracker), StoreError> {
@@ -341,14 +393,14 @@ impl Store {
     pub fn stats_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Stats, StoreError> {
         let (lines, inflight, evictions) = self.live_view(overlay)?;
         let mut acc = Acc::default();
-        let tx = self.db()?.begin_read()?;
+        let tx = snapshot(self, overlay)?;
         let (lo, hi) = (w.lo(), w.hi());
         {
             let sums = tx.open_table(EVENT_SUMS)?;
             let data = tx.open_table(EVENT_BLOCKS)?;
             for row in sums.iter()? {
                 let (k, v) = row?;
-                let s: EventSummary = postcard::from_bytes(v.value())?;
+                let s: EventSummary<'_> = postcard::from_bytes(v.value())?;
                 if s.max < lo || s.min >= hi {
                     continue;
                 }
@@ -370,12 +422,15 @@ impl Store {
             let data = tx.open_table(DELIVERY_BLOCKS)?;
             for row in sums.iter()? {
                 let (k, v) = row?;
-                let s: DeliverySummary = postcard::from_bytes(v.value())?;
-                let no_pending_possible = s.max < hi;
+                let s: DeliverySummaryHead = postcard::from_bytes(v.value())?;
                 if s.max < lo || (s.min >= hi && s.min_queue >= hi) {
                     continue;
                 }
-                if s.min >= lo && s.max < hi && s.min_queue >= lo && no_pending_possible {
+                // Every outcome inside the window counts by its outcome; the
+                // queue time matters only for records still pending (a
+                // message queued before the window and decided inside it
+                // counts as decided).
+                if s.min >= lo && s.max < hi && (s.pending() == 0 || s.min_queue >= lo) {
                     acc.add_delivery_summary(&s);
                     continue;
                 }
@@ -386,16 +441,16 @@ impl Store {
                 }
             }
         }
-        for d in &inflight {
+        for d in inflight.iter() {
             acc.add_delivery(d, w);
         }
         if let Some(o) = overlay {
-            for e in &o.events {
+            for e in o.events() {
                 if w.contains(e.time.0) {
                     acc.add_event(e);
                 }
             }
-            for d in &o.deliveries {
+            for d in o.deliveries() {
                 acc.add_delivery(d, w);
             }
         }
@@ -416,12 +471,12 @@ impl Store {
     /// Database or decoding failure.
     pub fn search_live(&self, q: &Query, overlay: Option<&Overlay>) -> Result<Vec<DeliveryRec>, StoreError> {
         let (_, inflight, _) = self.live_view(overlay)?;
-        let mut hits: Vec<DeliveryRec> = inflight.into_iter().filter(|d| q.matches(d)).collect();
+        let mut hits: Vec<DeliveryRec> = inflight.iter().filter(|d| q.matches(d)).cloned().collect();
         if let Some(o) = overlay {
-            hits.extend(o.deliveries.iter().filter(|d| q.matches(d)).cloned());
+            hits.extend(o.deliveries().filter(|d| q.matches(d)).cloned());
         }
         let keys = q.required_keys();
-        let tx = self.db()?.begin_read()?;
+        let tx = snapshot(self, overlay)?;
         let sums = tx.open_table(DELIVERY_SUMS)?;
         let data = tx.open_table(DELIVERY_BLOCKS)?;
         let (lo, hi) = (q.window.lo(), q.window.hi());
@@ -463,10 +518,10 @@ impl Store {
         let (_, inflight, _) = self.live_view(overlay)?;
         inflight.iter().for_each(&mut count);
         if let Some(o) = overlay {
-            o.deliveries.iter().for_each(&mut count);
+            o.deliveries().for_each(&mut count);
         }
         let keys = q.required_keys();
-        let tx = self.db()?.begin_read()?;
+        let tx = snapshot(self, overlay)?;
         let sums = tx.open_table(DELIVERY_SUMS)?;
         let data = tx.open_table(DELIVERY_BLOCKS)?;
         let (lo, hi) = (q.window.lo(), q.window.hi());
@@ -501,7 +556,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn domains_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(String, DomainCounts)>, StoreError> {
-        let tx = self.db()?.begin_read()?;
+        let tx = snapshot(self, overlay)?;
         let (lo, hi) = w.hours();
         // Full days [d0, d1) and the hours outside them.
         let d0 = lo.div_ceil(24);
@@ -542,17 +597,17 @@ impl Store {
         // them, and a running daemon's records not yet committed.
         let inflight = match overlay {
             Some(o) => o.inflight.clone(),
-            None => self.lifetime()?.1.inflight_deliveries(),
+            None => Arc::new(self.lifetime()?.1.inflight_deliveries()),
         };
-        let uncommitted = overlay.map_or(&[][..], |o| o.deliveries.as_slice());
+        let uncommitted = overlay.into_iter().flat_map(Overlay::deliveries);
         for d in inflight.iter().chain(uncommitted) {
-            if w.contains(d.time.0) {
+            if w.in_hours(d.time.0) {
                 add_delivery(agg.entry(d.recipient_domain()).or_default(), d);
             }
         }
-        for e in overlay.map_or(&[][..], |o| o.events.as_slice()) {
+        for e in overlay.into_iter().flat_map(Overlay::events) {
             if let crate::track::EventKind::Deferral { domain } = &e.kind
-                && w.contains(e.time.0)
+                && w.in_hours(e.time.0)
             {
                 agg.entry(domain.clone()).or_default().deferrals += 1;
             }
@@ -578,7 +633,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn hourly_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(u32, DomainCounts)>, StoreError> {
-        let tx = self.db()?.begin_read()?;
+        let tx = snapshot(self, overlay)?;
         let t = tx.open_table(HOUR_TOTALS)?;
         let (lo, hi) = w.hours();
         let mut out: std::collections::BTreeMap<u32, DomainCounts> = std::collections::BTreeMap::new();
@@ -588,13 +643,13 @@ impl Store {
         }
         if let Some(o) = overlay {
             let hour = |t: i64| u32::try_from(t.max(0) / 3600).unwrap_or(u32::MAX);
-            for d in o.inflight.iter().chain(&o.deliveries) {
-                if w.contains(d.time.0) {
+            for d in o.inflight.iter().chain(o.deliveries()) {
+                if w.in_hours(d.time.0) {
                     add_delivery(out.entry(hour(d.time.0)).or_default(), d);
                 }
             }
-            for e in &o.events {
-                if matches!(e.kind, crate::track::EventKind::Deferral { .. }) && w.contains(e.time.0) {
+            for e in o.events() {
+                if matches!(e.kind, crate::track::EventKind::Deferral { .. }) && w.in_hours(e.time.0) {
                     out.entry(hour(e.time.0)).or_default().deferrals += 1;
                 }
             }
