@@ -3,7 +3,8 @@
 
 use crate::clock::{Timestamp, parse_time_arg};
 use crate::config::{
-    BenchArgs, Cli, Command, Common, ConfigError, ImportArgs, ReportArgs, SearchArgs, StatsArgs, StatusArgs, UserAction, UserArgs,
+    BenchArgs, Cli, Command, Common, ConfigError, ImportArgs, NotifyConfigArgs, NotifyTestArgs, ReportArgs, SearchArgs, StatsArgs,
+    StatusArgs, UserAction, UserArgs,
 };
 use crate::ingest::{Pipeline, Summary};
 use crate::store::query::{Query, SearchHit, Stats, Window};
@@ -21,6 +22,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Command::Import(a)) => import(&a),
         Some(Command::BenchParse(a)) => bench_parse(&a),
         Some(Command::User(a)) => user(&a),
+        Some(c @ (Command::NotifyTest(_) | Command::NotifyConfig(_))) => notify(&c),
         Some(c) => match read_only(&c, None, None, None) {
             // The daemon holds the database: ask it.
             Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
@@ -71,6 +73,7 @@ pub fn run_in_daemon(
         }
         // Never asks: the command line that forwarded it did.
         Some(Command::User(a)) => UserRequest::resolve(&a.action, false).and_then(|r| r.run(store)),
+        Some(c @ (Command::NotifyTest(_) | Command::NotifyConfig(_))) => return notify_run(c, Some(store)),
         _ => Err(Failure::Usage("only stats, search, report, status and user can be asked of a running postlens".into())),
     };
     match r {
@@ -620,5 +623,144 @@ impl From<crate::auth::AuthError> for Failure {
             AuthError::Store(e) => e.into(),
             e => Failure::Runtime(e.to_string()),
         }
+    }
+}
+
+/// `postlens notify-test` / `notify-config`: the flags (and a `--set`
+/// file) are resolved into an explicit command line first, which runs
+/// here against the workspace, or in the daemon when it holds the database.
+fn notify(c: &Command) -> Result<(), Failure> {
+    let (ws, argv) = match c {
+        Command::NotifyTest(a) => (a.common.workspace(), notify_test_argv(a)),
+        Command::NotifyConfig(a) => (a.common.workspace(), notify_config_argv(a)?),
+        _ => return Err(Failure::Usage("not a notify command".into())),
+    };
+    let full: Vec<String> = std::iter::once("postlens".to_owned()).chain(argv.iter().cloned()).collect();
+    let resolved = Cli::try_parse_from(&full).map_err(|e| Failure::Usage(e.to_string()))?;
+    let Some(cmd) = resolved.command else { return Err(Failure::Usage("not a notify command".into())) };
+    let storing = matches!(&cmd, Command::NotifyConfig(a) if a.set_json.is_some());
+    let a = if !storing && !ws.join(crate::store::DB_FILE).exists() {
+        // Nothing stored yet: no channels, and no database to create for that.
+        notify_run(&cmd, None)
+    } else {
+        match Store::open(&ws) {
+            Err(StoreError::Locked { .. }) => crate::control::forward(&ws, &argv)
+                .map_err(|e| Failure::Runtime(format!("{} is held by a running postlens, which did not answer: {e}", ws.display())))?,
+            r => notify_run(&cmd, Some(&r?)),
+        }
+    };
+    let _ = std::io::stdout().lock().write_all(a.stdout.as_bytes());
+    let _ = std::io::stderr().lock().write_all(a.stderr.as_bytes());
+    if a.code == 0 { Ok(()) } else { Err(Failure::Exit(a.code)) }
+}
+
+fn notify_test_argv(a: &NotifyTestArgs) -> Vec<String> {
+    let mut v = vec!["notify-test".to_owned(), format!("--severity={}", a.severity)];
+    if let Some(c) = &a.channel {
+        v.push(format!("--channel={c}"));
+    }
+    v
+}
+
+/// Reads and validates the `--set` file, so a bad file fails before the
+/// store is touched, with or without a daemon.
+fn notify_config_argv(a: &NotifyConfigArgs) -> Result<Vec<String>, Failure> {
+    use std::io::Read as _;
+    let json = match (&a.set, &a.set_json) {
+        (Some(f), _) => {
+            let mut text = String::new();
+            let limit = crate::limits::MAX_FORM_BODY;
+            let r = if f.as_os_str() == "-" {
+                std::io::stdin().lock().take(limit + 1).read_to_string(&mut text)
+            } else {
+                std::fs::File::open(f).and_then(|h| h.take(limit + 1).read_to_string(&mut text))
+            };
+            r.map_err(|e| Failure::Usage(format!("--set {}: {e}", f.display())))?;
+            if text.len() as u64 > limit {
+                return Err(Failure::Usage(format!("--set {}: larger than 64 KiB", f.display())));
+            }
+            Some(text)
+        }
+        (None, j) => j.clone(),
+    };
+    let mut v = vec!["notify-config".to_owned()];
+    if let Some(j) = json {
+        notify_parse(&j)?;
+        v.push(format!("--set-json={j}"));
+    }
+    Ok(v)
+}
+
+fn notify_parse(json: &str) -> Result<crate::notify::NotifyConfig, Failure> {
+    let c: crate::notify::NotifyConfig = serde_json::from_str(json).map_err(|e| Failure::Usage(format!("--set: {e}")))?;
+    c.validate().map_err(|e| Failure::Usage(format!("--set: {e}")))?;
+    Ok(c)
+}
+
+/// Runs a resolved notify command against an open store (`None`: the
+/// workspace has no database yet, so no channels).
+fn notify_run(c: &Command, store: Option<&Store>) -> crate::control::Answer {
+    use crate::control::Answer;
+    use crate::settings::Settings;
+    let fail = |f: Failure| {
+        let (code, m) = f.code_and_message();
+        Answer { code, stdout: String::new(), stderr: format!("postlens: {m}\n") }
+    };
+    let mut settings = match store.map(Settings::load).transpose() {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return fail(e.into()),
+    };
+    match c {
+        Command::NotifyConfig(a) => match &a.set_json {
+            None => {
+                let j = serde_json::to_string_pretty(&settings.notify.redacted()).unwrap_or_default();
+                Answer { code: 0, stdout: format!("{j}\n"), stderr: String::new() }
+            }
+            Some(j) => {
+                settings.notify = match notify_parse(j) {
+                    Ok(n) => n,
+                    Err(f) => return fail(f),
+                };
+                let Some(store) = store else { return fail(Failure::Runtime("no database to store into".into())) };
+                match settings.save(store) {
+                    Ok(()) => Answer {
+                        code: 0,
+                        stdout: format!("stored {} notification channel(s)\n", settings.notify.channels.len()),
+                        stderr: String::new(),
+                    },
+                    Err(e) => fail(Failure::Runtime(e.to_string())),
+                }
+            }
+        },
+        Command::NotifyTest(a) => {
+            use std::fmt::Write as _;
+            let severity = a.severity.parse().unwrap_or_default();
+            let channels: Vec<&crate::notify::ChannelConfig> = match &a.channel {
+                Some(name) => match settings.notify.channel(name) {
+                    Some(c) => vec![c],
+                    None => return fail(Failure::Usage(format!("--channel: no channel named '{name}' (see postlens notify-config)"))),
+                },
+                None => settings.notify.channels.iter().filter(|c| c.enabled).collect(),
+            };
+            if channels.is_empty() {
+                return fail(Failure::Usage("no enabled notification channel (add some with postlens notify-config --set FILE)".into()));
+            }
+            let now = crate::clock::now();
+            let n = crate::notify::Notification::test(severity, now);
+            let timeout = std::time::Duration::from_secs(crate::limits::NOTIFY_TIMEOUT_SECS);
+            let (mut out, mut failed) = (String::new(), 0);
+            for ch in &channels {
+                match crate::notify::send_once(ch, &n, now, timeout) {
+                    Ok(()) => _ = writeln!(out, "ok     {}", ch.name),
+                    Err(e) => {
+                        failed += 1;
+                        let _ = writeln!(out, "error  {}: {e}", ch.name);
+                    }
+                }
+            }
+            let stderr = if failed > 0 { format!("postlens: {failed} of {} channel(s) failed\n", channels.len()) } else { String::new() };
+            Answer { code: u8::from(failed > 0), stdout: out, stderr }
+        }
+        _ => fail(Failure::Usage("not a notify command".into())),
     }
 }

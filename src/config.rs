@@ -43,6 +43,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Web UI accounts: add a user, reset a password, print an API token.
     User(UserArgs),
+    /// Send a test notification through each enabled channel (or --channel).
+    NotifyTest(NotifyTestArgs),
+    /// Print the notification channels (secrets blanked), or replace them
+    /// with `--set FILE` (JSON: `{"channels": [...]}`, see `src/notify`).
+    NotifyConfig(NotifyConfigArgs),
     /// Parse and track a file without storing anything (benchmarks).
     #[command(hide = true)]
     BenchParse(BenchArgs),
@@ -241,6 +246,34 @@ pub struct UserTokenArgs {
     /// The user's e-mail address.
     #[arg(long, env = "POSTLENS_EMAIL", value_name = "E")]
     pub email: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NotifyTestArgs {
+    #[command(flatten)]
+    pub common: WorkspaceArg,
+    /// Only this channel (sent even when it is disabled).
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
+    /// Severity of the test notification.
+    #[arg(long, value_name = "S", default_value = "warning", value_parser = ["info", "warning", "critical"])]
+    pub severity: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NotifyConfigArgs {
+    #[command(flatten)]
+    pub common: WorkspaceArg,
+    /// Replace the channels with those of FILE (`-`: standard input), e.g.
+    /// `{"channels": [{"name": "mail", "type": "smtp", "host": "127.0.0.1",
+    /// "port": 25, "security": "none", "from": "postlens@example.org",
+    /// "to": ["admin@example.org"], "min_severity": "warning"}]}`.
+    /// Types: `slack_bot`, `slack_webhook`, `webhook`, `smtp`, `sendmail`.
+    #[arg(long, value_name = "FILE")]
+    pub set: Option<PathBuf>,
+    /// The JSON itself (how `--set` reaches a running daemon).
+    #[arg(long, value_name = "JSON", hide = true)]
+    pub set_json: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -15,6 +15,7 @@ pub mod control;
 pub(crate) mod hash;
 pub mod ingest;
 pub mod limits;
+pub mod notify;
 pub mod parse;
 pub mod report;
 pub mod settings;

@@ -213,3 +213,50 @@ pub const DOMAIN_MAP_MAX_ENTRIES: usize = 10_000;
 /// Largest mapping file accepted, in bytes; callers reading the file
 /// should stop there too.
 pub const DOMAIN_MAP_MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Notifications waiting for the notifier's thread. Each is capped to
+/// about 4 KiB (title and text below), so the queue stays under ~1 MiB.
+/// When full, `Notifier::submit` drops the new one and counts it per channel.
+pub const NOTIFY_QUEUE: usize = 256;
+
+/// Failed notifications waiting for a retry, over all channels. When
+/// full, a further failure is given up at once (counted as failed).
+pub const NOTIFY_MAX_RETRYING: usize = 64;
+
+/// Waits before the retries of a failed notification (three retries).
+pub const NOTIFY_RETRY_DELAYS_SECS: [u64; 3] = [30, 120, 600];
+
+/// A channel sends at most this many notifications per window; the rest
+/// are folded into one "N more notifications suppressed" message sent when
+/// the window ends.
+pub const NOTIFY_RATE_MAX: u32 = 20;
+pub const NOTIFY_RATE_WINDOW_SECS: i64 = 3_600;
+
+/// One delivery (connect, TLS, request, answer) must finish within this.
+pub const NOTIFY_TIMEOUT_SECS: u64 = 10;
+
+/// At shutdown, pending notifications are tried for at most this long
+/// (the daemon must exit within 2 s of SIGTERM).
+pub const NOTIFY_SHUTDOWN_GRACE_MS: u64 = 1_500;
+
+/// The notifier looks for ended rate windows at least this often.
+pub const NOTIFY_TICK_SECS: u64 = 30;
+
+/// A notification dated more than this before now is not sent (counted as
+/// stale): a history import replays old insights, which are not news.
+pub const NOTIFY_MAX_AGE_SECS: i64 = 6 * 3_600;
+
+/// Channels, extra headers per webhook, and recipients per e-mail channel.
+pub const NOTIFY_MAX_CHANNELS: usize = 16;
+pub const NOTIFY_MAX_HEADERS: usize = 16;
+pub const NOTIFY_MAX_RECIPIENTS: usize = 20;
+
+/// A notification's title and text are cut to these many bytes.
+pub const NOTIFY_MAX_TITLE: usize = 200;
+pub const NOTIFY_MAX_TEXT: usize = 4_000;
+
+/// Bytes of an HTTP answer read (Slack's JSON, a webhook's error text).
+pub const NOTIFY_MAX_RESPONSE: u64 = 64 * 1024;
+
+/// Largest CA file read (a PEM bundle of a few hundred certificates).
+pub const NOTIFY_MAX_CA_FILE: u64 = 1024 * 1024;

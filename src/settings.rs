@@ -26,10 +26,17 @@ pub struct Settings {
     /// End users may look up their own messages at `public`.
     pub public_detective: bool,
     pub peer_network: PeerChoice,
-    /// Notifications (sent by the insights issue's notifier).
+    /// Legacy single-value notification fields, kept until the UI moves to
+    /// [`Settings::notify`]; nothing sends through them.
     pub notify_email: Option<String>,
     pub notify_slack_webhook: Option<String>,
     pub notify_webhook: Option<String>,
+    /// Notification channels (Slack, webhooks, e-mail): see [`crate::notify`].
+    /// They hold secrets: show them to a person only through
+    /// [`crate::notify::NotifyConfig::redacted`]. Left out of the document
+    /// while empty.
+    #[serde(skip_serializing_if = "crate::notify::NotifyConfig::is_empty")]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 impl Default for Settings {
@@ -43,6 +50,7 @@ impl Default for Settings {
             notify_email: None,
             notify_slack_webhook: None,
             notify_webhook: None,
+            notify: crate::notify::NotifyConfig::default(),
         }
     }
 }
@@ -91,7 +99,7 @@ impl Settings {
         }
         http_url("notify_slack_webhook", self.notify_slack_webhook.as_ref())?;
         http_url("notify_webhook", self.notify_webhook.as_ref())?;
-        Ok(())
+        self.notify.validate()
     }
 
     /// The stored settings (defaults when never saved).
@@ -142,6 +150,9 @@ mod tests {
         }
         let good = Settings { public_ip: Some("2001:db8::1".into()), language: "de".into(), retention_days: Some(30), ..ok };
         assert!(good.validate().is_ok());
+        let mut bad_channel = Settings::default();
+        bad_channel.notify.channels.push(serde_json::from_str(r#"{"name": "x", "type": "slack_webhook", "url": "ftp://x"}"#).unwrap());
+        assert_eq!(bad_channel.validate().unwrap_err().field, "notify.channels.url");
     }
 
     #[test]
@@ -149,5 +160,6 @@ mod tests {
         let s: Settings = serde_json::from_str(r#"{"public_detective": true}"#).unwrap();
         assert!(s.public_detective);
         assert_eq!(s.language, "en");
+        assert!(s.notify.channels.is_empty(), "no notification channels by default");
     }
 }

@@ -992,6 +992,8 @@ pub(crate) fn settings(ctx: &Ctx, req: &Req, who: &Who, lang: &str) -> Resp {
             notify_email: opt(req, "notify_email"),
             notify_slack_webhook: opt(req, "notify_slack_webhook"),
             notify_webhook: opt(req, "notify_webhook"),
+            // Channels are not on this form: keep the stored ones.
+            notify: s.notify.clone(),
         };
         match retention_days.and_then(|_| new.save(&ctx.store).map_err(|e| e.to_string())) {
             Ok(()) => {
