@@ -260,3 +260,28 @@ pub const NOTIFY_MAX_RESPONSE: u64 = 64 * 1024;
 
 /// Largest CA file read (a PEM bundle of a few hundred certificates).
 pub const NOTIFY_MAX_CA_FILE: u64 = 1024 * 1024;
+
+// --- Insights (src/insights) ---------------------------------------------
+
+/// Stored insights; beyond this archived ones are dropped first, then the
+/// oldest (`insights::record`).
+pub const MAX_INSIGHTS: usize = 500;
+
+/// Keys the engine remembers as active (a key quiet for longer than the
+/// quiet period is forgotten first; then the least recently found).
+pub const MAX_ACTIVE_KEYS: usize = 2_000;
+
+/// SASL users whose sending baseline is kept (least active dropped first).
+pub const MAX_BASELINE_USERS: usize = 5_000;
+
+/// Seconds between two live evaluations of the detectors.
+pub const INSIGHTS_EVERY_SECS: u64 = 60;
+
+/// Raw lines the remote-block detector reads per evaluation step, and the
+/// examples an insight keeps (messages, log lines).
+pub const INSIGHT_SCAN_LINES: usize = 200_000;
+pub const INSIGHT_EXAMPLES: usize = 5;
+
+/// DNSBL look-ups: zones per check, seconds to wait for an answer.
+pub const MAX_DNSBL_ZONES: usize = 32;
+pub const DNS_TIMEOUT_MS: u64 = 2_000;

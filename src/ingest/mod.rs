@@ -46,6 +46,21 @@ pub struct Options {
     pub max_db_size: Option<u64>,
 }
 
+#[cfg(test)]
+impl Options {
+    /// Tests: auto-detected format, UTC, year 2026, ten years kept.
+    pub(crate) fn utc_2026() -> Options {
+        Options {
+            format: LogFormat::Default,
+            tz: TimeZone::UTC,
+            starting_year: Some(2026),
+            progress: false,
+            retention_secs: 3650 * 86_400,
+            max_db_size: None,
+        }
+    }
+}
+
 /// Counts of one import run.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {

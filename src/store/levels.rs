@@ -402,7 +402,7 @@ pub(crate) fn forget(tx: &Tx, kind: u8, k: u64) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::clock::Resolver;
-    use crate::ingest::{Options, Pipeline, format::LogFormat};
+    use crate::ingest::{Options, Pipeline};
     use crate::store::{Store, query::Window};
     use redb::{ReadableDatabase, ReadableTableMetadata};
     use std::sync::Arc;
@@ -429,14 +429,7 @@ mod tests {
     }
 
     fn opts() -> Options {
-        Options {
-            format: LogFormat::Default,
-            tz: jiff::tz::TimeZone::UTC,
-            starting_year: Some(2026),
-            progress: false,
-            retention_secs: 3650 * 86_400,
-            max_db_size: None,
-        }
+        Options::utc_2026()
     }
 
     /// Feeds `lines`, committing every `every` lines; a new pipeline (as

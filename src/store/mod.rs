@@ -9,6 +9,7 @@
 //! page cache is capped at `DB_CACHE_BYTES`.
 
 pub(crate) mod blocks;
+mod insights;
 mod kv;
 pub(crate) mod levels;
 pub mod query;
@@ -626,7 +627,9 @@ impl Store {
         let data = tx.open_table(RAW_BLOCKS)?;
         let mut out = Vec::new();
         let mut scanned = 0u64;
-        for row in sums.iter()? {
+        // Keys order blocks by their first line: none from `to` on can match.
+        let end = w.to.map_or(u64::MAX, |t| blocks::block_key(t.0, 0));
+        for row in sums.range(..end)? {
             let (k, v) = row?;
             let s: raw::RawSummary = postcard::from_bytes(v.value())?;
             if !w.overlaps(s.min, s.max) {

@@ -664,6 +664,10 @@ impl Store {
     /// Database or decoding failure.
     pub fn auth_by_ip(&self, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
         let tx = self.db()?.begin_read()?;
+        Self::auth_by_ip_in(&tx, w)
+    }
+
+    fn auth_by_ip_in(tx: &redb::ReadTransaction, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
         let t = tx.open_table(AUTH_HOURS)?;
         let (lo, hi) = w.hours();
         let mut agg: HashMap<String, [u64; 4]> = HashMap::new();
@@ -678,6 +682,90 @@ impl Store {
         let mut v: Vec<_> = agg.into_iter().collect();
         v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
         Ok(v)
+    }
+
+    /// Deliveries decided inside `w` (committed, the overlay's, and the
+    /// decided recipients of messages in flight) plus in-flight pending
+    /// ones queued inside it, unordered: what the detectors count. Reads
+    /// only the blocks that can hold them (keys before `w`'s end, newest
+    /// first, stopping after a run of blocks wholly before it).
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn deliveries_between(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<DeliveryRec>, StoreError> {
+        let (lo, hi) = (w.lo(), w.hi());
+        let (_, inflight, _) = self.live_view(overlay)?;
+        let mut out: Vec<DeliveryRec> = inflight
+            .iter()
+            .filter(|d| if d.outcome() == Outcome::Pending { w.contains(d.queue_time.0) } else { w.contains(d.time.0) })
+            .cloned()
+            .collect();
+        if let Some(o) = overlay {
+            out.extend(o.deliveries().filter(|d| w.contains(d.time.0)).cloned());
+        }
+        let tx = snapshot(self, overlay)?;
+        let sums = tx.open_table(DELIVERY_SUMS)?;
+        let data = tx.open_table(DELIVERY_BLOCKS)?;
+        let mut before = 0;
+        for row in sums.range(..blocks::block_key(hi, 0))?.rev() {
+            let (k, v) = row?;
+            let s: DeliverySummaryHead = postcard::from_bytes(v.value())?;
+            if s.max < lo {
+                // Blocks are written in time order; a few may overlap.
+                before += 1;
+                if before > 16 {
+                    break;
+                }
+                continue;
+            }
+            before = 0;
+            if let Some(b) = super::levels::get_block(&data, k.value())? {
+                out.extend(blocks::decode::<DeliveryRec>(&b)?.into_iter().filter(|d| w.contains(d.time.0)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Authentication failures per client IP over the window at hour
+    /// resolution, with a running daemon's uncommitted ones.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn auth_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(String, [u64; 4])>, StoreError> {
+        let mut agg: HashMap<String, [u64; 4]> = Self::auth_by_ip_in(&*snapshot(self, overlay)?, w)?.into_iter().collect();
+        for e in overlay.into_iter().flat_map(Overlay::events) {
+            if let crate::track::EventKind::AuthFailure { ip, proto, count } = &e.kind
+                && w.in_hours(e.time.0)
+            {
+                agg.entry(ip.clone()).or_default()[proto.index()] += u64::from(*count);
+            }
+        }
+        let mut v: Vec<_> = agg.into_iter().collect();
+        v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
+        Ok(v)
+    }
+
+    /// The first and last record times stored (events and deliveries), if any.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn time_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let mut span: Option<(i64, i64)> = None;
+        let mut widen = |a: i64, b: i64| span = Some(span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        let ev = tx.open_table(EVENT_SUMS)?;
+        let dl = tx.open_table(DELIVERY_SUMS)?;
+        for row in ev.iter()?.take(1).chain(ev.iter()?.rev().take(16)) {
+            let row = row?;
+            let s: EventSummary<'_> = postcard::from_bytes(row.1.value())?;
+            widen(s.min, s.max);
+        }
+        for row in dl.iter()?.take(1).chain(dl.iter()?.rev().take(16)) {
+            let row = row?;
+            let s: DeliverySummaryHead = postcard::from_bytes(row.1.value())?;
+            widen(s.min, s.max);
+        }
+        Ok(span)
     }
 
     /// Every delivery decided (or queued, if pending) inside the window, in
