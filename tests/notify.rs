@@ -527,3 +527,121 @@ fn the_notify_commands_store_and_test_channels() {
     assert_eq!(err, "postlens: 1 of 1 channel(s) failed\n");
     let _ = std::fs::remove_dir_all(&ws);
 }
+
+/// One line (without CRLF) read byte by byte, so nothing past it is taken
+/// from the socket before a TLS upgrade.
+fn smtp_line(r: &mut impl Read) -> Option<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        if r.read(&mut b).ok()? == 0 {
+            return None;
+        }
+        if b[0] == b'\n' {
+            return Some(String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned());
+        }
+        line.push(b[0]);
+    }
+}
+
+/// Answers an SMTP session; `Some(())` when the client asked for STARTTLS.
+fn smtp_session(s: &mut (impl Read + Write), offer_starttls: bool, seen: &Mutex<Vec<String>>) -> Option<()> {
+    let mut data = false;
+    loop {
+        let line = smtp_line(s)?;
+        seen.lock().unwrap().push(line.clone());
+        let reply = if data {
+            if line != "." {
+                continue;
+            }
+            data = false;
+            "250 2.0.0 queued\r\n".to_owned()
+        } else {
+            match line.split_whitespace().next().unwrap_or("") {
+                "EHLO" => format!("250-test\r\n{}250 AUTH PLAIN LOGIN\r\n", if offer_starttls { "250-STARTTLS\r\n" } else { "" }),
+                "STARTTLS" => {
+                    s.write_all(b"220 2.0.0 go ahead\r\n").ok()?;
+                    return Some(());
+                }
+                "AUTH" => "235 2.7.0 ok\r\n".into(),
+                "DATA" => {
+                    data = true;
+                    "354 go\r\n".into()
+                }
+                "QUIT" => {
+                    let _ = s.write_all(b"221 bye\r\n");
+                    return None;
+                }
+                _ => "250 ok\r\n".into(),
+            }
+        };
+        s.write_all(reply.as_bytes()).ok()?;
+    }
+}
+
+/// An SMTP server with implicit TLS (`implicit`) or STARTTLS, recording
+/// every line the client sent.
+fn smtp_server(tls: Arc<rustls::ServerConfig>, implicit: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let (s, tls) = (Arc::clone(&s), Arc::clone(&tls));
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+                let secure = |c: TcpStream| rustls::StreamOwned::new(rustls::ServerConnection::new(Arc::clone(&tls)).unwrap(), c);
+                if implicit {
+                    let mut t = secure(c);
+                    if t.write_all(b"220 test ESMTP\r\n").is_ok() {
+                        smtp_session(&mut t, false, &s);
+                    }
+                } else {
+                    let mut c = c;
+                    if c.write_all(b"220 test ESMTP\r\n").is_ok() && smtp_session(&mut c, true, &s).is_some() {
+                        smtp_session(&mut secure(c), false, &s);
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn smtp_over_tls_and_starttls_with_a_local_ca() {
+    use base64::Engine as _;
+    let (ca_pem, tls) = local_ca();
+    let dir = std::env::temp_dir().join(format!("postlens-notify-smtp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let clock = clock();
+    for (security, implicit) in [("tls", true), ("starttls", false)] {
+        let (port, seen) = smtp_server(Arc::clone(&tls), implicit);
+        let mail = |name: &str, ca: Option<&std::path::Path>| {
+            let mut j = serde_json::json!({"name": name, "type": "smtp", "host": "127.0.0.1", "port": port, "security": security,
+                "username": "postlens", "password": "pass-w0rd!", "from": "postlens@example.org", "to": ["admin@example.org"]});
+            if let Some(ca) = ca {
+                j["ca_file"] = ca.to_str().unwrap().into();
+            }
+            channel(j)
+        };
+        let n = Notifier::start(&config(vec![mail("trusted", Some(&ca_file)), mail("untrusted", None)]), timing(&clock)).unwrap();
+        n.send_test("trusted", Severity::Critical).unwrap();
+        let lines = seen.lock().unwrap().clone();
+        let auth = lines.iter().find_map(|l| l.strip_prefix("AUTH PLAIN ")).unwrap_or_else(|| panic!("{security}: no AUTH in {lines:?}"));
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(auth).unwrap(), b"\0postlens\0pass-w0rd!");
+        assert!(lines.contains(&"Subject: [postlens] critical: Test notification from postlens".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"RCPT TO:<admin@example.org>".to_owned()) && lines.last().unwrap() == "QUIT", "{lines:?}");
+        assert_eq!(lines.iter().filter(|l| l.starts_with("EHLO")).count(), if implicit { 1 } else { 2 }, "EHLO again after STARTTLS");
+        let before = seen.lock().unwrap().len();
+        let e = n.send_test("untrusted", Severity::Critical).unwrap_err();
+        assert!(e.to_string().contains("UnknownIssuer"), "{security}: {e}");
+        assert!(n.status()[1].last_error.as_ref().unwrap().text.contains("invalid peer certificate"));
+        let after: Vec<String> = seen.lock().unwrap()[before..].to_vec();
+        assert!(!after.iter().any(|l| l.starts_with("AUTH")), "no password towards an unverified server: {after:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -299,6 +299,9 @@ fn url(field: &'static str, u: &str) -> Result<(), Invalid> {
     match rest {
         None => Err(bad(field, "must be an http:// or https:// URL")),
         Some(r) if r.is_empty() || r.starts_with('/') => Err(bad(field, "must name a host")),
+        Some(r) if r.split(['/', '?', '#']).next().is_some_and(|a| a.contains('@')) => {
+            Err(bad(field, "must not hold a user name or password (use an Authorization header)"))
+        }
         Some(_) if u.len() > MAX_VALUE || u.contains(|c: char| c.is_whitespace() || c.is_control()) => {
             Err(bad(field, "must be one URL of at most 2048 characters"))
         }
@@ -370,6 +373,7 @@ mod tests {
                 "notify.channels.api_url",
             ),
             (ch(ChannelKind::SlackWebhook { url: Secret::new("https://") }), "notify.channels.url"),
+            (ch(ChannelKind::SlackWebhook { url: Secret::new("https://u:p@h.example/x") }), "notify.channels.url"),
             (ch(ChannelKind::Webhook { url: Secret::new("http://a b"), headers: BTreeMap::new() }), "notify.channels.url"),
             (
                 ch(ChannelKind::Webhook {

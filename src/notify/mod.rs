@@ -26,6 +26,7 @@
 mod config;
 mod format;
 mod http;
+mod net;
 mod notifier;
 mod smtp;
 
@@ -193,7 +194,7 @@ impl SendError {
 /// # Errors
 /// What went wrong, without secrets.
 pub fn send_once(channel: &ChannelConfig, n: &Notification, now: Timestamp, timeout: std::time::Duration) -> Result<(), SendError> {
-    notifier::Transport::new(channel, timeout).send(channel, n, now, timeout)
+    notifier::Transport::new(channel).send(channel, n, now, timeout)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //!   (`dropped` after that), and returns.
 
 use super::config::{ChannelKind, SENDMAIL_PATH, SLACK_API_URL, SmtpSecurity};
-use super::{ChannelConfig, Notification, NotifyConfig, SendError, Severity, format, http, smtp};
+use super::{ChannelConfig, Notification, NotifyConfig, SendError, Severity, format, http, net, smtp};
 use crate::clock::Timestamp;
 use crate::limits::{
     NOTIFY_MAX_AGE_SECS, NOTIFY_MAX_RETRYING, NOTIFY_MAX_TEXT, NOTIFY_MAX_TITLE, NOTIFY_QUEUE, NOTIFY_RATE_MAX, NOTIFY_RATE_WINDOW_SECS,
@@ -109,23 +109,19 @@ pub struct ChannelStatus {
     pub retrying: u32,
 }
 
-/// How one channel sends, built once from its configuration.
+/// How one channel sends, built once from its configuration: the TLS
+/// trust of a network channel (an unreadable CA file is kept as the error
+/// every send reports).
 pub(crate) enum Transport {
-    Http(Result<ureq::Agent, SendError>),
-    Smtp(Result<Option<Arc<rustls::ClientConfig>>, SendError>),
+    Net(Result<Arc<rustls::ClientConfig>, SendError>),
     Sendmail,
 }
 
 impl Transport {
-    pub(crate) fn new(c: &ChannelConfig, timeout: Duration) -> Transport {
-        let ca = c.ca_file.as_deref();
+    pub(crate) fn new(c: &ChannelConfig) -> Transport {
         match &c.kind {
-            ChannelKind::SlackBot { .. } | ChannelKind::SlackWebhook { .. } | ChannelKind::Webhook { .. } => {
-                Transport::Http(http::agent(ca, timeout))
-            }
-            ChannelKind::Smtp { security: SmtpSecurity::None, .. } => Transport::Smtp(Ok(None)),
-            ChannelKind::Smtp { .. } => Transport::Smtp(http::tls_client(ca).map(Some)),
             ChannelKind::Sendmail { .. } => Transport::Sendmail,
+            _ => Transport::Net(net::tls_client(c.ca_file.as_deref())),
         }
     }
 
@@ -136,32 +132,27 @@ impl Transport {
     }
 
     fn send_raw(&self, c: &ChannelConfig, n: &Notification, now: Timestamp, timeout: Duration) -> Result<(), SendError> {
-        match (self, &c.kind) {
-            (Transport::Http(agent), ChannelKind::SlackBot { token, channel, api_url }) => {
-                let agent = agent.as_ref().map_err(Clone::clone)?;
+        let tls = match self {
+            Transport::Net(tls) => Some(tls.as_ref().map_err(Clone::clone)?),
+            Transport::Sendmail => None,
+        };
+        match (tls, &c.kind) {
+            (Some(tls), ChannelKind::SlackBot { token, channel, api_url }) => {
                 let base = api_url.as_deref().unwrap_or(SLACK_API_URL).trim_end_matches('/');
                 let auth = format!("Bearer {}", token.expose());
-                let answer = http::post_json(
-                    agent,
-                    &format!("{base}/chat.postMessage"),
-                    &[("Authorization", &auth)],
-                    &format::slack_body(n, Some(channel)),
-                    timeout,
-                )?;
+                let url = format!("{base}/chat.postMessage");
+                let answer = http::post_json(&url, &[("Authorization", &auth)], &format::slack_body(n, Some(channel)), Some(tls), timeout)?;
                 http::slack_ok(&http::expect_2xx(answer)?)
             }
-            (Transport::Http(agent), ChannelKind::SlackWebhook { url }) => {
-                let agent = agent.as_ref().map_err(Clone::clone)?;
-                http::expect_2xx(http::post_json(agent, url.expose(), &[], &format::slack_body(n, None), timeout)?).map(drop)
+            (Some(tls), ChannelKind::SlackWebhook { url }) => {
+                http::expect_2xx(http::post_json(url.expose(), &[], &format::slack_body(n, None), Some(tls), timeout)?).map(drop)
             }
-            (Transport::Http(agent), ChannelKind::Webhook { url, headers }) => {
-                let agent = agent.as_ref().map_err(Clone::clone)?;
+            (Some(tls), ChannelKind::Webhook { url, headers }) => {
                 let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
-                http::expect_2xx(http::post_json(agent, url.expose(), &h, &format::webhook_body(n), timeout)?).map(drop)
+                http::expect_2xx(http::post_json(url.expose(), &h, &format::webhook_body(n), Some(tls), timeout)?).map(drop)
             }
-            (Transport::Smtp(tls), ChannelKind::Smtp { host, port, security, username, password, from, to }) => {
-                let tls = tls.as_ref().map_err(Clone::clone)?;
-                let message = format::email(n, from, to, now, unique());
+            (Some(tls), ChannelKind::Smtp { host, port, security, username, password, from, to }) => {
+                let message = format::email(n, from, to, now, unique(now));
                 let sub = smtp::Submission {
                     host,
                     port: port.unwrap_or_else(|| security.default_port()),
@@ -169,12 +160,12 @@ impl Transport {
                     auth: username.as_deref().zip(password.as_ref().map(super::Secret::expose)),
                     from,
                     to,
-                    tls: tls.clone(),
+                    tls: (*security != SmtpSecurity::None).then(|| Arc::clone(tls)),
                 };
                 smtp::send(&sub, &message, timeout)
             }
-            (Transport::Sendmail, ChannelKind::Sendmail { path, from, to }) => {
-                let message = format::email(n, from, to, now, unique());
+            (None, ChannelKind::Sendmail { path, from, to }) => {
+                let message = format::email(n, from, to, now, unique(now));
                 smtp::sendmail(path.as_deref().unwrap_or(Path::new(SENDMAIL_PATH)), from, &message, timeout)
             }
             _ => Err(SendError::Config("transport does not match the channel".into())),
@@ -182,12 +173,12 @@ impl Transport {
     }
 }
 
-/// Random bits for a Message-ID (a clock-derived value if the OS has none).
-fn unique() -> u64 {
+/// Random bits for a Message-ID (the process and the time if the OS has
+/// no random source: unique enough for one message a second).
+fn unique(now: Timestamp) -> u64 {
     let mut b = [0u8; 8];
     if getrandom::fill(&mut b).is_err() {
-        return u64::from(std::process::id()) << 32
-            | u64::from(std::time::SystemTime::UNIX_EPOCH.elapsed().map_or(0, |d| d.subsec_nanos()));
+        return u64::from(std::process::id()) << 32 ^ now.0.cast_unsigned();
     }
     u64::from_le_bytes(b)
 }
@@ -262,9 +253,9 @@ impl Shared {
     }
 }
 
-fn build(config: &NotifyConfig, timeout: Duration, old: &[ChannelStatus]) -> (Arc<Vec<Arc<Channel>>>, Vec<ChannelStatus>) {
+fn build(config: &NotifyConfig, old: &[ChannelStatus]) -> (Arc<Vec<Arc<Channel>>>, Vec<ChannelStatus>) {
     let channels: Vec<Arc<Channel>> =
-        config.channels.iter().map(|c| Arc::new(Channel { cfg: c.clone(), transport: Transport::new(c, timeout) })).collect();
+        config.channels.iter().map(|c| Arc::new(Channel { cfg: c.clone(), transport: Transport::new(c) })).collect();
     let status = config
         .channels
         .iter()
@@ -294,7 +285,7 @@ impl Notifier {
     /// The thread could not be started.
     pub fn start(config: &NotifyConfig, timing: Timing) -> std::io::Result<Notifier> {
         let (tx, rx) = std::sync::mpsc::sync_channel(NOTIFY_QUEUE);
-        let (channels, status) = build(config, timing.timeout, &[]);
+        let (channels, status) = build(config, &[]);
         let shared = Arc::new(Shared { state: Mutex::new(State { channels, status, tx: Some(tx) }), timing, deadline: OnceLock::new() });
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let s = Arc::clone(&shared);
@@ -369,8 +360,23 @@ impl Notifier {
     /// rate windows stay with channels that keep their name; retries for
     /// channels that are gone are dropped when due.
     pub fn reconfigure(&self, config: &NotifyConfig) {
+        // Built outside the lock (CA files are read): `submit` never waits
+        // for that. Counts that changed meanwhile are carried over below.
+        let old = self.status();
+        let (channels, mut status) = build(config, &old);
         let mut st = self.shared.lock();
-        let (channels, status) = build(config, self.shared.timing.timeout, &st.status);
+        for s in &mut status {
+            if let (Some(now), Some(then)) = (st.status.iter().find(|x| x.name == s.name), old.iter().find(|x| x.name == s.name)) {
+                s.sent += now.sent.saturating_sub(then.sent);
+                s.failed += now.failed.saturating_sub(then.failed);
+                s.dropped += now.dropped.saturating_sub(then.dropped);
+                s.suppressed += now.suppressed.saturating_sub(then.suppressed);
+                s.stale += now.stale.saturating_sub(then.stale);
+                s.retrying = now.retrying;
+                s.last_success = now.last_success;
+                s.last_error.clone_from(&now.last_error);
+            }
+        }
         st.channels = channels;
         st.status = status;
     }

@@ -9,9 +9,9 @@
 
 use super::SendError;
 use super::config::SmtpSecurity;
+use super::net::{self, Stream};
 use base64::Engine as _;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,44 +38,6 @@ fn broke(what: &str, e: &std::io::Error) -> SendError {
     SendError::Smtp { code: None, text: format!("{what}: {e}") }
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(b),
-            Stream::Tls(s) => s.read(b),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(b),
-            Stream::Tls(s) => s.write(b),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
 /// A reply: its code and its lines' texts.
 struct Reply {
     code: u16,
@@ -100,12 +62,7 @@ struct Session {
 impl Session {
     /// The time left, set as the socket's read and write timeout.
     fn arm(&self) -> std::io::Result<()> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"));
-        }
-        self.s.tcp().set_read_timeout(Some(left))?;
-        self.s.tcp().set_write_timeout(Some(left))
+        self.s.arm(self.deadline)
     }
 
     fn write_all(&mut self, what: &str, b: &[u8]) -> Result<(), SendError> {
@@ -162,32 +119,11 @@ impl Session {
     }
 
     fn start_tls(self, host: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Session, SendError> {
-        let Stream::Plain(tcp) = self.s else { return Err(SendError::Smtp { code: None, text: "TLS started twice".into() }) };
         if !self.buf.is_empty() {
             return Err(SendError::Smtp { code: None, text: "STARTTLS: the server sent data before TLS began".into() });
         }
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|_| SendError::Config(format!("host {host}: not a name TLS can check")))?;
-        let conn =
-            rustls::ClientConnection::new(Arc::clone(tls), name).map_err(|e| SendError::Smtp { code: None, text: format!("TLS: {e}") })?;
-        let mut s = Session { s: Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))), buf: Vec::new(), deadline: self.deadline };
-        // Handshake now, so a certificate problem is reported as such.
-        s.arm().map_err(|e| broke("TLS", &e))?;
-        if let Stream::Tls(t) = &mut s.s {
-            while t.conn.is_handshaking() {
-                t.conn.complete_io(&mut t.sock).map_err(|e| broke("TLS handshake", &e))?;
-            }
-        }
-        Ok(s)
-    }
-}
-
-/// `[192.0.2.1]` or `[IPv6:2001:db8::1]`: the EHLO name, from our address.
-fn address_literal(tcp: &TcpStream) -> String {
-    match tcp.local_addr().map(|a| a.ip()) {
-        Ok(std::net::IpAddr::V4(ip)) => format!("[{ip}]"),
-        Ok(std::net::IpAddr::V6(ip)) => format!("[IPv6:{ip}]"),
-        Err(_) => "[127.0.0.1]".into(),
+        let s = self.s.into_tls(host, tls, self.deadline).map_err(|e| broke("TLS", &e))?;
+        Ok(Session { s, buf: Vec::new(), deadline: self.deadline })
     }
 }
 
@@ -218,30 +154,10 @@ fn dot_stuff(message: &[u8]) -> Vec<u8> {
 pub(crate) fn send(sub: &Submission<'_>, message: &[u8], timeout: Duration) -> Result<(), SendError> {
     let deadline = Instant::now() + timeout;
     let target = format!("{}:{}", sub.host, sub.port);
-    let addrs: Vec<_> = (sub.host, sub.port).to_socket_addrs().map_err(|e| broke(&format!("resolving {}", sub.host), &e))?.collect();
-    let mut last = None;
-    let mut tcp = None;
-    for a in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        match TcpStream::connect_timeout(&a, left) {
-            Ok(t) => {
-                tcp = Some(t);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let Some(tcp) = tcp else {
-        let e = last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"));
-        return Err(broke(&format!("connecting to {target}"), &e));
-    };
-    let _ = tcp.set_nodelay(true);
-    let helo = address_literal(&tcp);
+    let tcp = net::connect(sub.host, sub.port, deadline).map_err(|e| broke(&format!("connecting to {target}"), &e))?;
+    let helo = tcp.local_literal();
     let need_tls = || sub.tls.as_ref().ok_or_else(|| SendError::Config("no TLS configuration".into()));
-    let mut s = Session { s: Stream::Plain(tcp), buf: Vec::new(), deadline };
+    let mut s = Session { s: tcp, buf: Vec::new(), deadline };
     if sub.security == SmtpSecurity::Tls {
         s = s.start_tls(sub.host, need_tls()?)?;
     }
@@ -423,11 +339,7 @@ mod tests {
     fn starttls_is_required_when_asked_for() {
         let (port, h) = server(vec!["220 t\r\n", "250-t\r\n250 PIPELINING\r\n"]);
         let to = ["a@example.org".to_owned()];
-        let s = Submission {
-            security: SmtpSecurity::Starttls,
-            tls: Some(super::super::http::tls_client(None).unwrap()),
-            ..sub(port, None, &to)
-        };
+        let s = Submission { security: SmtpSecurity::Starttls, tls: Some(net::tls_client(None).unwrap()), ..sub(port, None, &to) };
         let e = send(&s, b"x\r\n", Duration::from_secs(5)).unwrap_err();
         assert!(e.to_string().contains("does not offer STARTTLS"), "{e}");
         drop(h);
@@ -460,12 +372,11 @@ mod tests {
         assert!(e.to_string().contains("/nonexistent/sendmail"), "{e}");
         let e = sendmail(Path::new("/bin/false"), "a@example.org", b"x", Duration::from_secs(5)).unwrap_err();
         assert!(e.to_string().contains("exited with"), "{e}");
-        // `sleep` ignores -t -i -f and its bad arguments make it exit at once, so use a script.
+        // Scripts stand in for sendmail (`sleep` would exit at once on `-t`).
         let d = std::env::temp_dir().join(format!("postlens-sendmail-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let slow = d.join("slow");
         std::fs::write(&slow, "#!/bin/sh\nexec sleep 30\n").unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&slow).unwrap().permissions(), 0o755);
         let mut p = std::fs::metadata(&slow).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
         std::fs::set_permissions(&slow, p).unwrap();

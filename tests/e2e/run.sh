@@ -5,12 +5,14 @@
 # Usage:  tests/e2e/run.sh [OUT_DIR]          (or E2E_OUT=DIR; default /tmp/postlens-e2e)
 # Env:    POSTLENS=/path/to/postlens   also compare postlens with the truth: `import` of each finished log,
 #                                      and a live `postlens run` daemon per log that follows it while
-#                                      Postfix writes (stats + search answered over its control socket)
+#                                      Postfix writes (stats + search answered over its control socket);
+#                                      then `notify-test` e-mails through Postfix (SMTP, STARTTLS+AUTH,
+#                                      SMTPS+AUTH, sendmail) into a Maildir the harness reads
 #         E2E_LIVE_TIMEOUT=30          seconds to wait for a live daemon to catch up with its log
 #         E2E_NO_CROSSCHECK=1          don't fail when a grep of the log disagrees with truth
 #         E2E_SKIP_APT=1               never run apt-get (fail if something is missing)
 #         E2E_TIMEOUT=240              seconds to wait for the queue to drain
-# Needs:  root, Debian 12 (bookworm); ports 25, 587, 110, 143, 2525 free on 127.0.0.1.
+# Needs:  root, Debian 12 (bookworm); ports 25, 587, 465, 110, 143, 2525 free on 127.0.0.1.
 # It rewrites /etc/postfix/{main,master}.cf and creates system users e2e-alice, e2e-bob,
 # e2e-sender, e2e-vmail: run it on a test machine or in CI, not on a real mail server.
 set -euo pipefail
@@ -37,7 +39,7 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"; WORK="$OUT/work"
 
 # ---------------------------------------------------------------- 1. packages
-PKGS=(postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks rsyslog python3 iproute2 procps)
+PKGS=(postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks rsyslog python3 iproute2 procps openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -105,7 +107,7 @@ kill_pidfile "$RUN/rsyslogd.pid"
 for f in "${FMTS[@]}"; do kill_pidfile "$RUN/postlens-live-$f.pid"; done
 
 port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-for p in 25 587 110 143 2525; do
+for p in 25 587 465 110 143 2525; do
   port_busy "$p" && die "TCP port $p is already in use (ss -ltnp 'sport = :$p'); stop that service first"
 done
 if pgrep -x rsyslogd >/dev/null 2>&1 || pgrep -x syslog-ng >/dev/null 2>&1 || pgrep -x systemd-journald >/dev/null 2>&1; then
@@ -483,6 +485,110 @@ if [ -n "${POSTLENS:-}" ]; then
 else
   log "POSTLENS not set: produced logs and truth only"
 fi
+
+# ---------------------------------------------------------------- 8. notifications by e-mail
+# After the comparisons (the logs above are final): Postfix and Dovecot once more, now with
+# STARTTLS on 25 and 587 (587 requires it before AUTH), SMTPS with AUTH on 465, a certificate
+# from a CA made here, and a second rsyslog writing notify-mail.log. One postlens channel per
+# way of sending; each sends to its own address extension of e2e-notify@local.test, which
+# local(8) delivers into ~e2e-notify/Maildir with a Delivered-To naming the extension.
+notify_phase() {
+  local ws="$OUT/postlens-notify-ws" nd="$WORK/notify" u=e2e-notify home code out
+  rm -rf "$ws" "$nd" "$OUT/notify-mail.log"; mkdir -p "$ws" "$nd" "$WORK/rsyslog-notify"
+  id -u "$u" >/dev/null 2>&1 || useradd -m -s /usr/sbin/nologin "$u"
+  home="$(getent passwd "$u" | cut -d: -f6)"
+  [ -d "$home" ] || { mkdir -p "$home"; chown "$u:" "$home"; }
+  rm -rf "$home/Maildir"
+
+  # a CA, and a server certificate for 127.0.0.1 signed by it
+  if ! { openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=postlens e2e CA" \
+           -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+           -keyout "$nd/ca.key" -out "$nd/ca.pem" \
+         && openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$nd/server.key" -out "$nd/server.csr" \
+         && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$nd/ext.cnf" \
+         && openssl x509 -req -in "$nd/server.csr" -CA "$nd/ca.pem" -CAkey "$nd/ca.key" -CAcreateserial -days 2 \
+              -extfile "$nd/ext.cnf" -out "$nd/server.pem"; } >"$nd/openssl.log" 2>&1; then
+    cat "$nd/openssl.log" >&2; log "FAIL: notify: could not make the test certificates"; return 1
+  fi
+  chmod 600 "$nd/server.key"
+
+  postconf -e "smtpd_tls_cert_file = $nd/server.pem" "smtpd_tls_key_file = $nd/server.key" \
+    "smtpd_tls_security_level = may" "smtpd_tls_received_header = yes" "recipient_delimiter = +"
+  postconf -P '127.0.0.1:587/inet/smtpd_tls_security_level=encrypt' '127.0.0.1:587/inet/smtpd_tls_auth_only=yes'
+  postconf -M '127.0.0.1:465/inet=127.0.0.1:465 inet n - n - - smtpd'
+  postconf -P '127.0.0.1:465/inet/syslog_name=postfix/smtps' '127.0.0.1:465/inet/smtpd_tls_wrappermode=yes' \
+              '127.0.0.1:465/inet/smtpd_sasl_auth_enable=yes' \
+              '127.0.0.1:465/inet/smtpd_relay_restrictions=permit_sasl_authenticated,reject'
+  postfix check 2>"$nd/postfix-check.err" || { cat "$nd/postfix-check.err" >&2; log "FAIL: notify: postfix check"; return 1; }
+
+  printf '%s\n' "global(workDirectory=\"$WORK/rsyslog-notify\")" \
+    'module(load="imuxsock" SysSock.Name="/dev/log" SysSock.RateLimit.Interval="0" SysSock.Unlink="on")' \
+    "mail.*  action(type=\"omfile\" file=\"$OUT/notify-mail.log\" template=\"RSYSLOG_FileFormat\")" > "$nd/rsyslog.conf"
+  STARTED=1
+  rsyslogd -f "$nd/rsyslog.conf" -i "$RUN/rsyslogd.pid" || { log "FAIL: notify: rsyslogd did not start"; return 1; }
+  wait_for 10 "/dev/log" test -S /dev/log
+  mkdir -p "$RUN/dovecot"
+  dovecot -c "$WORK/dovecot.conf" || { log "FAIL: notify: dovecot did not start"; return 1; }
+  wait_for 15 "dovecot auth socket" test -S /var/spool/postfix/private/auth
+  postfix start >"$nd/postfix-start.out" 2>&1 || { cat "$nd/postfix-start.out" >&2; log "FAIL: notify: postfix start"; return 1; }
+  wait_for 15 "postfix smtpd on 25" listening 25
+  wait_for 15 "postfix submission on 587" listening 587
+  wait_for 15 "postfix smtps on 465" listening 465
+
+  # channels: the four ways that must work, and two that must fail with their reason
+  local from='"from": "postlens@e2e.test"'
+  local auth="\"username\": \"$SASL_USER\", \"password\": \"$SASL_PASS\""
+  local ca="\"ca_file\": \"$nd/ca.pem\""
+  to() { printf '"to": ["%s+%s@local.test"]' "$u" "$1"; }
+  printf '%s\n' '{"channels": [' \
+    "{\"name\": \"smtp25\", \"type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": 25, \"security\": \"none\", $from, $(to smtp25), \"min_severity\": \"info\"}," \
+    "{\"name\": \"starttls\", \"type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": 587, \"security\": \"starttls\", $auth, $ca, $from, $(to starttls)}," \
+    "{\"name\": \"smtps\", \"type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": 465, \"security\": \"tls\", $auth, $ca, $from, $(to smtps), \"min_severity\": \"critical\"}," \
+    "{\"name\": \"sendmail\", \"type\": \"sendmail\", $from, $(to sendmail)}," \
+    "{\"name\": \"untrusted\", \"enabled\": false, \"type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": 587, \"security\": \"starttls\", $auth, $from, $(to untrusted)}," \
+    "{\"name\": \"badpass\", \"enabled\": false, \"type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": 465, \"security\": \"tls\", \"username\": \"$SASL_USER\", \"password\": \"not-the-password\", $ca, $from, $(to badpass)}" \
+    ']}' > "$nd/channels.json"
+  if ! "$POSTLENS" notify-config --workspace "$ws" --set "$nd/channels.json" >"$OUT/notify-config.out" 2>&1; then
+    cat "$OUT/notify-config.out" >&2; log "FAIL: notify: notify-config --set refused the channels"; return 1
+  fi
+  code=0; "$POSTLENS" notify-test --workspace "$ws" --severity critical >"$OUT/notify-test.out" 2>&1 || code=$?
+  cat "$OUT/notify-test.out" >&2
+  if [ "$code" = 0 ] && [ "$(grep -c '^ok ' "$OUT/notify-test.out")" = 4 ]; then
+    log "PASS: notify: notify-test sent through smtp25, starttls, smtps and sendmail (exit 0)"
+  else
+    log "FAIL: notify: notify-test exit $code, expected 4 ok lines"; rc=1
+  fi
+  if python3 "$HERE/notify_check.py" --maildir "$home/Maildir" --user "$u" --domain local.test \
+       --expect smtp25,starttls,smtps,sendmail --tls starttls,smtps --timeout 30; then
+    log "PASS: notify: the four test e-mails arrived in the Maildir (subject, MIME body, TLS as configured)"
+  else
+    tail -20 "$OUT/notify-mail.log" >&2 || true
+    log "FAIL: notify: the test e-mails did not all arrive as expected"; rc=1
+  fi
+  # failures are reported with the real reason, never with the password
+  code=0; out="$("$POSTLENS" notify-test --workspace "$ws" --channel untrusted 2>&1)" || code=$?
+  if [ "$code" = 1 ] && grep -q 'UnknownIssuer' <<<"$out"; then
+    log "PASS: notify: a certificate from an unknown CA is refused: ${out%%$'\n'*}"
+  else
+    log "FAIL: notify: untrusted channel: exit $code: $out"; rc=1
+  fi
+  code=0; out="$("$POSTLENS" notify-test --workspace "$ws" --channel badpass 2>&1)" || code=$?
+  if [ "$code" = 1 ] && grep -q 'AUTH PLAIN: 535' <<<"$out" && ! grep -q 'not-the-password' <<<"$out"; then
+    log "PASS: notify: a wrong password is reported, without the password: ${out%%$'\n'*}"
+  else
+    log "FAIL: notify: badpass channel: exit $code: $out"; rc=1
+  fi
+
+  postfix_stop
+  kill_pidfile "$RUN/dovecot/master.pid"
+  sleep 0.5                         # let the last lines reach syslog
+  kill_pidfile "$RUN/rsyslogd.pid"
+  STARTED=""
+}
+if [ -n "${POSTLENS:-}" ]; then
+  notify_phase || rc=1
+fi
+
 if [ "${#RESULTS[@]}" -gt 0 ]; then
   log "summary:"; for r in "${RESULTS[@]}"; do printf '    %s\n' "$r" >&2; done
 fi
