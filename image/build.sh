@@ -120,15 +120,23 @@ EOF
 # cmdline.txt: root by label (the card's device name differs between models).
 cat >"$rootfs/etc/default/raspi-firmware" <<EOF
 ROOTPART=LABEL=$ROOT_LABEL
-CONSOLES="tty0"
+CONSOLES="ttyS1,115200 tty0"
 EOF
-pkgs=(linux-image-arm64 raspi-firmware firmware-brcm80211 systemd-resolved systemd-timesyncd
-  openssh-server rsyslog logrotate cloud-guest-utils fdisk e2fsprogs dosfstools sudo less)
+pkgs=(firmware-brcm80211 systemd-resolved systemd-timesyncd openssh-server rsyslog logrotate
+  cloud-guest-utils fdisk e2fsprogs dosfstools sudo less)
 [ "$WITH_MAIL" != 1 ] || pkgs+=(postfix dovecot-imapd)
 echo "postfix postfix/main_mailer_type select Local only" | in_root debconf-set-selections
 in_root apt-get update -qq
-in_root apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >"$WORK/apt.log" 2>&1 ||
-  { tail -30 "$WORK/apt.log" >&2; die "apt-get install failed (log above)"; }
+# Our /etc/default/raspi-firmware stays (no conffile prompt). The kernel
+# comes in a second run, after everything that triggers initramfs-tools:
+# building the initramfs under qemu takes minutes, and so it is built once.
+apt_in_root() {
+  in_root apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >>"$WORK/apt.log" 2>&1 ||
+    { tail -30 "$WORK/apt.log" >&2; die "apt-get install failed (log above)"; }
+}
+apt_in_root "${pkgs[@]}"
+apt_in_root linux-image-arm64 raspi-firmware
 [ -n "$(find "$rootfs/boot/firmware" -name 'vmlinuz-*' -print -quit)" ] || die "no kernel in /boot/firmware: raspi-firmware's hook did not run"
 
 log "postlens"
@@ -158,9 +166,10 @@ log "check: the installed postlens in the root (chroot, qemu-user)"
 check_ws=/tmp/postlens-check
 mkdir -p "$rootfs$check_ws/logs"
 python3 benches/genlog.py --lines 5000 --days 1 --seed 7 -o "$rootfs$check_ws/logs/mail.log"
-chown -R "$(awk -F: '$1 == "postlens" { print $3 ":" $4 }' "$rootfs/etc/passwd")" "$rootfs$check_ws"
+ids=$(awk -F: '$1 == "postlens" { print $3 ":" $4 }' "$rootfs/etc/passwd")
+chown -R "$ids" "$rootfs$check_ws"
 port=18$((RANDOM % 900 + 100))
-chroot --userspec=postlens:postlens "$rootfs" /usr/local/bin/postlens run --workspace "$check_ws/ws" \
+chroot --userspec="$ids" "$rootfs" /usr/local/bin/postlens run --workspace "$check_ws/ws" \
   --watch-dir "$check_ws/logs" --listen "127.0.0.1:$port" >"$WORK/check.log" 2>&1 &
 pid=$!
 ok=0
@@ -169,7 +178,7 @@ for _ in $(seq 1 120); do
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.5
 done
-stats=$(chroot --userspec=postlens:postlens "$rootfs" /usr/local/bin/postlens stats --workspace "$check_ws/ws" --json 2>&1 || true)
+stats=$(chroot --userspec="$ids" "$rootfs" /usr/local/bin/postlens stats --workspace "$check_ws/ws" --json 2>&1 || true)
 kill -TERM "$pid" 2>/dev/null || true
 wait "$pid" || true
 rm -rf "${rootfs:?}$check_ws"
