@@ -68,7 +68,15 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
     let (overlay_tx, mut overlay_rx) = mpsc::channel(8);
     let control = crate::control::serve(&cfg.workspace, &store, &live, &overlay_tx)
         .map_err(|source| IngestError::Open { path: crate::control::socket_path(&cfg.workspace), source })?;
-    let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), cfg.web.clone())
+    let settings = crate::settings::Settings::load(&store).unwrap_or_default();
+    let notifier = match crate::notify::Notifier::start(&settings.notify, crate::notify::Timing::default()) {
+        Ok(n) => Some(Arc::new(n)),
+        Err(e) => {
+            eprintln!("postlens: notifications are off: {e}");
+            None
+        }
+    };
+    let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), notifier.clone(), cfg.web.clone())
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
     let (tx, mut rx) = mpsc::channel::<Chunk>(STREAM_QUEUE);
     if cfg.stdin {
@@ -94,7 +102,7 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
         } else {
             None
         };
-        let r = daemon(&cfg, store.clone(), &live, &mut rx, &mut overlay_rx, &mut signals).await;
+        let r = daemon(&cfg, store.clone(), &live, &mut rx, &mut overlay_rx, &mut signals, notifier.as_ref()).await;
         if let Some(j) = journal {
             j.abort();
         }
@@ -106,6 +114,9 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
     };
     control.unblock();
     http.unblock();
+    if let Some(n) = &notifier {
+        n.shutdown();
+    }
     let _ = std::fs::remove_file(crate::control::socket_path(&cfg.workspace));
     r
 }
@@ -127,6 +138,7 @@ async fn daemon(
     rx: &mut mpsc::Receiver<Chunk>,
     overlays: &mut mpsc::Receiver<(bool, tokio::sync::oneshot::Sender<crate::store::query::Overlay>)>,
     signals: &mut Signals<'_>,
+    notifier: Option<&Arc<crate::notify::Notifier>>,
 ) -> Result<Loop, IngestError> {
     let mut p = Pipeline::new(store, cfg.opts.clone())?;
 
@@ -155,6 +167,10 @@ async fn daemon(
     let mut last_durable = Instant::now();
     let mut streams_open = true;
     let mut history_done_logged = false;
+    // Insights: evaluated on a blocking thread, one run at a time.
+    let mut insights_tick = tokio::time::interval(Duration::from_secs(cfg.insights_every));
+    insights_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut insights_job: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if p.rolled_back() {
             return Ok(Loop::Restart);
@@ -205,6 +221,14 @@ async fn daemon(
                     None => streams_open = false,
                 }
             }
+            _ = insights_tick.tick(), if history_done_logged && insights_job.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) => {
+                // Raw lines in the writer's queue are not in the overlay: let
+                // them land so the remote-block detector sees every line.
+                let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
+                let overlay = p.overlay(true);
+                let (store, notifier) = (p.store_arc(), notifier.cloned());
+                insights_job = Some(tokio::task::spawn_blocking(move || insights(&store, &overlay, notifier.as_deref())));
+            }
             _ = tick.tick() => {
                 // Files that could not be opened yet (empty) and slow writers.
                 for g in &mut groups {
@@ -240,6 +264,32 @@ async fn daemon(
         ),
     }
     Ok(Loop::Exit)
+}
+
+/// One run of the insight detectors; what starts (or starts again) is
+/// handed to the notifier. Errors are reported, not fatal.
+fn insights(store: &Store, overlay: &crate::store::query::Overlay, notifier: Option<&crate::notify::Notifier>) {
+    let s = crate::settings::Settings::load(store).unwrap_or_default();
+    let inputs = crate::insights::engine::Inputs {
+        overlay: Some(overlay),
+        cfg: &s.insights,
+        public_ip: s.public_ip.as_deref().and_then(|ip| ip.parse().ok()),
+        now: crate::clock::now(),
+        live: true,
+    };
+    match crate::insights::engine::run(store, &inputs) {
+        Ok(r) => {
+            if r.replayed_hours > 24 {
+                eprintln!("postlens: insights: {} hours of history checked, {} insight(s) recorded", r.replayed_hours, r.created);
+            }
+            if let Some(n) = notifier {
+                for (id, i) in &r.notify {
+                    n.submit(crate::web::notification(*id, i, &s.language));
+                }
+            }
+        }
+        Err(e) => eprintln!("postlens: insights: {e}"),
+    }
 }
 
 /// Commits; a rollback is not an error here (the loop restarts).

@@ -3,8 +3,8 @@
 
 use crate::clock::{Timestamp, parse_time_arg};
 use crate::config::{
-    BenchArgs, Cli, Command, Common, ConfigError, ImportArgs, NotifyConfigArgs, NotifyTestArgs, ReportArgs, SearchArgs, StatsArgs,
-    StatusArgs, UserAction, UserArgs,
+    BenchArgs, Cli, Command, Common, ConfigError, ImportArgs, InsightsArgs, NotifyConfigArgs, NotifyTestArgs, ReportArgs, SearchArgs,
+    StatsArgs, StatusArgs, UserAction, UserArgs,
 };
 use crate::ingest::{Pipeline, Summary};
 use crate::store::query::{Query, SearchHit, Stats, Window};
@@ -66,7 +66,7 @@ pub fn run_in_daemon(
         Err(e) => return crate::control::Answer { code: 2, stdout: String::new(), stderr: e.to_string() },
     };
     let r = match &cli.command {
-        Some(c @ (Command::Stats(_) | Command::Search(_) | Command::Report(_) | Command::Status(_))) => {
+        Some(c @ (Command::Stats(_) | Command::Search(_) | Command::Report(_) | Command::Status(_) | Command::Insights(_))) => {
             // Only the counting commands need the uncommitted lines.
             let overlay = matches!(c, Command::Stats(_) | Command::Search(_)).then(|| crate::control::overlay(overlays)).flatten();
             read_only(c, Some(store), Some(live), overlay.as_ref()).map(|out| (out, String::new()))
@@ -74,7 +74,7 @@ pub fn run_in_daemon(
         // Never asks: the command line that forwarded it did.
         Some(Command::User(a)) => UserRequest::resolve(&a.action, false).and_then(|r| r.run(store)),
         Some(c @ (Command::NotifyTest(_) | Command::NotifyConfig(_))) => return notify_run(c, Some(store)),
-        _ => Err(Failure::Usage("only stats, search, report, status and user can be asked of a running postlens".into())),
+        _ => Err(Failure::Usage("only stats, search, report, status, insights and user can be asked of a running postlens".into())),
     };
     match r {
         Ok((stdout, stderr)) => crate::control::Answer { code: 0, stdout, stderr },
@@ -97,6 +97,7 @@ fn read_only(
         Command::Search(a) => &a.common,
         Command::Report(a) => &a.common,
         Command::Status(a) => &a.common,
+        Command::Insights(a) => &a.common,
         _ => return Err(Failure::Usage("not a read-only command".into())),
     };
     // Validate flags before touching the store, so usage errors are the same
@@ -111,6 +112,9 @@ fn read_only(
         if let Command::Search(a) = c {
             window(&a.common, a.from.as_ref(), a.to.as_ref())?;
         }
+        if let Command::Insights(a) = c {
+            insights_filter(a)?;
+        }
         common.timezone()?;
         opened = match Store::open_existing(&common.workspace()) {
             Err(StoreError::Locked { .. }) => return Err(Failure::Locked(common.workspace())),
@@ -123,6 +127,7 @@ fn read_only(
         Command::Search(a) => search(a, store, overlay),
         Command::Report(a) => report(a, store),
         Command::Status(a) => status(a, store, live),
+        Command::Insights(a) => insights(a, store),
         _ => unreachable!("filtered above"),
     }
 }
@@ -206,7 +211,56 @@ fn import(a: &ImportArgs) -> Result<(), Failure> {
         l.malformed - before.malformed,
         if summary.skipped_bytes > 0 { format!("; skipped {} bytes already imported", summary.skipped_bytes) } else { String::new() },
     );
+    // The detectors over what was imported (as history: nothing notified).
+    let store = p.store_arc();
+    drop(p);
+    if let Some((_, newest)) = store.time_span()? {
+        let s = crate::settings::Settings::load(&store).unwrap_or_default();
+        let inputs =
+            crate::insights::engine::Inputs { overlay: None, cfg: &s.insights, public_ip: None, now: Timestamp(newest + 1), live: false };
+        let r = crate::insights::engine::run(&store, &inputs)?;
+        if r.created > 0 {
+            eprintln!("postlens: {} insight(s) found ({} hours checked): postlens insights", r.created, r.replayed_hours);
+        }
+    }
     Ok(())
+}
+
+fn insights_filter(a: &InsightsArgs) -> Result<crate::insights::Filter, Failure> {
+    let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+    let kind = match &a.kind {
+        Some(k) => Some(crate::insights::Kind::parse(k).ok_or_else(|| {
+            let all: Vec<&str> = crate::insights::Kind::ALL.iter().map(|k| k.id()).collect();
+            Failure::Usage(format!("--kind: one of {}", all.join(", ")))
+        })?),
+        None => None,
+    };
+    Ok(crate::insights::Filter { from: w.from, to: w.to, kind, archived: a.archived, ..crate::insights::Filter::default() })
+}
+
+fn insights(a: &InsightsArgs, store: &Store) -> Result<String, Failure> {
+    use std::fmt::Write as _;
+    let f = insights_filter(a)?;
+    let list = crate::insights::list(store, &f)?;
+    if a.json {
+        let v: Vec<crate::insights::InsightJson> = list.iter().map(|(id, i)| crate::insights::InsightJson::of(*id, i)).collect();
+        let mut j = serde_json::to_string_pretty(&v).map_err(|e| Failure::Runtime(e.to_string()))?;
+        j.push('\n');
+        return Ok(j);
+    }
+    if list.is_empty() {
+        return Ok("no insights\n".into());
+    }
+    let tz = a.common.timezone()?;
+    let mut out = String::new();
+    for (id, i) in &list {
+        let when =
+            jiff::Timestamp::from_second(i.time).map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+        let count = if i.count > 1 { format!(" (x{})", i.count) } else { String::new() };
+        let status = if i.status == crate::insights::Status::Open { String::new() } else { format!(" [{}]", i.status.as_str()) };
+        let _ = writeln!(out, "#{id:<4} {when}  {:<8} {:<20} {}{count}{status}", i.severity.as_str(), i.kind.id(), i.title);
+    }
+    Ok(out)
 }
 
 fn window(common: &Common, from: Option<&String>, to: Option<&String>) -> Result<Window, Failure> {

@@ -41,6 +41,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Sources, positions, store size and evictions.
     Status(StatusArgs),
+    /// Insights found in the logs (kind ids as in DESIGN.md), newest first.
+    Insights(InsightsArgs),
     /// Web UI accounts: add a user, reset a password, print an API token.
     User(UserArgs),
     /// Send a test notification through each enabled channel (or --channel).
@@ -112,6 +114,9 @@ pub struct RunArgs {
     /// trust `X-Forwarded-For`/`X-Forwarded-Proto`.
     #[arg(long, env = "POSTLENS_NO_REVERSE_PROXY")]
     pub no_reverse_proxy: bool,
+    /// Seconds between two runs of the insight detectors (tests).
+    #[arg(long, hide = true, value_name = "SECS", default_value_t = crate::limits::INSIGHTS_EVERY_SECS)]
+    pub insights_every: u64,
     /// Your own remote-domain grouping for the dashboard, merged over the
     /// built-in one (format: see web/domain-mapping.txt).
     #[arg(long, env = "POSTLENS_DOMAIN_MAPPING", value_name = "FILE")]
@@ -143,6 +148,27 @@ pub struct StatsArgs {
     #[arg(long, value_name = "T")]
     pub to: Option<String>,
     /// Print the JSON object of DESIGN.md.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InsightsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Last occurrence at or after T (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Last occurrence before T.
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Only this kind (`high_bounce_rate`, `brute_force`, …).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Archived insights too.
+    #[arg(long)]
+    pub archived: bool,
+    /// Print the JSON array of DESIGN.md.
     #[arg(long)]
     pub json: bool,
 }
@@ -496,6 +522,7 @@ pub struct RunConfig {
     pub listen: std::net::SocketAddr,
     pub opts: Options,
     pub web: crate::web::WebConfig,
+    pub insights_every: u64,
 }
 
 impl RunArgs {
@@ -562,6 +589,17 @@ impl RunArgs {
             domain_map.merge(mine);
         }
         let web = crate::web::WebConfig { trust_proxy: !self.no_reverse_proxy, tz: opts.tz.clone(), domain_map };
-        Ok(RunConfig { workspace: self.common.workspace(), watch_dirs, patterns, stdin, sockets, journal: self.journal, listen, opts, web })
+        Ok(RunConfig {
+            workspace: self.common.workspace(),
+            watch_dirs,
+            patterns,
+            stdin,
+            sockets,
+            journal: self.journal,
+            listen,
+            opts,
+            web,
+            insights_every: self.insights_every.max(1),
+        })
     }
 }

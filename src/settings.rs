@@ -26,11 +26,8 @@ pub struct Settings {
     /// End users may look up their own messages at `public`.
     pub public_detective: bool,
     pub peer_network: PeerChoice,
-    /// Legacy single-value notification fields, kept until the UI moves to
-    /// [`Settings::notify`]; nothing sends through them.
-    pub notify_email: Option<String>,
-    pub notify_slack_webhook: Option<String>,
-    pub notify_webhook: Option<String>,
+    /// Detector thresholds ([`crate::insights::InsightConfig`]).
+    pub insights: crate::insights::InsightConfig,
     /// Notification channels (Slack, webhooks, e-mail): see [`crate::notify`].
     /// They hold secrets: show them to a person only through
     /// [`crate::notify::NotifyConfig::redacted`]. Left out of the document
@@ -47,9 +44,7 @@ impl Default for Settings {
             retention_days: None,
             public_detective: false,
             peer_network: PeerChoice::Off,
-            notify_email: None,
-            notify_slack_webhook: None,
-            notify_webhook: None,
+            insights: crate::insights::InsightConfig::default(),
             notify: crate::notify::NotifyConfig::default(),
         }
     }
@@ -65,14 +60,6 @@ pub struct Invalid {
 
 const fn bad(field: &'static str, reason: &'static str) -> Invalid {
     Invalid { field, reason }
-}
-
-fn http_url(field: &'static str, v: Option<&String>) -> Result<(), Invalid> {
-    match v {
-        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => Err(bad(field, "must be an http:// or https:// URL")),
-        Some(u) if u.len() > 512 || u.contains(char::is_whitespace) => Err(bad(field, "must be one URL of at most 512 characters")),
-        _ => Ok(()),
-    }
 }
 
 impl Settings {
@@ -92,13 +79,7 @@ impl Settings {
         {
             return Err(bad("retention_days", "must be between 1 and 3650 days"));
         }
-        if let Some(e) = &self.notify_email
-            && crate::auth::Email::parse(e).is_err()
-        {
-            return Err(bad("notify_email", "must be an e-mail address"));
-        }
-        http_url("notify_slack_webhook", self.notify_slack_webhook.as_ref())?;
-        http_url("notify_webhook", self.notify_webhook.as_ref())?;
+        self.insights.validate()?;
         self.notify.validate()
     }
 
@@ -137,13 +118,12 @@ mod tests {
     fn each_bad_field_is_named() {
         let ok = Settings::default();
         assert!(ok.validate().is_ok());
-        let cases: [(Settings, &str); 6] = [
+        let quiet = crate::insights::InsightConfig { quiet_hours: 0, ..crate::insights::InsightConfig::default() };
+        let cases: [(Settings, &str); 4] = [
             (Settings { public_ip: Some("1.2.3".into()), ..ok.clone() }, "public_ip"),
             (Settings { language: "xx".into(), ..ok.clone() }, "language"),
             (Settings { retention_days: Some(0), ..ok.clone() }, "retention_days"),
-            (Settings { notify_email: Some("nobody".into()), ..ok.clone() }, "notify_email"),
-            (Settings { notify_slack_webhook: Some("ftp://x".into()), ..ok.clone() }, "notify_slack_webhook"),
-            (Settings { notify_webhook: Some("https://a b".into()), ..ok.clone() }, "notify_webhook"),
+            (Settings { insights: quiet, ..ok.clone() }, "insights.quiet_hours"),
         ];
         for (s, field) in cases {
             assert_eq!(s.validate().unwrap_err().field, field);

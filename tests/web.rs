@@ -988,7 +988,6 @@ fn openapi_document_matches_the_routes(s: &mut Site) {
     for p in [
         "/api/v1/users",
         "/api/v1/tokens",
-        "/api/v1/insights",
         "/api/v1/status",
         "/api/v1/metrics",
         "/api/v1/",
@@ -1206,15 +1205,21 @@ fn settings_are_for_admins(s: &mut Site) {
         ("public_ip", "203.0.113.10"),
         ("language", "en"),
         ("retention_days", "30"),
-        ("notify_email", "ops@example.org"),
-        ("notify_slack_webhook", ""),
-        ("notify_webhook", "https://hooks.example.org/postlens"),
+        ("ins_quiet_hours", "12"),
+        ("ins_bounce_rate_percent", "7"),
+        ("ins_dnsbls", "zen.spamhaus.org\r\nbl.spamcop.net"),
+        ("ins_dns_server", "127.0.0.1:5353"),
         ("peer_network", "share"),
     ];
     assert!(has_id(&s.admin.post("/settings", &fields).expect(200).text(), "saved"));
+    let mut insights = serde_json::to_value(postlens::insights::InsightConfig::default()).unwrap();
+    insights["quiet_hours"] = json!(12);
+    insights["bounce_rate_percent"] = json!(7);
+    insights["dnsbls"] = json!(["zen.spamhaus.org", "bl.spamcop.net"]);
+    insights["dns_server"] = json!("127.0.0.1:5353");
     let saved = json!({
         "public_ip": "203.0.113.10", "language": "en", "retention_days": 30, "public_detective": false, "peer_network": "share",
-        "notify_email": "ops@example.org", "notify_slack_webhook": null, "notify_webhook": "https://hooks.example.org/postlens",
+        "insights": insights,
     });
     assert_eq!(s.api.get("/api/v1/settings").json(), saved);
     // Each bad field: 400 naming it, nothing stored.
@@ -1223,12 +1228,14 @@ fn settings_are_for_admins(s: &mut Site) {
         ("language", "xx"),
         ("retention_days", "0"),
         ("retention_days", "a month"),
-        ("notify_email", "nobody"),
-        ("notify_slack_webhook", "ftp://x.example"),
-        ("notify_webhook", "https://a b"),
+        ("ins_quiet_hours", "0"),
+        ("ins_bounce_rate_percent", "many"),
+        ("ins_dnsbls", "bad_zone!"),
+        ("ins_dns_server", "localhost"),
     ] {
         let a = s.admin.post("/settings", &replace(&fields, field, value));
-        assert!(problem(a.expect(400)).starts_with(&format!("{field}:")), "{field}={value}: {}", problem(&a));
+        let named = field.replace("ins_", "insights.");
+        assert!(problem(a.expect(400)).starts_with(&format!("{named}:")), "{field}={value}: {}", problem(&a));
         assert!(!has_id(&a.text(), "saved"));
         assert_eq!(s.api.get("/api/v1/settings").json(), saved, "{field}={value}");
     }
@@ -1266,7 +1273,7 @@ fn settings_are_for_admins(s: &mut Site) {
     }
     // With the session cookie, only with the page's token: another page
     // of the same site could post this JSON as a text/plain form.
-    let forged = r#"{"notify_webhook":"https://attacker.example/x","pad":"="}"#;
+    let forged = r#"{"public_ip":"198.51.100.66","pad":"="}"#;
     s.admin.send("POST", "/api/v1/settings", &[("Content-Type", "text/plain")], forged.as_bytes()).expect(403);
     s.admin.send("POST", "/api/v1/settings", &[json_ct, ("X-CSRF-Token", &vcsrf)], forged.as_bytes()).expect(403);
     assert_eq!(s.api.get("/api/v1/settings").json(), changed);

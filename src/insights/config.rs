@@ -34,10 +34,13 @@ pub struct InsightConfig {
     pub brute_force_per_ip: u64,
     pub brute_force_distributed_ips: u64,
     pub brute_force_distributed_failures: u64,
-    /// `compromised_account`: a SASL user sending to at least
-    /// `compromised_min_recipients` (50) recipients in an hour and
+    /// `compromised_account`: a SASL user sending at least
+    /// `compromised_min_messages` (10) messages to at least
+    /// `compromised_min_recipients` (100) recipients in an hour and
     /// `compromised_factor` (10) times its own hourly baseline, or with at
-    /// least `compromised_bounce_percent` (30) of them bounced.
+    /// least `compromised_bounce_percent` (30) of them bounced. (One
+    /// message to a long list is a newsletter, not an attack.)
+    pub compromised_min_messages: u64,
     pub compromised_min_recipients: u64,
     pub compromised_factor: u32,
     pub compromised_bounce_percent: u32,
@@ -66,7 +69,8 @@ impl Default for InsightConfig {
             brute_force_per_ip: 20,
             brute_force_distributed_ips: 10,
             brute_force_distributed_failures: 200,
-            compromised_min_recipients: 50,
+            compromised_min_messages: 10,
+            compromised_min_recipients: 100,
             compromised_factor: 10,
             compromised_bounce_percent: 30,
             dnsbls: DEFAULT_DNSBLS.iter().map(|s| (*s).to_owned()).collect(),
@@ -100,6 +104,7 @@ impl InsightConfig {
         range("insights.brute_force_per_ip", self.brute_force_per_ip, 1, 1_000_000)?;
         range("insights.brute_force_distributed_ips", self.brute_force_distributed_ips, 2, 1_000_000)?;
         range("insights.brute_force_distributed_failures", self.brute_force_distributed_failures, 1, 10_000_000)?;
+        range("insights.compromised_min_messages", self.compromised_min_messages, 1, 1_000_000)?;
         range("insights.compromised_min_recipients", self.compromised_min_recipients, 1, 1_000_000)?;
         range("insights.compromised_factor", self.compromised_factor.into(), 2, 1_000)?;
         range("insights.compromised_bounce_percent", self.compromised_bounce_percent.into(), 1, 100)?;

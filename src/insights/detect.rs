@@ -330,6 +330,7 @@ pub fn observe<S: std::hash::BuildHasher>(b: &mut Baselines, counts: &HashMap<St
 /// Per-user sending in `w`: (recipients, distinct recipients, bounced,
 /// client IPs, examples).
 struct Sending {
+    messages: HashSet<String>,
     recipients: u64,
     distinct: HashSet<String>,
     bounced: u64,
@@ -355,6 +356,7 @@ pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f
     for d in ds {
         let Some(u) = d.sasl_user.as_deref() else { continue };
         let s = users.entry(u).or_insert_with(|| Sending {
+            messages: HashSet::new(),
             recipients: 0,
             distinct: HashSet::new(),
             bounced: 0,
@@ -362,6 +364,11 @@ pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f
             examples: Vec::new(),
         });
         s.recipients += 1;
+        if s.messages.len() < 100_000
+            && let Some(q) = d.queue_ids.first()
+        {
+            s.messages.insert(q.clone());
+        }
         if s.distinct.len() < 100_000 {
             s.distinct.insert(d.recipient.clone().unwrap_or_default().to_ascii_lowercase());
         }
@@ -386,9 +393,14 @@ pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f
         let min = c.cfg.compromised_min_recipients as f64;
         // A known sender far above its usual rate; an unknown one far above
         // the minimum; or mostly bouncing (address lists being tried).
-        let volume =
-            s.recipients >= c.cfg.compromised_min_recipients && if known { rate >= factor * b.mean.max(1.0) } else { rate >= 4.0 * min };
-        let bouncing = s.recipients >= 20 && s.bounced * 100 >= u64::from(c.cfg.compromised_bounce_percent) * s.recipients;
+        // One message to a long list is a newsletter, not an attack.
+        let messages = s.messages.len() as u64;
+        let volume = s.recipients >= c.cfg.compromised_min_recipients
+            && messages >= c.cfg.compromised_min_messages
+            && if known { rate >= factor * b.mean.max(1.0) } else { rate >= 4.0 * min };
+        let bouncing = s.recipients >= 20
+            && messages >= c.cfg.compromised_min_messages.min(5)
+            && s.bounced * 100 >= u64::from(c.cfg.compromised_bounce_percent) * s.recipients;
         if !(volume || bouncing) {
             continue;
         }
@@ -397,9 +409,12 @@ pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f
             Kind::CompromisedAccount,
             u,
             Severity::Critical,
-            format!("Account {u} sent to {} recipients ({} bounced), far above its usual", s.recipients, s.bounced),
+            format!(
+                "Account {u} sent {messages} messages to {} recipients ({} bounced) in an hour, far above its usual",
+                s.recipients, s.bounced
+            ),
             json!({
-                "user": u, "recipients": s.recipients, "distinct_recipients": s.distinct.len(), "bounced": s.bounced,
+                "user": u, "messages": messages, "recipients": s.recipients, "distinct_recipients": s.distinct.len(), "bounced": s.bounced,
                 "baseline_per_hour": (b.mean * 10.0).round() / 10.0, "baseline_hours": b.hours, "client_ips": ips,
                 "examples": s.examples, "reason": if volume { "volume" } else { "bounces" },
             }),

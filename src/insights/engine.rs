@@ -65,6 +65,9 @@ pub struct Report {
 struct Run<'a> {
     store: &'a Store,
     inp: &'a Inputs<'a>,
+    /// The daemon's overlay, else an empty one (history needs no in-flight
+    /// view, and reading the stored tracker on every query is costly).
+    overlay: &'a Overlay,
     st: State,
     report: Report,
     found: BTreeMap<Kind, u64>,
@@ -72,7 +75,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx { store: self.store, overlay: self.inp.overlay, cfg: self.inp.cfg, now }
+        Ctx { store: self.store, overlay: Some(self.overlay), cfg: self.inp.cfg, now }
     }
 
     fn record(&mut self, findings: Vec<Finding>, now: Timestamp, historical: bool) -> Result<(), StoreError> {
@@ -94,18 +97,26 @@ impl Run<'_> {
         let mut h = self.st.baseline_hour.unwrap_or(this_hour).min(this_hour);
         // At most a week of hours at once (a long pause is not replayed twice).
         h = h.max(this_hour - 168 * HOUR);
-        while h < this_hour {
-            let w = Window { from: Some(Timestamp(h)), to: Some(Timestamp(h + HOUR)) };
-            let ds = self.store.deliveries_between(w, self.inp.overlay)?;
-            let f = detect::compromised(&self.ctx(Timestamp(h + HOUR)), &ds, &self.st.baselines, 1.0);
-            self.record(f, Timestamp(h + HOUR), historical)?;
-            detect::observe(&mut self.st.baselines, &detect::per_user(&ds));
-            h += HOUR;
+        if h < this_hour {
+            // One read for all the hours, then hour by hour.
+            let w = Window { from: Some(Timestamp(h)), to: Some(Timestamp(this_hour)) };
+            let mut by_hour: BTreeMap<i64, Vec<crate::track::DeliveryRec>> = BTreeMap::new();
+            for d in self.store.deliveries_between(w, Some(self.overlay))? {
+                let at = if d.outcome() == crate::track::Outcome::Pending { d.queue_time.0 } else { d.time.0 };
+                by_hour.entry(at.div_euclid(HOUR) * HOUR).or_default().push(d);
+            }
+            while h < this_hour {
+                let ds = by_hour.remove(&h).unwrap_or_default();
+                let f = detect::compromised(&self.ctx(Timestamp(h + HOUR)), &ds, &self.st.baselines, 1.0);
+                self.record(f, Timestamp(h + HOUR), historical)?;
+                detect::observe(&mut self.st.baselines, &detect::per_user(&ds));
+                h += HOUR;
+            }
         }
         self.st.baseline_hour = Some(this_hour);
         if now.0 > this_hour {
             let w = Window { from: Some(Timestamp(this_hour)), to: Some(now) };
-            let ds = self.store.deliveries_between(w, self.inp.overlay)?;
+            let ds = self.store.deliveries_between(w, Some(self.overlay))?;
             #[expect(clippy::cast_precision_loss)]
             let hours = (now.0 - this_hour) as f64 / 3600.0;
             let f = detect::compromised(&self.ctx(now), &ds, &self.st.baselines, hours);
@@ -125,7 +136,7 @@ impl Run<'_> {
     }
 
     fn remote(&mut self, from: Timestamp, now: Timestamp, historical: bool) -> Result<(), StoreError> {
-        let f = detect::remote_blocked(&self.ctx(now), from, self.inp.overlay)?;
+        let f = detect::remote_blocked(&self.ctx(now), from, Some(self.overlay))?;
         self.record(f, now, historical)
     }
 }
@@ -137,7 +148,9 @@ impl Run<'_> {
 /// Store failure.
 pub fn run(store: &Store, inp: &Inputs<'_>) -> Result<Report, StoreError> {
     let st: State = store.kv_get(STATE)?.unwrap_or_default();
-    let mut r = Run { store, inp, st, report: Report::default(), found: BTreeMap::new() };
+    let empty = Overlay::default();
+    let overlay = inp.overlay.unwrap_or(&empty);
+    let mut r = Run { store, inp, overlay, st, report: Report::default(), found: BTreeMap::new() };
     let Some((first, _)) = store.time_span()? else {
         // Nothing stored yet: start from now.
         r.st.cursor.get_or_insert(inp.now.0);
@@ -148,22 +161,25 @@ pub fn run(store: &Store, inp: &Inputs<'_>) -> Result<Report, StoreError> {
     let start = r.st.cursor.unwrap_or(first).min(inp.now.0);
     let mut cursor = start;
     if inp.now.0 - start > REPLAY_AFTER_SECS {
-        // History, hour by hour; the raw delivery lines a day at a time.
+        // History: the end of every hour with activity, and the moment a
+        // silence after activity becomes an inactivity finding; the raw
+        // delivery lines a day at a time.
         r.st.baseline_hour.get_or_insert(start.div_euclid(HOUR) * HOUR);
+        let steps = replay_steps(store, start, inp.now.0, inp.cfg)?;
         let mut raw_from = start;
-        let mut t = (start.div_euclid(HOUR) + 1) * HOUR;
-        while t <= inp.now.0 {
+        for (n, &t) in steps.iter().enumerate() {
             let at = Timestamp(t);
             r.windows(at, true)?;
-            r.accounts(at, true)?;
-            if t - raw_from >= REPLAY_RAW_SPAN || t + HOUR > inp.now.0 {
+            let last = n + 1 == steps.len();
+            if t - raw_from >= REPLAY_RAW_SPAN || last || steps[n + 1] - t > HOUR {
+                r.accounts(at, true)?;
                 r.remote(Timestamp(raw_from), at, true)?;
                 raw_from = t;
             }
             r.report.replayed_hours += 1;
             cursor = t;
-            t += HOUR;
         }
+        cursor = cursor.max(inp.now.0.div_euclid(HOUR) * HOUR).min(inp.now.0);
         if first_run && !r.st.summarised {
             r.st.summarised = true;
             let f = summary(store, &r.found, first, cursor)?;
@@ -196,6 +212,28 @@ pub fn run(store: &Store, inp: &Inputs<'_>) -> Result<Report, StoreError> {
     r.st.cursor = Some(now.0.max(cursor));
     store.kv_put(STATE, &r.st)?;
     Ok(r.report)
+}
+
+/// The ends of the hours in `(start, now]` worth evaluating over history:
+/// each hour with activity, and for each silence of at least the
+/// inactivity window, its end (when `mail_inactivity` would fire).
+fn replay_steps(store: &Store, start: i64, now: i64, cfg: &InsightConfig) -> Result<Vec<i64>, StoreError> {
+    let hour = |t: i64| u32::try_from(t.max(0) / HOUR).unwrap_or(u32::MAX);
+    let active = store.active_hours(hour(start), hour(now).saturating_add(1))?;
+    let quiet = i64::from(cfg.inactivity_hours) * HOUR;
+    let mut steps = Vec::with_capacity(active.len() + 8);
+    for (i, &h) in active.iter().enumerate() {
+        let end = (i64::from(h) + 1) * HOUR;
+        steps.push(end);
+        let next = active.get(i + 1).map_or(now, |&n| i64::from(n) * HOUR);
+        if next - end >= quiet {
+            steps.push(end + quiet);
+        }
+    }
+    steps.retain(|&t| t > start && t <= now);
+    steps.sort_unstable();
+    steps.dedup();
+    Ok(steps)
 }
 
 /// The one insight a first import ends with: what the history holds.

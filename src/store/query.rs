@@ -745,6 +745,32 @@ impl Store {
         Ok(v)
     }
 
+    /// Hours (since the epoch) in `[from, to)` with any delivery, deferral
+    /// or failed login: where history has something to evaluate.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn active_hours(&self, from: u32, to: u32) -> Result<Vec<u32>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let mut hours: Vec<u32> = Vec::new();
+        for row in tx.open_table(HOUR_TOTALS)?.range(from..to)? {
+            hours.push(row?.0.value());
+        }
+        let mut last = None;
+        for row in tx.open_table(AUTH_HOURS)?.range(from.to_be_bytes().as_slice()..to.to_be_bytes().as_slice())? {
+            let row = row?;
+            let k = row.0.value();
+            let h = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
+            if last != Some(h) {
+                hours.push(h);
+                last = Some(h);
+            }
+        }
+        hours.sort_unstable();
+        hours.dedup();
+        Ok(hours)
+    }
+
     /// The first and last record times stored (events and deliveries), if any.
     ///
     /// # Errors

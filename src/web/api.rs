@@ -15,7 +15,7 @@ use serde_json::json;
 
 const OPENAPI: &str = include_str!("../../web/openapi.json");
 
-fn err(status: u16, message: &str) -> Resp {
+pub(crate) fn err(status: u16, message: &str) -> Resp {
     Resp::json(status, &json!({ "error": message }))
 }
 
@@ -33,6 +33,7 @@ const PARAMS: &[(&str, &[&str])] = &[
     ("/api/v1/search", &["sender", "recipient", "id", "status", "from", "to", "limit"]),
     ("/api/v1/settings", &[]),
     ("/api/v1/escalations", &[]),
+    ("/api/v1/insights", &["from", "to", "kind", "category", "severity", "archived"]),
 ];
 
 pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
@@ -71,6 +72,7 @@ pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
     match (req.method, path) {
         (Method::Get, "/api/v1/stats") => stats(ctx, req),
         (Method::Get, "/api/v1/search") => search(ctx, req),
+        (Method::Get, "/api/v1/insights") => super::insights::api(ctx, req),
         (Method::Get, "/api/v1/settings") => match Settings::load(&ctx.store) {
             Ok(s) => Resp::json(200, &s),
             Err(e) => err(500, &e.to_string()),

@@ -52,7 +52,13 @@ mod tests {
         for (_, src) in super::super::pages::TEMPLATES {
             scan(src, "t(\"");
         }
-        for src in [include_str!("pages.rs"), include_str!("mod.rs"), include_str!("api.rs")] {
+        for src in [
+            include_str!("pages.rs"),
+            include_str!("mod.rs"),
+            include_str!("api.rs"),
+            include_str!("insights.rs"),
+            include_str!("settings_page.rs"),
+        ] {
             scan(src, "t(lang, \"");
             scan(src, "t(&lang, \"");
         }
@@ -82,6 +88,28 @@ mod tests {
         }
         for p in ["24h", "7d", "30d", "90d", "all", "custom"] {
             assert_ne!(t("de", &format!("range.{p}")), format!("range.{p}"));
+        }
+        for k in crate::insights::Kind::ALL {
+            for p in ["ins.kind.", "ins.advice."] {
+                let key = format!("{p}{}", k.id());
+                assert_ne!(t("de", &key), key);
+                assert_ne!(t("en", &key), key);
+            }
+        }
+        let fields = serde_json::to_value(crate::insights::InsightConfig::default()).unwrap();
+        for f in fields.as_object().unwrap().keys().filter(|k| *k != "dnsbls" && *k != "dns_server" && *k != "inactivity_min_before") {
+            let key = format!("ins.set.{f}");
+            assert_ne!(t("de", &key), key);
+        }
+        for ty in ["slack_webhook", "slack_bot", "webhook", "smtp", "sendmail"] {
+            let key = format!("notify.t.{ty}");
+            assert_ne!(t("de", &key), key);
+        }
+        for k in ["ins.cat.deliverability", "ins.cat.security", "ins.cat.activity", "ins.cat.info", "ins.sev.info", "ins.sev.warning"]
+            .into_iter()
+            .chain(["ins.sev.critical", "ins.status.open", "ins.status.archived", "ins.status.snoozed"])
+        {
+            assert_ne!(t("de", k), k);
         }
     }
 

@@ -15,9 +15,12 @@ mod api;
 pub(crate) mod chart;
 pub(crate) mod domains;
 mod i18n;
+mod insights;
+pub use insights::notification;
 mod metrics;
 mod pages;
 mod req;
+mod settings_page;
 
 use crate::auth::{self, LoginLimiter, Session, User};
 use crate::clock::Timestamp;
@@ -53,6 +56,8 @@ pub(crate) struct Ctx {
     pub env: minijinja::Environment<'static>,
     pub login_limiter: Mutex<LoginLimiter>,
     pub public_limiter: Mutex<pages::PublicLimiter>,
+    /// The daemon's notification sender (status, tests, new channels).
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// A response: status, content type, body and extra headers.
@@ -115,6 +120,7 @@ pub fn serve(
     store: &Arc<Store>,
     live: &LiveStatus,
     overlays: Option<OverlayRequests>,
+    notifier: Option<Arc<crate::notify::Notifier>>,
     cfg: WebConfig,
 ) -> std::io::Result<Arc<tiny_http::Server>> {
     let server = Arc::new(tiny_http::Server::http(addr).map_err(std::io::Error::other)?);
@@ -126,6 +132,7 @@ pub fn serve(
         env: pages::environment(),
         login_limiter: Mutex::new(LoginLimiter::default()),
         public_limiter: Mutex::new(pages::PublicLimiter::default()),
+        notifier,
     });
     for i in 0..crate::limits::HTTP_WORKERS {
         let (server, ctx) = (server.clone(), ctx.clone());
@@ -231,7 +238,10 @@ fn handle(ctx: &Ctx, req: &Req) -> Resp {
         (Method::Get, "/message") => pages::message(ctx, req, &who, &lang, now),
         (Method::Get, "/logs") => pages::logs(ctx, req, &who, &lang, now),
         (Method::Get, "/logs.txt") => pages::logs_download(ctx, req, now),
-        (Method::Get | Method::Post, "/settings") => pages::settings(ctx, req, &who, &lang),
+        (Method::Get | Method::Post, "/settings") => settings_page::settings(ctx, req, &who, &lang),
+        (Method::Post, "/settings/notify") => settings_page::notify(ctx, req, &who, &lang, now),
+        (Method::Get, "/insights") => insights::list_page(ctx, req, &who, &lang, now),
+        (Method::Post, "/insights/action") => insights::action(ctx, req, &who, &lang, now),
         (Method::Post, "/logout") => pages::logout(ctx, req),
         (Method::Get | Method::Post, _) => pages::error(ctx, &lang, 404, &i18n::t(&lang, "error.not_found")),
         _ => Resp::text(405, "method not allowed\n"),

@@ -35,6 +35,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("settings.html", include_str!("../../web/templates/settings.html")),
     ("error.html", include_str!("../../web/templates/error.html")),
     ("range.html", include_str!("../../web/templates/range.html")),
+    ("insights.html", include_str!("../../web/templates/insights.html")),
 ];
 
 const STATIC: &[(&str, &str, &[u8])] = &[
@@ -95,7 +96,7 @@ pub(crate) fn language(ctx: &Ctx) -> String {
     Settings::load(&ctx.store).map_or_else(|_| "en".into(), |s| s.language)
 }
 
-fn render(ctx: &Ctx, name: &str, c: &Value) -> Resp {
+pub(crate) fn render(ctx: &Ctx, name: &str, c: &Value) -> Resp {
     match ctx.env.get_template(name).and_then(|tpl| tpl.render(minijinja::value::Serde(c))) {
         Ok(html) => Resp::new(200, "text/html; charset=utf-8", html),
         Err(e) => Resp::text(500, format!("template {name}: {e}\n")),
@@ -108,12 +109,12 @@ pub(crate) fn error(ctx: &Ctx, lang: &str, status: u16, message: &str) -> Resp {
     r
 }
 
-fn store_error(ctx: &Ctx, lang: &str, e: &impl std::fmt::Display) -> Resp {
+pub(crate) fn store_error(ctx: &Ctx, lang: &str, e: &impl std::fmt::Display) -> Resp {
     error(ctx, lang, 500, &format!("{}: {e}", t(lang, "error.store")))
 }
 
 /// Context every signed-in page shares, plus the page's own `more`.
-fn page(who: &Who, lang: &str, nav: &str, more: Value) -> Value {
+pub(crate) fn page(who: &Who, lang: &str, nav: &str, more: Value) -> Value {
     let csrf = who.session.as_ref().and_then(|s| auth::csrf_token(s).ok()).unwrap_or_default();
     let mut c = Map::new();
     c.insert("lang".into(), json!(lang));
@@ -277,22 +278,22 @@ pub(crate) fn logout(ctx: &Ctx, req: &Req) -> Resp {
 
 /// A time range from `preset` or `from`/`to`, with what the form shows.
 #[derive(Serialize)]
-struct Range {
+pub(crate) struct Range {
     preset: String,
     from: String,
     to: String,
     #[serde(skip)]
-    window: Window,
+    pub(crate) window: Window,
     /// Query string that reproduces the range (for links).
     qs: String,
 }
 
-const PRESET_NAMES: [&str; 5] = ["24h", "7d", "30d", "90d", "all"];
+pub(crate) const PRESET_NAMES: [&str; 5] = ["24h", "7d", "30d", "90d", "all"];
 
 const PRESETS: &[(&str, i64)] = &[("24h", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400), ("90d", 90 * 86_400)];
 
 impl Range {
-    fn of(req: &Req, tz: &jiff::tz::TimeZone, now: Timestamp, default: &str) -> Result<Range, String> {
+    pub(crate) fn of(req: &Req, tz: &jiff::tz::TimeZone, now: Timestamp, default: &str) -> Result<Range, String> {
         let parse = |name: &str| -> Result<Option<Timestamp>, String> {
             req.q(name).map(|v| crate::clock::parse_time_arg(v, tz).map_err(|e| format!("{name}: {e}"))).transpose()
         };
@@ -528,6 +529,7 @@ pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timest
         json!({
             "escalations": escalations,
             "range": range, "stats": stats, "over_time": over_time, "totals_chart": totals_chart,
+            "insights": super::insights::panel(ctx),
             "busiest_chart": busiest_chart, "bounced_chart": bounced_chart, "deferred_chart": deferred_chart,
             "attack_chart": attack_chart, "busiest": busiest, "bounced": bounced, "deferred": deferred,
             "protos": { "smtp": protos[0], "imap": protos[1], "pop3": protos[2], "other": protos[3] },
@@ -958,62 +960,6 @@ impl std::io::Read for RawDownload {
     }
 }
 
-fn opt(req: &Req, name: &str) -> Option<String> {
-    req.f(name).map(str::to_owned)
-}
-
-pub(crate) fn settings(ctx: &Ctx, req: &Req, who: &Who, lang: &str) -> Resp {
-    let mut s = match Settings::load(&ctx.store) {
-        Ok(s) => s,
-        Err(e) => return store_error(ctx, lang, &e),
-    };
-    let mut problem = None;
-    let mut saved = false;
-    let mut status = 200;
-    if req.method == Method::Post {
-        if !who.is_admin() {
-            return error(ctx, lang, 403, &t(lang, "error.read_only"));
-        }
-        let retention_days = match req.f("retention_days").map(str::parse::<u32>) {
-            None => Ok(None),
-            Some(Ok(d)) => Ok(Some(d)),
-            Some(Err(_)) => Err("retention_days: must be a whole number of days".to_owned()),
-        };
-        let new = Settings {
-            public_ip: opt(req, "public_ip"),
-            language: req.f("language").unwrap_or("en").to_owned(),
-            retention_days: retention_days.clone().unwrap_or(None),
-            public_detective: req.f("public_detective").is_some(),
-            peer_network: match req.f("peer_network") {
-                Some("share") => PeerChoice::Share,
-                Some("consume") => PeerChoice::Consume,
-                _ => PeerChoice::Off,
-            },
-            notify_email: opt(req, "notify_email"),
-            notify_slack_webhook: opt(req, "notify_slack_webhook"),
-            notify_webhook: opt(req, "notify_webhook"),
-            // Channels are not on this form: keep the stored ones.
-            notify: s.notify.clone(),
-        };
-        match retention_days.and_then(|_| new.save(&ctx.store).map_err(|e| e.to_string())) {
-            Ok(()) => {
-                saved = true;
-                s = new;
-            }
-            Err(e) => {
-                problem = Some(e);
-                status = 400;
-                s = new;
-            }
-        }
-    }
-    let lang = if saved { s.language.clone() } else { lang.to_owned() };
-    let c = page(who, &lang, "settings", json!({ "s": s, "saved": saved, "problem": problem, "languages": super::LANGUAGES }));
-    let mut r = render(ctx, "settings.html", &c);
-    r.status = status;
-    r
-}
-
 /// The public detective's per-client limiter: at most `PUBLIC_SEARCHES`
 /// searches per `PUBLIC_WINDOW_SECS` window. Holds at most
 /// `PUBLIC_LIMITER_CLIENTS` clients; when full, an expired window is
@@ -1161,6 +1107,10 @@ pub(crate) fn escalate(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp
         queue_id: qid.to_owned(),
         client: req.client.map(|c| c.to_string()).unwrap_or_default(),
     };
+    let status = found.iter().find(|d| d.outcome() != Outcome::Sent).map_or("pending", |d| d.outcome().as_str());
+    if let Err(e) = crate::insights::escalation(&ctx.store, sender, recipient, qid, status, now) {
+        return store_error(ctx, lang, &e);
+    }
     let r = ctx.store.kv_update::<Vec<Escalation>>("escalations", |v| {
         if !v.iter().any(|x| x.queue_id == e.queue_id && x.recipient.eq_ignore_ascii_case(&e.recipient)) {
             v.push(e);
