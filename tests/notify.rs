@@ -645,3 +645,46 @@ fn smtp_over_tls_and_starttls_with_a_local_ca() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_notify_commands_go_through_a_running_daemon() {
+    let srv = Server::start(None, ok);
+    let bin = env!("CARGO_BIN_EXE_postlens");
+    let ws = std::env::temp_dir().join(format!("postlens-notify-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&ws);
+    std::fs::create_dir_all(&ws).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut daemon = std::process::Command::new(bin)
+        .args(["run", "--stdin", "--listen", &format!("127.0.0.1:{port}"), "--workspace"])
+        .arg(&ws)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    poll("the daemon's control socket", || ws.join("postlens.sock").exists().then_some(()));
+    let run = |args: &[&str], stdin: &str| {
+        let mut c = std::process::Command::new(bin)
+            .args(args)
+            .arg("--workspace")
+            .arg(&ws)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let o = c.wait_with_output().unwrap();
+        (o.status.code().unwrap(), String::from_utf8(o.stdout).unwrap() + &String::from_utf8(o.stderr).unwrap())
+    };
+    let cfg = serde_json::json!({"channels": [{"name": "up", "type": "webhook", "url": srv.url("http", "/up")}]});
+    assert_eq!(run(&["notify-config", "--set", "-"], &cfg.to_string()), (0, "stored 1 notification channel(s)\n".into()));
+    assert_eq!(run(&["notify-test"], ""), (0, "ok     up\n".into()));
+    assert_eq!(srv.wait_for(1)[0].json()["kind"], "test");
+    assert!(daemon.try_wait().unwrap().is_none(), "the daemon held the database all along: the commands were forwarded");
+    // SIGTERM to the daemon this test started.
+    std::process::Command::new("kill").arg(daemon.id().to_string()).status().unwrap();
+    let status = poll("the daemon to exit", || daemon.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&ws);
+}

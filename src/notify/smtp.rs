@@ -346,6 +346,17 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_smuggled_before_tls_is_refused() {
+        // The STARTTLS answer comes with a second, injected line in clear.
+        let (port, h) = server(vec!["220 t\r\n", "250-t\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 injected\r\n"]);
+        let to = ["a@example.org".to_owned()];
+        let s = Submission { security: SmtpSecurity::Starttls, tls: Some(net::tls_client(None).unwrap()), ..sub(port, None, &to) };
+        let e = send(&s, b"x\r\n", Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e.to_string(), "SMTP: STARTTLS: the server sent data before TLS began");
+        drop(h);
+    }
+
+    #[test]
     fn the_password_is_not_in_the_error() {
         let (port, h) = server(vec!["220 t\r\n", "250-t\r\n250 AUTH PLAIN\r\n", "535 5.7.8 authentication failed\r\n"]);
         let to = ["a@example.org".to_owned()];
