@@ -709,6 +709,25 @@ fn end_user_escalates_an_undelivered_message_once_the_admin_enables_the_public_d
     assert!(card.contains(sender) && card.contains(rcpt), "{card}");
     shoot(&b, "dashboard-escalations", false);
 
+    // The escalation is an insight too: in the dashboard's panel, on the
+    // insights page with its evidence, and the admin archives it there.
+    assert!(b.find("#insights").unwrap().text().unwrap().contains(rcpt));
+    b.find("header nav a[href=insights]").unwrap().click().unwrap();
+    let card = b.wait_for("article.insight", PAGE).unwrap();
+    let text = card.text().unwrap();
+    assert!(text.contains(rcpt) && text.contains(qid), "{text}");
+    shoot(&b, "insights", true);
+    let before = b.find_all("article.insight").unwrap().len();
+    b.find("article.insight button[value=archive]").unwrap().click().unwrap();
+    let deadline = std::time::Instant::now() + PAGE;
+    while b.find_all("article.insight").unwrap().len() >= before {
+        assert!(std::time::Instant::now() < deadline, "archiving did not remove the card");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    b.goto(&pl.url("insights?archived=1")).unwrap();
+    b.wait_for("article.insight.muted", PAGE).unwrap();
+    shoot(&b, "insights-archived", false);
+
     drop(b);
     eprintln!("public detective flow: {:.1?}", t0.elapsed());
 }

@@ -785,6 +785,8 @@ fn pages_and_api_over_real_logs() {
     mailbox_counts_both_directions(&mut s, str_of(&bounced, "sender"));
     raw_logs_page_and_downloads(&mut s);
     settings_are_for_admins(&mut s);
+    insights_page_and_actions(&mut s);
+    notification_channels(&mut s);
     public_detective_and_escalation(&mut s, &bounced, &story);
     bad_input_on_every_route(&mut s);
     eprintln!("web: daemon ready after {ready:.1?}, all checks after {:.1?}", t0.elapsed());
@@ -1282,6 +1284,130 @@ fn settings_are_for_admins(s: &mut Site) {
     assert_eq!(s.api.get("/api/v1/settings").json(), before);
 }
 
+/// A webhook stand-in answering `status` to every request; counts them.
+fn hook(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let m = n.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = c.read(&mut buf);
+            m.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(c, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, n)
+}
+
+fn notification_channels(s: &mut Site) {
+    let (good, hits_good) = hook(200);
+    let (bad, _) = hook(500);
+    let csrf = s.admin.csrf();
+    let add = |name: &str, url: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("action", "add".into()),
+            ("name", name.into()),
+            ("type", "webhook".into()),
+            ("url", url.into()),
+            ("min_severity", "info".into()),
+        ]
+    };
+    fn as_ref<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+    assert_eq!(s.admin.post("/settings/notify", &as_ref(&add("ops-hook", &good))).location(), "../settings#notifications");
+    s.admin.post("/settings/notify", &as_ref(&add("broken", &bad))).location();
+    // Listed, the URL (a secret) never shown back.
+    let page = s.admin.get("/settings").expect(200).text();
+    assert!(page.contains("ops-hook") && page.contains("broken"));
+    assert!(!page.contains(&good), "secrets are redacted");
+    // Test buttons: delivered, or the real error.
+    let ok = s.admin.post("/settings/notify", &[("csrf", csrf.as_str()), ("action", "test"), ("name", "ops-hook")]).expect(200).text();
+    assert!(has_id(&ok, "test-result") && ok.contains("delivered"), "{ok}");
+    assert!(hits_good.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let a = s.admin.post("/settings/notify", &[("csrf", csrf.as_str()), ("action", "test"), ("name", "broken")]);
+    assert!(a.expect(502).text().contains("500"), "{}", a.text());
+    // Bad channels are refused naming the field; names are unique.
+    let mut no_url = add("x", "");
+    no_url.retain(|(k, _)| *k != "url");
+    assert!(problem(s.admin.post("/settings/notify", &as_ref(&no_url)).expect(400)).starts_with("url"));
+    assert!(problem(s.admin.post("/settings/notify", &as_ref(&add("y", "ftp://nope"))).expect(400)).contains("url"));
+    assert!(problem(s.admin.post("/settings/notify", &as_ref(&add("ops-hook", &good))).expect(400)).starts_with("name"));
+    let mut typo = add("z", &good);
+    typo[3].1 = "pigeon".into();
+    assert!(problem(s.admin.post("/settings/notify", &as_ref(&typo)).expect(400)).starts_with("type"));
+    // Read-only users cannot touch them; without the token nobody can.
+    let vcsrf = s.viewer.csrf();
+    s.viewer.post("/settings/notify", &[("csrf", vcsrf.as_str()), ("action", "delete"), ("name", "broken")]).expect(403);
+    s.admin.post("/settings/notify", &[("action", "delete"), ("name", "broken")]).expect(403);
+    // Switch off, remove.
+    s.admin.post("/settings/notify", &[("csrf", csrf.as_str()), ("action", "toggle"), ("name", "ops-hook")]).location();
+    assert!(s.admin.get("/settings").expect(200).text().contains("Enable"));
+    for name in ["ops-hook", "broken"] {
+        s.admin.post("/settings/notify", &[("csrf", csrf.as_str()), ("action", "delete"), ("name", name)]).location();
+    }
+    s.admin.post("/settings/notify", &[("csrf", csrf.as_str()), ("action", "delete"), ("name", "ops-hook")]).expect(404);
+    assert!(s.admin.get("/settings").expect(200).text().contains("No channels yet"));
+}
+
+fn insights_page_and_actions(s: &mut Site) {
+    // The import ran the detectors over its history: at least its summary.
+    let list = s.api.get("/api/v1/insights").expect(200).json();
+    let summary = hits(&list).iter().find(|i| i["kind"] == "import_summary").unwrap_or_else(|| panic!("{list}")).clone();
+    let id = str_of(&summary, "id").to_owned();
+    let anchor = format!("i{id}");
+    // Admins act on it; read-only users see it without the buttons.
+    let page = s.admin.get("/insights").expect(200).text();
+    assert!(has_id(&page, &anchor), "{page}");
+    assert!(page.contains(r#"value="archive""#));
+    let vpage = s.viewer.get("/insights").expect(200).text();
+    assert!(has_id(&vpage, &anchor) && !vpage.contains(r#"value="archive""#));
+    // Filters, and their bad values named.
+    assert!(has_id(&s.admin.get("/insights?category=info").expect(200).text(), &anchor));
+    assert!(!has_id(&s.admin.get("/insights?category=security").expect(200).text(), &anchor));
+    assert!(!has_id(&s.admin.get("/insights?severity=critical").expect(200).text(), &anchor));
+    for (q, named) in
+        [("category=nope", "category"), ("severity=loud", "severity"), ("archived=maybe", "archived"), ("from=yesterday", "from")]
+    {
+        let a = s.admin.get(&format!("/insights?{q}"));
+        assert!(problem(a.expect(400)).starts_with(named), "{q}: {}", problem(&a));
+        s.api.get(&format!("/api/v1/insights?{q}")).expect(400);
+    }
+    // The dashboard's panel links to it.
+    assert!(s.admin.get("/?preset=all").expect(200).text().contains(&format!("insights#{anchor}")));
+    // Archive: gone from the default list and the panel, there on request.
+    let csrf = s.admin.csrf();
+    assert_eq!(
+        s.admin.post("/insights/action", &[("csrf", &csrf), ("id", &id), ("action", "archive")]).location(),
+        format!("../insights?done={id}#{anchor}")
+    );
+    assert!(!hits(&s.api.get("/api/v1/insights").json()).iter().any(|i| str_of(i, "id") == id));
+    let archived = s.api.get("/api/v1/insights?archived=1").expect(200).json();
+    let it = hits(&archived).iter().find(|i| str_of(i, "id") == id).expect("archived one listed on request");
+    assert_eq!(it["status"], "archived");
+    assert!(!s.admin.get("/?preset=all").expect(200).text().contains(&format!("insights#{anchor}")));
+    // Snooze, rate, reopen.
+    for action in ["reopen", "snooze1d", "useful"] {
+        s.admin.post("/insights/action", &[("csrf", &csrf), ("id", &id), ("action", action)]).location();
+    }
+    let now = hits(&s.api.get("/api/v1/insights").json()).iter().find(|i| str_of(i, "id") == id).cloned().unwrap();
+    assert_eq!(now["status"], "snoozed");
+    s.admin.post("/insights/action", &[("csrf", &csrf), ("id", &id), ("action", "reopen")]).location();
+    // Bad input: refused with the reason; read-only users and missing tokens too.
+    s.admin.post("/insights/action", &[("csrf", &csrf), ("id", &id), ("action", "explode")]).expect(400);
+    s.admin.post("/insights/action", &[("csrf", &csrf), ("id", "x"), ("action", "archive")]).expect(400);
+    s.admin.post("/insights/action", &[("csrf", &csrf), ("id", "999999"), ("action", "archive")]).expect(404);
+    s.admin.post("/insights/action", &[("id", &id), ("action", "archive")]).expect(403);
+    let vcsrf = s.viewer.csrf();
+    s.viewer.post("/insights/action", &[("csrf", &vcsrf), ("id", &id), ("action", "archive")]).expect(403);
+    assert_eq!(hits(&s.api.get("/api/v1/insights").json()).iter().find(|i| str_of(i, "id") == id).unwrap()["status"], "open");
+}
+
 fn public_detective_and_escalation(s: &mut Site, bounced: &Value, story: &Value) {
     let (qid, sender, rcpt) = (str_of(bounced, "queue_id"), str_of(bounced, "sender"), str_of(bounced, "recipient"));
     // Off: not there at all.
@@ -1328,6 +1454,10 @@ fn public_detective_and_escalation(s: &mut Site, bounced: &Value, story: &Value)
     assert!(p.get("/public?escalated=1").expect(200).text().contains("the administrator has been told"));
     let esc = s.viewer_api.get("/api/v1/escalations").expect(200).json();
     assert_eq!(hits(&esc).len(), 1, "{esc}");
+    // The admin hears of it as an insight, recorded once.
+    let ins = s.api.get("/api/v1/insights?kind=detective_escalation").expect(200).json();
+    assert_eq!(hits(&ins).len(), 1, "{ins}");
+    assert_eq!((str_of(&ins[0]["evidence"], "queue_id"), str_of(&ins[0]["evidence"], "recipient")), (qid, rcpt));
     let e = &esc[0];
     assert_eq!(
         (str_of(e, "sender"), str_of(e, "recipient"), str_of(e, "queue_id"), str_of(e, "client")),

@@ -159,7 +159,7 @@ pub fn deferred_growth(c: &Ctx<'_>) -> Result<Vec<Finding>, StoreError> {
         let mut old: Vec<&DeliveryRec> = o.inflight.iter().filter(|d| d.outcome() == Outcome::Pending && d.queue_time.0 < limit).collect();
         if !old.is_empty() {
             old.sort_by_key(|d| d.queue_time);
-            out.push(c.finding(
+            let mut f = c.finding(
                 Kind::DeferredGrowth,
                 "queue_age",
                 Severity::Warning,
@@ -168,7 +168,10 @@ pub fn deferred_growth(c: &Ctx<'_>) -> Result<Vec<Finding>, StoreError> {
                     "recipients": old.len(), "oldest_queued": old[0].queue_time.rfc3339(), "hours": c.cfg.expiry_warn_hours,
                     "examples": old.iter().take(INSIGHT_EXAMPLES).map(|d| example(d)).collect::<Vec<_>>(),
                 }),
-            ));
+            );
+            // Not a domain: no subject in titles.
+            f.subject = String::new();
+            out.push(f);
         }
     }
     Ok(out)
@@ -290,6 +293,7 @@ pub fn remote_blocked(c: &Ctx<'_>, from: Timestamp, raw: Option<&Overlay>) -> Re
                 }),
             );
             f.time = Timestamp(h.last);
+            f.subject = h.provider.name.to_owned();
             f
         })
         .collect())
