@@ -484,27 +484,29 @@ fn https_with_a_local_ca() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `postlens ARGS --workspace WS` with `stdin`: (exit code, stdout, stderr).
+fn postlens_cli(ws: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_postlens"))
+        .args(args)
+        .arg("--workspace")
+        .arg(ws)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    (o.status.code().unwrap(), String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
+}
+
 #[test]
 fn the_notify_commands_store_and_test_channels() {
     let srv = Server::start(None, ok);
-    let bin = env!("CARGO_BIN_EXE_postlens");
     let ws = std::env::temp_dir().join(format!("postlens-notify-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&ws);
     std::fs::create_dir_all(&ws).unwrap();
-    let run = |args: &[&str], stdin: &str| {
-        let mut c = std::process::Command::new(bin)
-            .args(args)
-            .arg("--workspace")
-            .arg(&ws)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let o = c.wait_with_output().unwrap();
-        (o.status.code().unwrap(), String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
-    };
+    let run = |args: &[&str], stdin: &str| postlens_cli(&ws, args, stdin);
     let (code, _, err) = run(&["notify-test"], "");
     assert_eq!(code, 2, "{err}");
     let bad = r#"{"channels": [{"name": "x", "type": "webhook", "url": "ftp://x"}]}"#;
@@ -664,18 +666,8 @@ fn the_notify_commands_go_through_a_running_daemon() {
         .unwrap();
     poll("the daemon's control socket", || ws.join("postlens.sock").exists().then_some(()));
     let run = |args: &[&str], stdin: &str| {
-        let mut c = std::process::Command::new(bin)
-            .args(args)
-            .arg("--workspace")
-            .arg(&ws)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let o = c.wait_with_output().unwrap();
-        (o.status.code().unwrap(), String::from_utf8(o.stdout).unwrap() + &String::from_utf8(o.stderr).unwrap())
+        let (code, out, err) = postlens_cli(&ws, args, stdin);
+        (code, out + &err)
     };
     let cfg = serde_json::json!({"channels": [{"name": "up", "type": "webhook", "url": srv.url("http", "/up")}]});
     assert_eq!(run(&["notify-config", "--set", "-"], &cfg.to_string()), (0, "stored 1 notification channel(s)\n".into()));
