@@ -293,7 +293,7 @@ pub fn remote_blocked(c: &Ctx<'_>, from: Timestamp, raw: Option<&Overlay>) -> Re
                 }),
             );
             f.time = Timestamp(h.last);
-            f.subject = h.provider.name.to_owned();
+            h.provider.name.clone_into(&mut f.subject);
             f
         })
         .collect())
