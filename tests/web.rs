@@ -1303,6 +1303,10 @@ fn hook(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>)
     (url, n)
 }
 
+fn as_ref<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 fn notification_channels(s: &mut Site) {
     let (good, hits_good) = hook(200);
     let (bad, _) = hook(500);
@@ -1317,9 +1321,6 @@ fn notification_channels(s: &mut Site) {
             ("min_severity", "info".into()),
         ]
     };
-    fn as_ref<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-        v.iter().map(|(k, v)| (*k, v.as_str())).collect()
-    }
     assert_eq!(s.admin.post("/settings/notify", &as_ref(&add("ops-hook", &good))).location(), "../settings#notifications");
     s.admin.post("/settings/notify", &as_ref(&add("broken", &bad))).location();
     // Listed, the URL (a secret) never shown back.
