@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 //! Insights end to end: `postlens import` replays history through the
 //! detectors (`postlens insights --json` as DESIGN.md fixes it); then a
 //! running daemon finds a live login attack and its own IP on a DNSBL
