@@ -286,7 +286,7 @@ fn the_daemon_finds_live_problems_and_notifies_once() {
         .collect();
     write_lines(&log, &attack, true);
     let want: &[&str] = if dns_port.is_some() { &["brute_force", "rbl_listed"] } else { &["brute_force"] };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let kinds: Vec<String> = got.lock().unwrap().iter().filter_map(|v| v["kind"].as_str().map(str::to_owned)).collect();
         if want.iter().all(|k| kinds.iter().any(|x| x == k)) {
