@@ -284,7 +284,7 @@ fn insights(store: &Store, overlay: &crate::store::query::Overlay, notifier: Opt
             }
             if let Some(n) = notifier {
                 for (id, i) in &r.notify {
-                    n.submit(crate::web::notification(*id, i, &s.language));
+                    n.submit(crate::web::notification(*id, i, &s.language, s.ui_url.as_deref()));
                 }
             }
         }

@@ -28,6 +28,9 @@ pub struct Settings {
     pub peer_network: PeerChoice,
     /// Detector thresholds ([`crate::insights::InsightConfig`]).
     pub insights: crate::insights::InsightConfig,
+    /// Where admins open this UI (`https://mail.example.org/postlens/`):
+    /// notifications link to the insight there.
+    pub ui_url: Option<String>,
     /// Notification channels (Slack, webhooks, e-mail): see [`crate::notify`].
     /// They hold secrets: show them to a person only through
     /// [`crate::notify::NotifyConfig::redacted`]. Left out of the document
@@ -45,6 +48,7 @@ impl Default for Settings {
             public_detective: false,
             peer_network: PeerChoice::Off,
             insights: crate::insights::InsightConfig::default(),
+            ui_url: None,
             notify: crate::notify::NotifyConfig::default(),
         }
     }
@@ -78,6 +82,11 @@ impl Settings {
             && !(1..=3650).contains(&d)
         {
             return Err(bad("retention_days", "must be between 1 and 3650 days"));
+        }
+        if let Some(u) = &self.ui_url
+            && (!(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 512 || u.contains(char::is_whitespace))
+        {
+            return Err(bad("ui_url", "must be one http:// or https:// URL"));
         }
         self.insights.validate()?;
         self.notify.validate()
@@ -119,11 +128,12 @@ mod tests {
         let ok = Settings::default();
         assert!(ok.validate().is_ok());
         let quiet = crate::insights::InsightConfig { quiet_hours: 0, ..crate::insights::InsightConfig::default() };
-        let cases: [(Settings, &str); 4] = [
+        let cases: [(Settings, &str); 5] = [
             (Settings { public_ip: Some("1.2.3".into()), ..ok.clone() }, "public_ip"),
             (Settings { language: "xx".into(), ..ok.clone() }, "language"),
             (Settings { retention_days: Some(0), ..ok.clone() }, "retention_days"),
             (Settings { insights: quiet, ..ok.clone() }, "insights.quiet_hours"),
+            (Settings { ui_url: Some("mail.example.org".into()), ..ok.clone() }, "ui_url"),
         ];
         for (s, field) in cases {
             assert_eq!(s.validate().unwrap_err().field, field);

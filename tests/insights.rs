@@ -267,7 +267,9 @@ fn the_daemon_finds_live_problems_and_notifies_once() {
     // The server's IP and the test resolver, through the API.
     if let Some(p) = dns_port {
         let (_, cur) = http(port, "GET", "/api/v1/settings", &token, "");
+        assert!(!cur.contains(&url), "the API never shows a channel's secret URL: {cur}");
         let mut s: Value = serde_json::from_str(&cur).unwrap();
+        s["ui_url"] = json!("https://mail.example.org/postlens/");
         s["public_ip"] = json!("192.0.2.99");
         s["insights"]["dnsbls"] = json!(["zen.test", "clean.test"]);
         s["insights"]["dns_server"] = json!(format!("127.0.0.1:{p}"));
@@ -309,6 +311,10 @@ fn the_daemon_finds_live_problems_and_notifies_once() {
     let bf = sent.iter().find(|v| v["kind"] == "brute_force").unwrap();
     assert!(bf["title"].as_str().unwrap().contains("198.51.100.66"), "{bf}");
     assert!(bf["text"].as_str().unwrap().contains("40 failed logins"), "{bf}");
+    if dns_port.is_some() {
+        let link = bf["link"].as_str().unwrap();
+        assert!(link.starts_with("https://mail.example.org/postlens/insights#i"), "{link}");
+    }
     // The API lists the same insights as the CLI (forwarded to the daemon).
     let (code, api) = http(port, "GET", "/api/v1/insights", &token, "");
     assert_eq!(code, 200);

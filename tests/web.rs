@@ -1207,6 +1207,7 @@ fn settings_are_for_admins(s: &mut Site) {
         ("public_ip", "203.0.113.10"),
         ("language", "en"),
         ("retention_days", "30"),
+        ("ui_url", "https://mail.example.org/postlens/"),
         ("ins_quiet_hours", "12"),
         ("ins_bounce_rate_percent", "7"),
         ("ins_dnsbls", "zen.spamhaus.org\r\nbl.spamcop.net"),
@@ -1221,7 +1222,7 @@ fn settings_are_for_admins(s: &mut Site) {
     insights["dns_server"] = json!("127.0.0.1:5353");
     let saved = json!({
         "public_ip": "203.0.113.10", "language": "en", "retention_days": 30, "public_detective": false, "peer_network": "share",
-        "insights": insights,
+        "insights": insights, "ui_url": "https://mail.example.org/postlens/",
     });
     assert_eq!(s.api.get("/api/v1/settings").json(), saved);
     // Each bad field: 400 naming it, nothing stored.
@@ -1230,6 +1231,7 @@ fn settings_are_for_admins(s: &mut Site) {
         ("language", "xx"),
         ("retention_days", "0"),
         ("retention_days", "a month"),
+        ("ui_url", "mail.example.org"),
         ("ins_quiet_hours", "0"),
         ("ins_bounce_rate_percent", "many"),
         ("ins_dnsbls", "bad_zone!"),

@@ -74,7 +74,7 @@ pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
         (Method::Get, "/api/v1/search") => search(ctx, req),
         (Method::Get, "/api/v1/insights") => super::insights::api(ctx, req),
         (Method::Get, "/api/v1/settings") => match Settings::load(&ctx.store) {
-            Ok(s) => Resp::json(200, &s),
+            Ok(s) => Resp::json(200, &shown(s)),
             Err(e) => err(500, &e.to_string()),
         },
         (Method::Post, "/api/v1/settings") => put_settings(ctx, req, &who),
@@ -129,16 +129,29 @@ fn search(ctx: &Ctx, req: &Req) -> Resp {
     }
 }
 
+/// Settings as the API shows them: notification secrets blanked.
+fn shown(mut s: Settings) -> Settings {
+    s.notify = s.notify.redacted();
+    s
+}
+
+/// Replaces the settings. Notification channels are not changed here (the
+/// document shows them with their secrets blanked; they are managed on the
+/// settings page or with `postlens notify-config`).
 fn put_settings(ctx: &Ctx, req: &Req, who: &Who) -> Resp {
     if !who.is_admin() {
         return err(403, "read-only users cannot change settings");
     }
-    let s: Settings = match serde_json::from_slice(&req.body) {
+    let mut s: Settings = match serde_json::from_slice(&req.body) {
         Ok(s) => s,
         Err(e) => return err(400, &format!("body: {e}")),
     };
+    match Settings::load(&ctx.store) {
+        Ok(old) => s.notify = old.notify,
+        Err(e) => return err(500, &e.to_string()),
+    }
     match s.save(&ctx.store) {
-        Ok(()) => Resp::json(200, &s),
+        Ok(()) => Resp::json(200, &shown(s)),
         Err(crate::settings::SaveError::Invalid(i)) => err(400, &i.to_string()),
         Err(e) => err(500, &e.to_string()),
     }

@@ -175,8 +175,9 @@ pub(crate) fn api(ctx: &Ctx, req: &Req) -> Resp {
 }
 
 /// The notification announcing insight `id`, worded in `lang`: the kind
-/// and subject as the title; the finding, its key facts and what to do.
-pub fn notification(id: u64, i: &Insight, lang: &str) -> crate::notify::Notification {
+/// and subject as the title; the finding, its key facts and what to do;
+/// a link to it when the UI's address is set.
+pub fn notification(id: u64, i: &Insight, lang: &str, ui_url: Option<&str>) -> crate::notify::Notification {
     use std::fmt::Write as _;
     let kind = t(lang, &format!("ins.kind.{}", i.kind.id()));
     let title = if i.subject.is_empty() { kind } else { format!("{kind}: {}", i.subject) };
@@ -194,5 +195,6 @@ pub fn notification(id: u64, i: &Insight, lang: &str) -> crate::notify::Notifica
     }
     text.push_str("\n\n");
     text.push_str(&t(lang, &format!("ins.advice.{}", i.kind.id())));
-    crate::notify::Notification { kind: i.kind.id().to_owned(), severity: i.severity, title, text, link: None, time: Timestamp(i.time) }
+    let link = ui_url.map(|u| format!("{}/insights#i{id}", u.trim_end_matches('/')));
+    crate::notify::Notification { kind: i.kind.id().to_owned(), severity: i.severity, title, text, link, time: Timestamp(i.time) }
 }

@@ -67,6 +67,7 @@ fn from_form(req: &Req, old: &Settings) -> Result<Settings, String> {
             _ => PeerChoice::Off,
         },
         insights,
+        ui_url: opt(req, "ui_url"),
         notify: old.notify.clone(),
     })
 }
