@@ -19,6 +19,7 @@ pub mod insights;
 pub mod limits;
 pub mod notify;
 pub mod parse;
+pub mod protect;
 pub mod report;
 pub mod settings;
 pub mod store;

@@ -285,3 +285,35 @@ pub const INSIGHT_EXAMPLES: usize = 5;
 /// DNSBL look-ups: zones per check, seconds to wait for an answer.
 pub const MAX_DNSBL_ZONES: usize = 32;
 pub const DNS_TIMEOUT_MS: u64 = 2_000;
+
+// --- Local protection (src/protect) --------------------------------------
+
+/// Addresses (IPv4, or IPv6 /64) whose recent failures are remembered. The
+/// table is allocated at start-up (about 0.5 KB an entry) so recording a
+/// failure never allocates. When full: entries idle for longer than the
+/// window go first, then the unblocked entry seen longest ago, then the
+/// block ending first (`protect::Protect::evictions` counts them).
+pub const PROTECT_MAX_IPS: usize = 8_192;
+
+/// Distinct truncated password hashes (`pwhash` of Dovecot's policy
+/// requests) and distinct logins remembered per address. The rule's
+/// thresholds may not exceed these; when a set is full the entry seen
+/// longest ago is replaced (the count stays saturated, which is all the
+/// rule needs).
+pub const PROTECT_MAX_HASHES_PER_IP: usize = 8;
+pub const PROTECT_MAX_LOGINS_PER_IP: usize = 8;
+
+/// Buckets of an address's sliding failure window (window / buckets is the
+/// granularity: 10 minutes for the default hour).
+pub const PROTECT_WINDOW_BUCKETS: usize = 6;
+
+/// Addresses with a recent successful login (never blocked). When full,
+/// expired entries go first, then the oldest success.
+pub const PROTECT_MAX_SUCCESS_IPS: usize = 16_384;
+
+/// Largest policy request body read: Dovecot's JSON is a few hundred bytes;
+/// the cap keeps a misbehaving client from making the server buffer more.
+pub const PROTECT_MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Allowlist and `mynetworks` entries (CIDRs) in the protection config.
+pub const PROTECT_MAX_NETWORKS: usize = 256;
