@@ -95,6 +95,55 @@ impl EventSummary<'static> {
     }
 }
 
+/// An event summary row read with its per-IP list only summed (the IPs
+/// are skipped as raw bytes: postcard writes strings and bytes alike):
+/// what counting without the per-IP breakdown needs. The fields
+/// mirror [`EventSummary`]'s, in its order.
+#[derive(Deserialize)]
+pub(crate) struct EventTotals {
+    // Read for their place in the row (postcard is positional).
+    _min: i64,
+    _max: i64,
+    pub connections: u64,
+    pub rejected: u64,
+    pub deferrals: u64,
+    pub queued: i64,
+    pub with_deferral: i64,
+    pub notifications: [u64; 3],
+    pub auth: AuthSum,
+}
+
+/// The sum of a summary's per-IP failure counts.
+pub(crate) struct AuthSum(pub u64);
+
+impl<'de> Deserialize<'de> for AuthSum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Sum;
+        impl<'de> serde::de::Visitor<'de> for Sum {
+            type Value = AuthSum;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of (ip, counts)")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<AuthSum, A::Error> {
+                let mut n = 0u64;
+                while let Some((_, c)) = a.next_element::<(&'de [u8], [u64; 4])>()? {
+                    n += c.iter().sum::<u64>();
+                }
+                Ok(AuthSum(n))
+            }
+        }
+        d.deserialize_seq(Sum)
+    }
+}
+
+/// The first two fields of every summary row (`min`, `max`): read alone,
+/// postcard leaves the rest of the row undecoded.
+#[derive(Deserialize)]
+pub(crate) struct SpanHead {
+    pub min: i64,
+    pub max: i64,
+}
+
 /// Per-block summary of deliveries.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct DeliverySummary {
@@ -227,6 +276,20 @@ pub(crate) fn block_key(min_time: i64, seq: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn totals_read_a_summary_row_without_its_ips() {
+        let ev = |ip: &str, count| EventRec {
+            time: crate::clock::Timestamp(100),
+            kind: EventKind::AuthFailure { ip: ip.into(), proto: crate::track::Proto::Imap, count },
+        };
+        let s = EventSummary::of(&[ev("192.0.2.1", 3), ev("2001:db8::7", 4), ev("192.0.2.1", 2)]);
+        let row = postcard::to_allocvec(&s).unwrap();
+        let t: EventTotals = postcard::from_bytes(&row).unwrap();
+        assert_eq!(t.auth.0, 9);
+        let span: SpanHead = postcard::from_bytes(&row).unwrap();
+        assert_eq!((span.min, span.max), (100, 100));
+    }
 
     #[test]
     fn bloom_has_no_false_negatives() {

@@ -135,7 +135,10 @@ pub struct Stats {
 #[derive(Default)]
 struct Acc {
     ev: EventSummary<'static>,
+    /// Per-IP failures, when asked for.
+    by_ip: bool,
     auth: HashMap<String, [u64; 4]>,
+    auth_total: u64,
     counts: [[u64; 4]; 2],
     deferred_then_sent: u64,
 }
@@ -151,6 +154,10 @@ impl Acc {
             self.ev.notifications[i] += s.notifications[i];
         }
         for (ip, c) in &s.auth {
+            self.auth_total += c.iter().sum::<u64>();
+            if !self.by_ip {
+                continue;
+            }
             let e = match self.auth.get_mut(ip.as_ref()) {
                 Some(e) => e,
                 None => self.auth.entry(ip.clone().into_owned()).or_default(),
@@ -161,9 +168,27 @@ impl Acc {
         }
     }
 
+    /// A summary read without its IPs (`by_ip` off).
+    fn add_event_totals(&mut self, s: &blocks::EventTotals) {
+        self.ev.connections += s.connections;
+        self.ev.rejected += s.rejected;
+        self.ev.deferrals += s.deferrals;
+        self.ev.queued += s.queued;
+        self.ev.with_deferral += s.with_deferral;
+        for i in 0..3 {
+            self.ev.notifications[i] += s.notifications[i];
+        }
+        self.auth_total += s.auth.0;
+    }
+
     fn add_event(&mut self, e: &EventRec) {
-        let auth = &mut self.auth;
-        self.ev.add(&e.kind, &mut |ip, p, n| auth.entry(ip.to_owned()).or_default()[p] += n);
+        let (auth, total, by_ip) = (&mut self.auth, &mut self.auth_total, self.by_ip);
+        self.ev.add(&e.kind, &mut |ip, p, n| {
+            *total += n;
+            if by_ip {
+                auth.entry(ip.to_owned()).or_default()[p] += n;
+            }
+        });
     }
 
     /// A delivery counts by its outcome line inside the window, or as
@@ -200,7 +225,7 @@ impl Acc {
         let oc = |c: [u64; 4]| OutcomeCounts { sent: c[0], bounced: c[1], expired: c[2], pending: c[3] };
         let (outbound, inbound) = (oc(self.counts[0]), oc(self.counts[1]));
         let mut by_ip: Vec<(String, [u64; 4])> = self.auth.into_iter().filter(|(_, c)| c.iter().sum::<u64>() > 0).collect();
-        let total = by_ip.iter().map(|(_, c)| c.iter().sum::<u64>()).sum();
+        let total = self.auth_total;
         by_ip.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
         by_ip.truncate(MAX_AUTH_IPS_REPORTED);
         let clamp = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -391,21 +416,39 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn stats_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Stats, StoreError> {
+        self.stats_live_with(w, overlay, true)
+    }
+
+    /// [`Store::stats_live`]; without `by_ip` the per-IP list of failed
+    /// logins stays empty (the total is still exact) and the summaries'
+    /// IP lists are not read: the dashboard takes its chart of attacking
+    /// IPs from the per-hour table instead.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn stats_live_with(&self, w: Window, overlay: Option<&Overlay>, by_ip: bool) -> Result<Stats, StoreError> {
         let (lines, inflight, evictions) = self.live_view(overlay)?;
-        let mut acc = Acc::default();
+        let mut acc = Acc { by_ip, ..Acc::default() };
         let tx = snapshot(self, overlay)?;
         let (lo, hi) = (w.lo(), w.hi());
         {
             let sums = tx.open_table(EVENT_SUMS)?;
             let data = tx.open_table(EVENT_BLOCKS)?;
-            for row in sums.iter()? {
+            // Blocks are keyed by their first record: none from `hi` on can count.
+            for row in sums.range(..blocks::block_key(hi, 0))? {
                 let (k, v) = row?;
-                let s: EventSummary<'_> = postcard::from_bytes(v.value())?;
-                if s.max < lo || s.min >= hi {
+                // The time span alone first: most rows lie outside a short window.
+                let span: blocks::SpanHead = postcard::from_bytes(v.value())?;
+                if span.max < lo || span.min >= hi {
                     continue;
                 }
-                if s.min >= lo && s.max < hi {
-                    acc.add_event_summary(&s);
+                if span.min >= lo && span.max < hi {
+                    if by_ip {
+                        let s: EventSummary<'_> = postcard::from_bytes(v.value())?;
+                        acc.add_event_summary(&s);
+                    } else {
+                        acc.add_event_totals(&postcard::from_bytes(v.value())?);
+                    }
                     continue;
                 }
                 if let Some(b) = super::levels::get_block(&data, k.value())? {
