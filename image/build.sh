@@ -131,6 +131,12 @@ in_root apt-get update -qq
 # comes in a second run, after everything that triggers initramfs-tools:
 # building the initramfs under qemu takes minutes, and so it is built once.
 apt_in_root() {
+  # systemd-resolved turns /etc/resolv.conf into a link into /run: name
+  # lookups inside the chroot use the host's resolver until the end.
+  if [ -L "$rootfs/etc/resolv.conf" ] || [ ! -e "$rootfs/etc/resolv.conf" ]; then
+    rm -f "$rootfs/etc/resolv.conf"
+    cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  fi
   in_root apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >>"$WORK/apt.log" 2>&1 ||
     { tail -30 "$WORK/apt.log" >&2; die "apt-get install failed (log above)"; }
@@ -189,6 +195,7 @@ printf '%s\n' "$stats" | head -c 300 >&2; echo >&2
 log "clean up the root"
 in_root apt-get clean
 rm -f "$rootfs/usr/sbin/policy-rc.d"
+ln -sfn ../run/systemd/resolve/stub-resolv.conf "$rootfs/etc/resolv.conf"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* "$rootfs"/tmp/*
 for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}"; done
 mounts=()

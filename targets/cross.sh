@@ -109,7 +109,7 @@ build() {
   for t in "${targets[@]}"; do
     bin=$TARGET_DIR/$t/release/postlens
     size=$(stat -c %s "$bin")
-    printf '%-34s %10s  %s\n' "$t" "$size" "$(file -b "$bin" | cut -d, -f1-2,5-)"
+    printf '%-34s %10s  %s\n' "$t" "$size" "$(file -b "$bin" | cut -d, -f1,2,4-)"
     if file -b "$bin" | grep -q 'not stripped'; then log "$bin is not stripped"; status=1; fi
     if file -b "$bin" | grep -q 'dynamically linked'; then log "$bin is not static"; status=1; fi
     if [ "$size" -gt "$SIZE_BUDGET" ]; then log "$bin: $size bytes is over the budget of $SIZE_BUDGET"; status=1; fi
