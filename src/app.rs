@@ -47,8 +47,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), crate::cli::Failure> {
         cfg.opts.retention_secs = i64::from(days) * 86_400;
     }
     let store = Arc::new(store);
+    let protect = crate::protect::Protect::new(cfg.protect.rule.clone()).map_err(|e| Failure::Usage(format!("--protect-config: {e}")))?;
+    let protect = Arc::new(std::sync::Mutex::new(protect));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Runtime(e.to_string()))?;
-    let r = rt.block_on(serve(cfg, store));
+    let r = rt.block_on(serve(cfg, store, protect));
     // Leave the runtime without waiting for blocked stdin readers.
     rt.shutdown_timeout(Duration::from_millis(100));
     r.map_err(|e| Failure::Runtime(e.to_string()))
@@ -63,7 +65,7 @@ struct StreamState {
 
 /// Servers and stream sources live for the whole run; the ingest loop is
 /// restarted from the store if a write error cost commits.
-async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
+async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Shared) -> Result<(), IngestError> {
     let live: LiveStatus = Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
     let (overlay_tx, mut overlay_rx) = mpsc::channel(8);
     let control = crate::control::serve(&cfg.workspace, &store, &live, &overlay_tx)
@@ -78,6 +80,19 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
     };
     let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), notifier.clone(), cfg.web.clone())
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
+    // The Dovecot auth policy server; a busy default port is not fatal
+    // (protection from the logs still works, and the UI shows the blocks).
+    let policy = match cfg.protect.listen {
+        None => None,
+        Some(addr) => match crate::protect::policy::serve(addr, protect.clone(), cfg.protect.key.clone()) {
+            Ok(s) => Some(s),
+            Err(e) if !cfg.protect.explicit => {
+                eprintln!("postlens: Dovecot auth policy server off: {addr}: {e} (set --policy-listen)");
+                None
+            }
+            Err(source) => return Err(IngestError::Open { path: PathBuf::from(addr.to_string()), source }),
+        },
+    };
     let (tx, mut rx) = mpsc::channel::<Chunk>(STREAM_QUEUE);
     if cfg.stdin {
         stream::spawn_stdin(tx.clone());
@@ -102,7 +117,7 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
         } else {
             None
         };
-        let r = daemon(&cfg, store.clone(), &live, &mut rx, &mut overlay_rx, &mut signals, notifier.as_ref()).await;
+        let r = daemon(&cfg, store.clone(), &live, &mut rx, &mut overlay_rx, &mut signals, notifier.as_ref(), &protect).await;
         if let Some(j) = journal {
             j.abort();
         }
@@ -114,6 +129,9 @@ async fn serve(cfg: RunConfig, store: Arc<Store>) -> Result<(), IngestError> {
     };
     control.unblock();
     http.unblock();
+    if let Some(s) = policy {
+        s.stop();
+    }
     if let Some(n) = &notifier {
         n.shutdown();
     }
@@ -131,6 +149,7 @@ enum Loop {
     Restart,
 }
 
+#[expect(clippy::too_many_arguments, reason = "the loop's inputs, each used once")]
 async fn daemon(
     cfg: &RunConfig,
     store: Arc<Store>,
@@ -139,8 +158,10 @@ async fn daemon(
     overlays: &mut mpsc::Receiver<(bool, tokio::sync::oneshot::Sender<crate::store::query::Overlay>)>,
     signals: &mut Signals<'_>,
     notifier: Option<&Arc<crate::notify::Notifier>>,
+    protect: &crate::protect::Shared,
 ) -> Result<Loop, IngestError> {
     let mut p = Pipeline::new(store, cfg.opts.clone())?;
+    p.set_protect(protect.clone());
 
     // Sources.
     let mut groups: Vec<Group> = Vec::new();

@@ -23,6 +23,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Command::BenchParse(a)) => bench_parse(&a),
         Some(Command::User(a)) => user(&a),
         Some(c @ (Command::NotifyTest(_) | Command::NotifyConfig(_))) => notify(&c),
+        Some(Command::DovecotConf(a)) => dovecot_conf(&a),
         Some(c) => match read_only(&c, None, None, None) {
             // The daemon holds the database: ask it.
             Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
@@ -817,4 +818,32 @@ fn notify_run(c: &Command, store: Option<&Store>) -> crate::control::Answer {
         }
         _ => fail(Failure::Usage("not a notify command".into())),
     }
+}
+
+/// `postlens dovecot-conf`: prints the auth policy settings for Dovecot.
+fn dovecot_conf(a: &crate::config::DovecotConfArgs) -> Result<(), Failure> {
+    use crate::protect::dovecot_conf::{Flavor, flavor, key_ok, nonce, render, url_ok};
+    let f = match (&a.dovecot_version, a.dovecot_conf_is_old) {
+        (Some(v), _) => flavor(v).map_err(|e| Failure::Usage(format!("--dovecot-version: {e}")))?,
+        (None, true) => Flavor::Old,
+        // The installed Dovecot says `2.3.19.1 (9b53102964)`.
+        (None, false) => std::process::Command::new("dovecot")
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|v| flavor(v.split_whitespace().next().unwrap_or("")).ok())
+            .unwrap_or(Flavor::Toggles),
+    };
+    if !url_ok(&a.url) {
+        return Err(Failure::Usage(format!("--url: '{}' is not an http:// or https:// URL", a.url)));
+    }
+    if let Some(k) = &a.policy_key
+        && !key_ok(k)
+    {
+        return Err(Failure::Usage("--policy-key: use 1 to 256 letters, digits or ._~+/=-".into()));
+    }
+    let nonce = nonce().map_err(|e| Failure::Runtime(format!("no random numbers for the hash nonce: {e}")))?;
+    let _ = std::io::stdout().lock().write_all(render(f, &a.url, a.policy_key.as_deref(), &nonce).as_bytes());
+    Ok(())
 }

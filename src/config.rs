@@ -50,6 +50,9 @@ pub enum Command {
     /// Print the notification channels (secrets blanked), or replace them
     /// with `--set FILE` (JSON: `{"channels": [...]}`, see `src/notify`).
     NotifyConfig(NotifyConfigArgs),
+    /// Print the Dovecot settings that make it ask postlens before each
+    /// login (auth policy), for the installed or given Dovecot version.
+    DovecotConf(DovecotConfArgs),
     /// Parse and track a file without storing anything (benchmarks).
     #[command(hide = true)]
     BenchParse(BenchArgs),
@@ -121,6 +124,35 @@ pub struct RunArgs {
     /// built-in one (format: see web/domain-mapping.txt).
     #[arg(long, env = "POSTLENS_DOMAIN_MAPPING", value_name = "FILE")]
     pub domain_mapping: Option<PathBuf>,
+    /// Address of the Dovecot auth policy server (default 127.0.0.1:8089;
+    /// `off` disables it). See `postlens dovecot-conf`.
+    #[arg(long, env = "POSTLENS_POLICY_LISTEN", value_name = "ADDR|off")]
+    pub policy_listen: Option<String>,
+    /// Key Dovecot must send as `X-API-Key` (`auth_policy_server_api_header`).
+    #[arg(long, env = "POSTLENS_POLICY_KEY", hide_env_values = true, value_name = "KEY")]
+    pub policy_key: Option<String>,
+    /// The protection rule and exemptions, as JSON, e.g. `{"allowlist":
+    /// ["203.0.113.0/24"], "mynetworks": ["192.0.2.0/24"]}` (fields and
+    /// defaults: `ProtectConfig` in src/protect/config.rs).
+    #[arg(long, env = "POSTLENS_PROTECT_CONFIG", value_name = "FILE")]
+    pub protect_config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DovecotConfArgs {
+    /// The Dovecot version to write for (default: `dovecot --version`, else
+    /// 2.3.1+ syntax).
+    #[arg(long, value_name = "X.Y.Z")]
+    pub dovecot_version: Option<String>,
+    /// Where Dovecot reaches the policy server.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8089/dovecot/policy")]
+    pub url: String,
+    /// The key of `postlens run --policy-key`.
+    #[arg(long, env = "POSTLENS_POLICY_KEY", hide_env_values = true, value_name = "KEY")]
+    pub policy_key: Option<String>,
+    /// Lightmeter's `-dovecot_conf_is_old`: Dovecot older than 2.2.34 / 2.3.1.
+    #[arg(long, hide = true)]
+    pub dovecot_conf_is_old: bool,
 }
 
 #[derive(Args, Debug)]
@@ -322,7 +354,8 @@ pub const DEFAULT_PATTERNS: [&str; 5] = ["mail.log", "mail.warn", "mail.err", "m
 pub const DEFAULT_RETENTION: &str = "90d";
 
 /// Maps Lightmeter's single-dash flags to ours (`-workspace x` →
-/// `--workspace x`, `-log_starting_year` → `--log-starting-year`).
+/// `--workspace x`, `-log_starting_year` → `--log-starting-year`);
+/// `-dovecot_conf_gen` becomes the `dovecot-conf` command.
 pub fn rewrite_lightmeter_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     const MAP: [(&str, &str); 14] = [
         ("-workspace", "--workspace"),
@@ -340,6 +373,11 @@ pub fn rewrite_lightmeter_args(args: impl IntoIterator<Item = std::ffi::OsString
         ("-dovecot_conf_is_old", "--dovecot-conf-is-old"),
         ("-i_know_what_am_doing_not_using_a_reverse_proxy", "--no-reverse-proxy"),
     ];
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if let Some(i) = args.iter().position(|a| a == "-dovecot_conf_gen") {
+        args.remove(i);
+        args.insert(1.min(args.len()), "dovecot-conf".into());
+    }
     args.into_iter()
         .map(|a| {
             let Some(s) = a.to_str() else { return a };
@@ -503,6 +541,31 @@ mod tests {
     }
 
     #[test]
+    fn lightmeter_dovecot_conf_flags_are_rewritten() {
+        let got = rewrite_lightmeter_args(["postlens", "-dovecot_conf_is_old", "-dovecot_conf_gen"].map(std::ffi::OsString::from));
+        assert_eq!(got, ["postlens", "dovecot-conf", "--dovecot-conf-is-old"].map(std::ffi::OsString::from));
+    }
+
+    #[test]
+    fn policy_flags() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["postlens", "run", "--stdin"];
+            v.extend_from_slice(extra);
+            match Cli::parse_from(v).command {
+                Some(Command::Run(a)) => a.build().map(|c| c.protect),
+                _ => unreachable!("run parses"),
+            }
+        };
+        let p = args(&[]).expect("defaults");
+        assert_eq!((p.listen, p.explicit), (Some(crate::protect::policy::DEFAULT_LISTEN.parse().expect("addr")), false));
+        assert_eq!(args(&["--policy-listen", "off"]).expect("off").listen, None);
+        assert!(args(&["--policy-listen", "127.0.0.1:9"]).expect("explicit").explicit);
+        assert!(args(&["--policy-listen", "nowhere"]).is_err_and(|e| e.0.contains("--policy-listen")));
+        assert!(args(&["--policy-key", "a b"]).is_err_and(|e| e.0.contains("--policy-key")));
+        assert!(args(&["--protect-config", "/nonexistent/p.json"]).is_err_and(|e| e.0.contains("--protect-config")));
+    }
+
+    #[test]
     fn lightmeter_flags_are_rewritten() {
         let got =
             rewrite_lightmeter_args(["postlens", "import", "-workspace", "/x", "-log_starting_year=2020"].map(std::ffi::OsString::from));
@@ -523,6 +586,49 @@ pub struct RunConfig {
     pub opts: Options,
     pub web: crate::web::WebConfig,
     pub insights_every: u64,
+    pub protect: ProtectRun,
+}
+
+/// The validated protection settings of `postlens run`.
+#[derive(Debug, Clone)]
+pub struct ProtectRun {
+    /// The policy server's address; `None` when `--policy-listen off`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Whether the address was given (a busy default port is only a warning).
+    pub explicit: bool,
+    pub key: Option<String>,
+    pub rule: crate::protect::ProtectConfig,
+}
+
+impl RunArgs {
+    fn protect(&self) -> Result<ProtectRun, ConfigError> {
+        let explicit = self.policy_listen.is_some();
+        let listen = match self.policy_listen.as_deref().unwrap_or(crate::protect::policy::DEFAULT_LISTEN) {
+            "off" => None,
+            s => {
+                Some(s.parse().map_err(|_| ConfigError(format!("--policy-listen: '{s}' is not an address like 127.0.0.1:8089 or 'off'")))?)
+            }
+        };
+        if let Some(k) = &self.policy_key
+            && !crate::protect::dovecot_conf::key_ok(k)
+        {
+            return Err(ConfigError("--policy-key: use 1 to 256 letters, digits or ._~+/=-".into()));
+        }
+        let rule = match &self.protect_config {
+            None => crate::protect::ProtectConfig::default(),
+            Some(f) => {
+                let mut text = String::new();
+                std::fs::File::open(f)
+                    .and_then(|h| std::io::Read::read_to_string(&mut std::io::Read::take(h, 1 << 20), &mut text))
+                    .map_err(|e| ConfigError(format!("--protect-config: {}: {e}", f.display())))?;
+                let rule: crate::protect::ProtectConfig =
+                    serde_json::from_str(&text).map_err(|e| ConfigError(format!("--protect-config: {}: {e}", f.display())))?;
+                rule.validate().map_err(|e| ConfigError(format!("--protect-config: {}: {e}", f.display())))?;
+                rule
+            }
+        };
+        Ok(ProtectRun { listen, explicit, key: self.policy_key.clone(), rule })
+    }
 }
 
 impl RunArgs {
@@ -600,6 +706,7 @@ impl RunArgs {
             opts,
             web,
             insights_every: self.insights_every.max(1),
+            protect: self.protect()?,
         })
     }
 }

@@ -106,6 +106,8 @@ pub struct Pipeline {
     /// The in-flight view as of a count of lines read (the tracker changes
     /// only when fed, so readers share one copy).
     inflight: Option<(u64, Arc<Vec<crate::track::DeliveryRec>>)>,
+    /// Login failures and successes go to local protection too.
+    protect: Option<crate::protect::Shared>,
 }
 
 /// Records in shared segments, oldest first.
@@ -174,7 +176,13 @@ impl Pipeline {
             shipped: std::collections::VecDeque::new(),
             next_batch: r.batch + 1,
             inflight: None,
+            protect: None,
         })
+    }
+
+    /// Feeds logins seen from now on to `p` (`postlens run`).
+    pub fn set_protect(&mut self, p: crate::protect::Shared) {
+        self.protect = Some(p);
     }
 
     pub fn store(&self) -> &Store {
@@ -233,6 +241,9 @@ impl Pipeline {
                 let t = res.resolve(ev.time);
                 self.newest = self.newest.max(t.0);
                 self.tracker.push(&ev, t);
+                if let Some(p) = &self.protect {
+                    crate::protect::observe_log(p, &ev, t);
+                }
                 self.raw.push(t.0, raw);
                 return;
             }

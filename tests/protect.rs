@@ -1,0 +1,261 @@
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+//! Local protection end to end: the real daemon's Dovecot auth policy
+//! server fed by log lines and by policy reports, its latency, and
+//! `postlens dovecot-conf` (checked by the installed `doveconf` when there
+//! is one).
+
+mod common;
+
+use common::{TempDir, run};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// One keep-alive HTTP/1.1 connection, as Dovecot's HTTP client keeps.
+struct Conn(BufReader<TcpStream>);
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Conn(BufReader::new(s))
+    }
+
+    /// POSTs `body` to the policy path; the status and the body.
+    fn post(&mut self, command: &str, body: &str, key: Option<&str>) -> (u16, String) {
+        let key = key.map(|k| format!("X-API-Key: {k}\r\n")).unwrap_or_default();
+        let req = format!(
+            "POST /dovecot/policy?command={command} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{key}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.0.get_mut().write_all(req.as_bytes()).unwrap();
+        let mut line = String::new();
+        self.0.read_line(&mut line).unwrap();
+        let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut len = 0;
+        loop {
+            line.clear();
+            self.0.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut b = vec![0; len];
+        self.0.read_exact(&mut b).unwrap();
+        (status, String::from_utf8(b).unwrap())
+    }
+
+    fn status(&mut self, command: &str, body: &str, key: Option<&str>) -> i64 {
+        let (code, b) = self.post(command, body, key);
+        assert_eq!(code, 200, "{b}");
+        serde_json::from_str::<serde_json::Value>(&b).unwrap()["status"].as_i64().unwrap()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn allow(ip: &str) -> String {
+    format!(r#"{{"login":"x","pwhash":"","remote":"{ip}","device_id":"","protocol":"imap","session_id":"s"}}"#)
+}
+
+fn report(ip: &str, login: &str, pwhash: &str, success: bool) -> String {
+    format!(
+        r#"{{"login":"{login}","pwhash":"{pwhash}","remote":"{ip}","device_id":"","protocol":"imap","session_id":"s","tls":false,"success":{success},"policy_reject":false}}"#
+    )
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn daemon_blocks_from_logs_and_from_policy_reports() {
+    let d = TempDir::new("protect");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(d.s("p.json"), r#"{"allowlist": ["198.51.100.0/24"]}"#).unwrap();
+    let mut child = common::bin()
+        .args(["run", "--workspace", &d.s("ws"), "--stdin", "--listen", "127.0.0.1:0"])
+        .args(["--policy-listen", &addr.to_string(), "--policy-key", "k3y", "--protect-config", &d.s("p.json")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _daemon = Daemon(child);
+    // Log lines of now (the policy server judges by the wall clock): one
+    // address tries ten logins, an allowlisted one too.
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
+    let lines: Vec<String> = (0..10)
+        .map(|i| ("203.0.113.50", format!("user{i}")))
+        .chain((0..10).map(|i| ("198.51.100.9", format!("u{i}"))))
+        .map(|(ip, user)| {
+            format!(
+                "{now} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<{user}>, method=PLAIN, rip={ip}, lip=192.0.2.1, TLS, session=<x>\n"
+            )
+        })
+        .collect();
+    stdin.write_all(lines.concat().as_bytes()).unwrap();
+    stdin.flush().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut c = loop {
+        if let Ok(s) = TcpStream::connect(addr) {
+            drop(s);
+            break Conn::open(addr);
+        }
+        assert!(Instant::now() < deadline, "the policy server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Without the key: refused, so Dovecot falls back to its own decision.
+    assert_eq!(c.post("allow", &allow("203.0.113.50"), None).0, 401);
+    assert_eq!(c.post("allow", &allow("203.0.113.50"), Some("wrong")).0, 401);
+    loop {
+        if c.status("allow", &allow("203.0.113.50"), Some("k3y")) == -1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the log lines did not block 203.0.113.50");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.status("allow", &allow("198.51.100.9"), Some("k3y")), 0, "allowlisted");
+
+    // Policy reports: ten failures with four passwords block…
+    for i in 0..10 {
+        c.status("report", &report("203.0.113.51", "bob", &format!("{:012x}", i % 4), false), Some("k3y"));
+    }
+    assert_eq!(c.status("allow", &allow("203.0.113.51"), Some("k3y")), -1);
+    // …thirty with one stale password only slow the client down.
+    for _ in 0..30 {
+        c.status("report", &report("203.0.113.52", "carol", "0badc0ffee00", false), Some("k3y"));
+    }
+    assert_eq!(c.status("allow", &allow("203.0.113.52"), Some("k3y")), 2);
+    // A successful login makes an address trusted.
+    c.status("report", &report("203.0.113.52", "carol", "5ca1ab1e0000", true), Some("k3y"));
+    assert_eq!(c.status("allow", &allow("203.0.113.52"), Some("k3y")), 0);
+    let (code, body) = c.post("allow", "{\"remote\": ", Some("k3y"));
+    assert_eq!(code, 400);
+    assert!(body.contains("not Dovecot's policy JSON"), "{body}");
+}
+
+#[test]
+fn a_busy_explicit_policy_address_is_an_error() {
+    let d = TempDir::new("protect-busy");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut c = common::bin()
+        .args(["run", "--workspace", &d.s("ws"), "--stdin", "--listen", "127.0.0.1:0", "--policy-listen", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(c.wait().unwrap().code(), Some(1), "{err}");
+    assert!(err.contains(&addr), "{err}");
+}
+
+/// Latency of `allow` and `report` over one keep-alive connection, with a
+/// thousand addresses remembered. Prints p50/p99; fails if p99 is not
+/// well under Dovecot's 2 s timeout (and the goal of < 1 ms is reported).
+#[test]
+fn policy_answers_fast() {
+    use postlens::protect::{Protect, ProtectConfig, policy};
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Protect::new(ProtectConfig::default()).unwrap()));
+    let server = policy::serve("127.0.0.1:0".parse().unwrap(), shared.clone(), None).unwrap();
+    let mut c = Conn::open(server.addr().unwrap());
+    let mut times = Vec::new();
+    for i in 0..4_000u32 {
+        // Reports from 50 attackers, checks from a thousand addresses.
+        let t = Instant::now();
+        if i % 2 == 0 {
+            let ip = format!("45.0.0.{}", (i / 2) % 50);
+            c.status("report", &report(&ip, &format!("u{}", i % 3), &format!("{i:012x}"), false), None);
+        } else {
+            c.status("allow", &allow(&format!("45.1.{}.{}", (i / 250) % 4, i % 250)), None);
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+    eprintln!("policy round trip over loopback: p50 {} µs, p99 {} µs", p50.as_micros(), p99.as_micros());
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    assert_eq!(postlens::protect::lock(&shared).blocked(postlens::clock::now()).len(), 50, "the reports were counted");
+    server.stop();
+}
+
+#[test]
+fn dovecot_conf_per_version() {
+    let out = |args: &[&str]| {
+        let o = run(args);
+        (o.status.code(), String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
+    };
+    let (code, s, _) = out(&["dovecot-conf", "--dovecot-version", "2.2.30", "--policy-key", "k3y"]);
+    assert_eq!(code, Some(0));
+    assert!(s.contains("auth_policy_server_url = http://127.0.0.1:8089/dovecot/policy\n"));
+    assert!(s.contains("auth_policy_server_api_header = X-API-Key:k3y\n"));
+    assert!(s.contains("login=%{orig_username}") && !s.contains("check_before_auth"));
+    let (_, s, _) = out(&["dovecot-conf", "--dovecot-version", "2.3.21", "--url", "http://10.0.0.2:8089/dovecot/policy"]);
+    assert!(s.contains("auth_policy_server_url = http://10.0.0.2:8089/dovecot/policy\n"));
+    assert!(s.contains("auth_policy_check_before_auth = yes\n") && s.contains("remote=%{rip}"));
+    let (_, s, _) = out(&["dovecot-conf", "--dovecot-version", "2.4.1"]);
+    assert!(s.contains("auth_policy_request_attributes {\n") && s.contains("  remote = %{remote_ip}\n"));
+    // Each run has a fresh nonce.
+    let nonce = |s: &str| s.lines().find(|l| l.starts_with("auth_policy_hash_nonce = ")).map(str::to_owned);
+    let (_, again, _) = out(&["dovecot-conf", "--dovecot-version", "2.4.1"]);
+    assert!(nonce(&s).is_some() && nonce(&s) != nonce(&again));
+    // Lightmeter's flags.
+    let (code, s, _) = out(&["-dovecot_conf_gen", "-dovecot_conf_is_old"]);
+    assert_eq!(code, Some(0));
+    assert!(s.contains("auth_policy_hash_truncate = 12\n") && !s.contains("check_before_auth"));
+    for (args, flag) in [
+        (&["dovecot-conf", "--dovecot-version", "2.x"][..], "--dovecot-version"),
+        (&["dovecot-conf", "--dovecot-version", "2.2.20"][..], "--dovecot-version"),
+        (&["dovecot-conf", "--url", "ftp://x"][..], "--url"),
+        (&["dovecot-conf", "--policy-key", "a b"][..], "--policy-key"),
+    ] {
+        let (code, _, err) = out(args);
+        assert_eq!(code, Some(2), "{args:?}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+}
+
+/// The settings for the installed Dovecot, as its own `doveconf` reads them.
+#[test]
+fn dovecot_conf_is_accepted_by_the_installed_doveconf() {
+    let Ok(v) = std::process::Command::new("dovecot").arg("--version").output() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "Dovecot is not installed");
+        eprintln!("SKIPPED: Dovecot is not installed (tests/e2e installs it)");
+        return;
+    };
+    let version = String::from_utf8(v.stdout).unwrap();
+    let version = version.split_whitespace().next().unwrap();
+    let d = TempDir::new("doveconf");
+    let conf = common::ok(&["dovecot-conf", "--dovecot-version", version, "--policy-key", "k3y"]);
+    let head = if version.starts_with("2.4") || version.starts_with('3') {
+        "dovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\n"
+    } else {
+        ""
+    };
+    std::fs::write(d.s("dovecot.conf"), format!("{head}base_dir = {}\n{conf}", d.s("run"))).unwrap();
+    let o = std::process::Command::new("doveconf").args(["-n", "-c", &d.s("dovecot.conf")]).output().unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "doveconf {version} refused:\n{err}\n{conf}");
+    assert!(out.contains("auth_policy_server_url = http://127.0.0.1:8089/dovecot/policy"), "{out}");
+    assert!(out.contains("hashed_password"), "{out}");
+}
