@@ -589,6 +589,15 @@ if [ -n "${POSTLENS:-}" ]; then
   notify_phase || rc=1
 fi
 
+# Local protection: Dovecot's auth policy answered by postlens (tests/e2e/protect.sh).
+if [ -n "${POSTLENS:-}" ]; then
+  if bash "$HERE/protect.sh" "$OUT/protect" 2>"$OUT/protect.log"; then
+    log "PASS: protect: $(grep -c 'PASS:' "$OUT/protect.log") checks (see $OUT/protect.log)"
+  else
+    log "FAIL: protect: $(grep 'FAIL:\|ERROR:' "$OUT/protect.log" | head -3 | tr '\n' ' ')"; rc=1
+  fi
+fi
+
 if [ "${#RESULTS[@]}" -gt 0 ]; then
   log "summary:"; for r in "${RESULTS[@]}"; do printf '    %s\n' "$r" >&2; done
 fi
