@@ -192,6 +192,10 @@ async fn daemon(
     let mut insights_tick = tokio::time::interval(Duration::from_secs(cfg.insights_every));
     insights_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut insights_job: Option<tokio::task::JoinHandle<()>> = None;
+    // The channels the notifier was last given: settings changed by other
+    // means than the settings page (`notify-config --set` through the
+    // control socket, the API) reach it at the next run.
+    let applied = Arc::new(std::sync::Mutex::new(crate::settings::Settings::load(p.store()).unwrap_or_default().notify));
     loop {
         if p.rolled_back() {
             return Ok(Loop::Restart);
@@ -247,8 +251,8 @@ async fn daemon(
                 // them land so the remote-block detector sees every line.
                 let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
                 let overlay = p.overlay(true);
-                let (store, notifier) = (p.store_arc(), notifier.cloned());
-                insights_job = Some(tokio::task::spawn_blocking(move || insights(&store, &overlay, notifier.as_deref())));
+                let (store, notifier, applied) = (p.store_arc(), notifier.cloned(), applied.clone());
+                insights_job = Some(tokio::task::spawn_blocking(move || insights(&store, &overlay, notifier.as_deref(), &applied)));
             }
             _ = tick.tick() => {
                 // Files that could not be opened yet (empty) and slow writers.
@@ -289,8 +293,19 @@ async fn daemon(
 
 /// One run of the insight detectors; what starts (or starts again) is
 /// handed to the notifier. Errors are reported, not fatal.
-fn insights(store: &Store, overlay: &crate::store::query::Overlay, notifier: Option<&crate::notify::Notifier>) {
+fn insights(
+    store: &Store,
+    overlay: &crate::store::query::Overlay,
+    notifier: Option<&crate::notify::Notifier>,
+    applied: &std::sync::Mutex<crate::notify::NotifyConfig>,
+) {
     let s = crate::settings::Settings::load(store).unwrap_or_default();
+    if let (Some(n), Ok(mut a)) = (notifier, applied.lock())
+        && *a != s.notify
+    {
+        n.reconfigure(&s.notify);
+        a.clone_from(&s.notify);
+    }
     let inputs = crate::insights::engine::Inputs {
         overlay: Some(overlay),
         cfg: &s.insights,
