@@ -78,7 +78,8 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
             None
         }
     };
-    let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), notifier.clone(), cfg.web.clone())
+    let web = crate::web::WebConfig { protect: Some(protect.clone()), ..cfg.web.clone() };
+    let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), notifier.clone(), web)
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
     // The Dovecot auth policy server; a busy default port is not fatal
     // (protection from the logs still works, and the UI shows the blocks).

@@ -694,7 +694,7 @@ impl RunArgs {
                 crate::web::domains::DomainMap::parse(&text).map_err(|e| ConfigError(format!("--domain-mapping: {}: {e}", f.display())))?;
             domain_map.merge(mine);
         }
-        let web = crate::web::WebConfig { trust_proxy: !self.no_reverse_proxy, tz: opts.tz.clone(), domain_map };
+        let web = crate::web::WebConfig { trust_proxy: !self.no_reverse_proxy, tz: opts.tz.clone(), domain_map, protect: None };
         Ok(RunConfig {
             workspace: self.common.workspace(),
             watch_dirs,

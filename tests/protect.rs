@@ -259,3 +259,94 @@ fn dovecot_conf_is_accepted_by_the_installed_doveconf() {
     assert!(out.contains("auth_policy_server_url = http://127.0.0.1:8089/dovecot/policy"), "{out}");
     assert!(out.contains("hashed_password"), "{out}");
 }
+
+/// One request on a fresh connection: status, `Set-Cookie` values, body.
+fn http(addr: SocketAddr, method: &str, path: &str, cookies: &str, form: &[(&str, &str)]) -> (u16, Vec<String>, String) {
+    let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", v.replace(':', "%3A").replace('/', "%2F"))).collect();
+    let body = body.join("&");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookies}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let set = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.trim().split(';').next().unwrap().to_owned())
+        .collect();
+    (status, set, body.to_owned())
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let key = r#"name="csrf" value=""#;
+    let at = html.find(key).unwrap() + key.len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// The blocklist page: a block from the policy server is listed with its
+/// evidence; an admin blocks and unblocks by hand (CSRF-checked forms).
+#[test]
+fn blocklist_page_lists_blocks_and_takes_manual_ones() {
+    let d = TempDir::new("protect-web");
+    let ws = d.s("ws");
+    common::ok(&["user", "add", "--workspace", &ws, "--email", "admin@example.org", "--password", "Correct-Horse-42"]);
+    let (web, pol) = (free_port(), free_port());
+    let web_addr: SocketAddr = format!("127.0.0.1:{web}").parse().unwrap();
+    let pol_addr: SocketAddr = format!("127.0.0.1:{pol}").parse().unwrap();
+    let child = common::bin()
+        .args(["run", "--workspace", &ws, "--stdin", "--listen", &web_addr.to_string(), "--policy-listen", &pol_addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _daemon = Daemon(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(pol_addr).is_err() || TcpStream::connect(web_addr).is_err() {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = Conn::open(pol_addr);
+    for u in ["a", "b", "c", "d", "e"] {
+        c.status("report", &report("203.0.113.77", u, "0123456789ab", false), None);
+    }
+    // Sign in.
+    let (_, set, html) = http(web_addr, "GET", "/login", "", &[]);
+    let pre = set.iter().find(|c| c.starts_with("pl_csrf=")).unwrap().clone();
+    let (code, set, _) = http(
+        web_addr,
+        "POST",
+        "/login",
+        &pre,
+        &[("csrf", &hidden_csrf(&html)), ("email", "admin@example.org"), ("password", "Correct-Horse-42")],
+    );
+    assert_eq!(code, 303);
+    let session = set.iter().find(|c| c.starts_with("pl_session=")).unwrap().clone();
+    let (code, _, html) = http(web_addr, "GET", "/protection", &session, &[]);
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("203.0.113.77") && html.contains("Many different logins"), "{html}");
+    assert!(html.contains(r#"href="protection" aria-current="page""#));
+    let csrf = hidden_csrf(&html);
+    // Without the token: refused.
+    let (code, _, _) = http(web_addr, "POST", "/protection", &session, &[("action", "block"), ("ip", "198.51.100.1")]);
+    assert_eq!(code, 403);
+    let (code, _, _) =
+        http(web_addr, "POST", "/protection", &session, &[("csrf", &csrf), ("action", "block"), ("ip", "2001:db8:9::1"), ("hours", "2")]);
+    assert_eq!(code, 303);
+    let (code, _, _) = http(web_addr, "POST", "/protection", &session, &[("csrf", &csrf), ("action", "block"), ("ip", "nonsense")]);
+    assert_eq!(code, 400);
+    assert_eq!(c.status("allow", &allow("2001:db8:9::abcd"), None), -1, "a manual block reaches the policy server");
+    let (code, _, _) = http(web_addr, "POST", "/protection", &session, &[("csrf", &csrf), ("action", "unblock"), ("ip", "203.0.113.77")]);
+    assert_eq!(code, 303);
+    assert_eq!(c.status("allow", &allow("203.0.113.77"), None), 0);
+    let (_, _, html) = http(web_addr, "GET", "/protection?done=unblocked", &session, &[]);
+    assert!(html.contains("2001:db8:9::&#x2f;64") && html.contains("Blocked by an admin") && !html.contains("203.0.113.77"), "{html}");
+    assert!(html.contains("no longer blocked"));
+}

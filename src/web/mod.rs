@@ -19,6 +19,7 @@ mod insights;
 pub use insights::notification;
 mod metrics;
 mod pages;
+mod protect_page;
 mod req;
 mod settings_page;
 
@@ -46,6 +47,8 @@ pub struct WebConfig {
     pub tz: jiff::tz::TimeZone,
     /// The admin's own domain mapping, merged over the built-in one.
     pub domain_map: domains::DomainMap,
+    /// The daemon's local protection, for the blocklist page.
+    pub protect: Option<crate::protect::Shared>,
 }
 
 pub(crate) struct Ctx {
@@ -240,6 +243,8 @@ fn handle(ctx: &Ctx, req: &Req) -> Resp {
         (Method::Get, "/logs.txt") => pages::logs_download(ctx, req, now),
         (Method::Get | Method::Post, "/settings") => settings_page::settings(ctx, req, &who, &lang),
         (Method::Post, "/settings/notify") => settings_page::notify(ctx, req, &who, &lang, now),
+        (Method::Get, "/protection") => protect_page::list(ctx, req, &who, &lang, now),
+        (Method::Post, "/protection") => protect_page::action(ctx, req, &who, &lang, now),
         (Method::Get, "/insights") => insights::list_page(ctx, req, &who, &lang, now),
         (Method::Post, "/insights/action") => insights::action(ctx, req, &who, &lang, now),
         (Method::Post, "/logout") => pages::logout(ctx, req),
