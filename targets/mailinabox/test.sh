@@ -103,9 +103,9 @@ check "postlens installed" cmp -s "$bin" "$R/usr/local/bin/postlens"
 check "postlens-miab installed" test -x "$R/usr/local/sbin/postlens-miab"
 check "re-apply path unit enabled" test -L "$R/etc/systemd/system/multi-user.target.wants/postlens-miab.path"
 if "$bin" dovecot-conf --help >/dev/null 2>&1; then
-  check "dovecot-conf present: policy snippet written" test -s "$R/etc/dovecot/conf.d/95-postlens-policy.conf"
+  check "dovecot-conf present: policy snippet written" test -s "$R/etc/dovecot/conf.d/95-postlens.conf"
 else
-  check "no dovecot-conf yet: no policy snippet" test ! -e "$R/etc/dovecot/conf.d/95-postlens-policy.conf"
+  check "no dovecot-conf yet: no policy snippet" test ! -e "$R/etc/dovecot/conf.d/95-postlens.conf"
   check "no dovecot-conf yet: no policy drop-in" test ! -e "$R/etc/systemd/system/postlens.service.d/mailinabox.conf"
   check "says the policy is not wired" grep -q 'not wired' "$work/out1"
 fi
@@ -160,18 +160,21 @@ cat >"$stub" <<'EOF'
 # Stand-in for a postlens that has `dovecot-conf`.
 if [ "$1" = dovecot-conf ]; then
   [ "${2:-}" = --help ] && exit 0
-  printf 'auth_policy_server_url = http://%s/dovecot/policy\n' "$POSTLENS_POLICY_LISTEN"
+  printf 'auth_policy_server_url = %s\nauth_policy_hash_nonce = %s\n' "$3" "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
   exit 0
 fi
 exit 2
 EOF
 chmod +x "$stub"
 ROOT=$R POSTLENS=$stub "$R/usr/local/sbin/postlens-miab" apply >/dev/null
-check "with dovecot-conf: snippet from its output" grep -qx 'auth_policy_server_url = http://127.0.0.1:8089/dovecot/policy' "$R/etc/dovecot/conf.d/95-postlens-policy.conf"
+check "with dovecot-conf: snippet from its output" grep -qx 'auth_policy_server_url = http://127.0.0.1:8089/dovecot/policy' "$R/etc/dovecot/conf.d/95-postlens.conf"
+cp "$R/etc/dovecot/conf.d/95-postlens.conf" "$work/snippet"
+ROOT=$R POSTLENS=$stub "$R/usr/local/sbin/postlens-miab" apply >/dev/null
+check "with dovecot-conf: applying again keeps the snippet (and its nonce)" cmp -s "$work/snippet" "$R/etc/dovecot/conf.d/95-postlens.conf"
 check "with dovecot-conf: policy listener switched on" grep -qx 'Environment=POSTLENS_POLICY_LISTEN=127.0.0.1:8089' "$R/etc/systemd/system/postlens.service.d/mailinabox.conf"
 if ! "$bin" dovecot-conf --help >/dev/null 2>&1; then
   ROOT=$R "$R/usr/local/sbin/postlens-miab" apply >/dev/null
-  check "without it again: snippet removed" test ! -e "$R/etc/dovecot/conf.d/95-postlens-policy.conf"
+  check "without it again: snippet removed" test ! -e "$R/etc/dovecot/conf.d/95-postlens.conf"
   check "without it again: drop-in removed" test ! -e "$R/etc/systemd/system/postlens.service.d/mailinabox.conf"
 fi
 
