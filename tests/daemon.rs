@@ -294,7 +294,17 @@ fn sockets_take_several_clients_and_survive_hostile_ones() {
     // A silent client holding half a line, and one sending an endless line.
     let mut silent = std::os::unix::net::UnixStream::connect(&unix).unwrap();
     silent.write_all(b"Nov 21 10:00:00 mx postfix/smtpd[1]: connect fr").unwrap();
-    let mut flood = std::net::TcpStream::connect(&tcp).unwrap();
+    // The TCP listener is bound after the unix one (much later under
+    // qemu-user): retry until it accepts.
+    let mut flood = loop {
+        match std::net::TcpStream::connect(&tcp) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(t.elapsed() < Duration::from_secs(20), "TCP socket never accepted: {e}: {}", dm.stderr());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
     flood.write_all(&vec![b'x'; 2 * 1024 * 1024]).unwrap();
     flood.write_all(b"\n").unwrap();
     // The real lines: first half over unix, second half over TCP.
