@@ -128,7 +128,8 @@ fn read_only(
         Command::Search(a) => search(a, store, overlay),
         Command::Report(a) => report(a, store),
         Command::Status(a) => status(a, store, live),
-        Command::Insights(a) => insights(a, store),
+        // Without a daemon, bring the insights up to the newest line first.
+        Command::Insights(a) => insights(a, store, live.is_none()),
         _ => unreachable!("filtered above"),
     }
 }
@@ -212,18 +213,6 @@ fn import(a: &ImportArgs) -> Result<(), Failure> {
         l.malformed - before.malformed,
         if summary.skipped_bytes > 0 { format!("; skipped {} bytes already imported", summary.skipped_bytes) } else { String::new() },
     );
-    // The detectors over what was imported (as history: nothing notified).
-    let store = p.store_arc();
-    drop(p);
-    if let Some((_, newest)) = store.time_span()? {
-        let s = crate::settings::Settings::load(&store).unwrap_or_default();
-        let inputs =
-            crate::insights::engine::Inputs { overlay: None, cfg: &s.insights, public_ip: None, now: Timestamp(newest + 1), live: false };
-        let r = crate::insights::engine::run(&store, &inputs)?;
-        if r.created > 0 {
-            eprintln!("postlens: {} insight(s) found ({} hours checked): postlens insights", r.created, r.replayed_hours);
-        }
-    }
     Ok(())
 }
 
@@ -239,9 +228,18 @@ fn insights_filter(a: &InsightsArgs) -> Result<crate::insights::Filter, Failure>
     Ok(crate::insights::Filter { from: w.from, to: w.to, kind, archived: a.archived, ..crate::insights::Filter::default() })
 }
 
-fn insights(a: &InsightsArgs, store: &Store) -> Result<String, Failure> {
+/// Lists insights; with `catch_up` (no daemon keeps them current) the
+/// detectors first run over what was imported since they last did (as
+/// history: nothing is notified). `import` itself stays pure ingestion.
+fn insights(a: &InsightsArgs, store: &Store, catch_up: bool) -> Result<String, Failure> {
     use std::fmt::Write as _;
     let f = insights_filter(a)?;
+    if catch_up && let Some((_, newest)) = store.time_span()? {
+        let s = crate::settings::Settings::load(store).unwrap_or_default();
+        let inputs =
+            crate::insights::engine::Inputs { overlay: None, cfg: &s.insights, public_ip: None, now: Timestamp(newest + 1), live: false };
+        crate::insights::engine::run(store, &inputs)?;
+    }
     let list = crate::insights::list(store, &f)?;
     if a.json {
         let v: Vec<crate::insights::InsightJson> = list.iter().map(|(id, i)| crate::insights::InsightJson::of(*id, i)).collect();

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
-//! Insights end to end: `postlens import` replays history through the
-//! detectors (`postlens insights --json` as DESIGN.md fixes it); then a
+//! Insights end to end: after `postlens import`, `postlens insights`
+//! replays the history through the detectors (`--json` as DESIGN.md fixes
+//! it); then a
 //! running daemon finds a live login attack and its own IP on a DNSBL
 //! served by a real DNS server (Debian's dnsmasq on loopback), and
 //! notifies a webhook (a local HTTP stand-in that records requests)
@@ -107,7 +108,7 @@ fn import_replays_history_into_insights() {
     let ws = dir.s("ws");
     let o = common::run(&["import", "--workspace", &ws, log.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("insight(s) found"), "{}", String::from_utf8_lossy(&o.stderr));
+    // Without a daemon, `insights` runs the detectors over what is new.
     let v: Value = serde_json::from_str(&common::ok(&["insights", "--workspace", &ws, "--json"])).unwrap();
     let all = v.as_array().unwrap();
     let kinds: Vec<&str> = all.iter().map(|i| i["kind"].as_str().unwrap()).collect();

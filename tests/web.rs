@@ -1359,9 +1359,17 @@ fn notification_channels(s: &mut Site) {
 }
 
 fn insights_page_and_actions(s: &mut Site) {
-    // The import ran the detectors over its history: at least its summary.
-    let list = s.api.get("/api/v1/insights").expect(200).json();
-    let summary = hits(&list).iter().find(|i| i["kind"] == "import_summary").unwrap_or_else(|| panic!("{list}")).clone();
+    // The daemon's first run of the detectors replays the imported history
+    // and sums it up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let summary = loop {
+        let list = s.api.get("/api/v1/insights").expect(200).json();
+        if let Some(i) = hits(&list).iter().find(|i| i["kind"] == "import_summary") {
+            break i.clone();
+        }
+        assert!(Instant::now() < deadline, "no import summary: {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let id = str_of(&summary, "id").to_owned();
     let anchor = format!("i{id}");
     // Admins act on it; read-only users see it without the buttons.
