@@ -316,6 +316,9 @@ fn insights(
     };
     match crate::insights::engine::run(store, &inputs) {
         Ok(r) => {
+            if let Some(e) = &r.dns_error {
+                eprintln!("postlens: DNSBL check not made: {e}");
+            }
             if r.replayed_hours > 24 {
                 eprintln!("postlens: insights: {} hours of history checked, {} insight(s) recorded", r.replayed_hours, r.created);
             }

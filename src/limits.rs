@@ -277,6 +277,14 @@ pub const MAX_BASELINE_USERS: usize = 5_000;
 /// Seconds between two live evaluations of the detectors.
 pub const INSIGHTS_EVERY_SECS: u64 = 60;
 
+/// Hours of deliveries the compromised-account detector holds in memory at
+/// once (a busy server's ~25 k deliveries; longer spans are read in turns).
+pub const INSIGHT_READ_HOURS: i64 = 6;
+
+/// Per SASL user and hour, distinct messages and recipients remembered
+/// (beyond this the counts stop growing: far past any threshold).
+pub const INSIGHT_MAX_DISTINCT: usize = 100_000;
+
 /// Raw lines the remote-block detector reads per evaluation step, and the
 /// examples an insight keeps (messages, log lines).
 pub const INSIGHT_SCAN_LINES: usize = 200_000;

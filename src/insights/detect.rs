@@ -7,7 +7,7 @@
 
 use super::{Finding, InsightConfig, Kind, classify};
 use crate::clock::Timestamp;
-use crate::limits::{INSIGHT_EXAMPLES, INSIGHT_SCAN_LINES};
+use crate::limits::{INSIGHT_EXAMPLES, INSIGHT_MAX_DISTINCT, INSIGHT_SCAN_LINES};
 use crate::notify::Severity;
 use crate::store::query::{Overlay, Query, Window};
 use crate::store::{DomainCounts, Store, StoreError};
@@ -342,20 +342,10 @@ struct Sending {
     examples: Vec<serde_json::Value>,
 }
 
-/// Recipients per SASL user among `ds`.
-pub fn per_user(ds: &[DeliveryRec]) -> HashMap<String, u64> {
-    let mut m = HashMap::new();
-    for d in ds {
-        if let Some(u) = &d.sasl_user {
-            *m.entry(u.clone()).or_default() += 1;
-        }
-    }
-    m
-}
-
 /// `compromised_account`: SASL users sending far above their baseline in
-/// `w` (or with many bounces). `ds` are the deliveries of `w`.
-pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f64) -> Vec<Finding> {
+/// `w` (or with many bounces). `ds` are the deliveries of `w`. Also
+/// returns the recipients per user, which [`observe`] folds in.
+pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f64) -> (Vec<Finding>, HashMap<String, u64>) {
     let mut users: HashMap<&str, Sending> = HashMap::new();
     for d in ds {
         let Some(u) = d.sasl_user.as_deref() else { continue };
@@ -368,12 +358,12 @@ pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f
             examples: Vec::new(),
         });
         s.recipients += 1;
-        if s.messages.len() < 100_000
+        if s.messages.len() < INSIGHT_MAX_DISTINCT
             && let Some(q) = d.queue_ids.first()
         {
             s.messages.insert(q.clone());
         }
-        if s.distinct.len() < 100_000 {
+        if s.distinct.len() < INSIGHT_MAX_DISTINCT {
             s.distinct.insert(d.recipient.clone().unwrap_or_default().to_ascii_lowercase());
         }
         if d.outcome() == Outcome::Bounced {
@@ -386,6 +376,7 @@ pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f
             s.examples.push(example(d));
         }
     }
+    let sent: HashMap<String, u64> = users.iter().map(|(u, s)| ((*u).to_owned(), s.recipients)).collect();
     let mut out = Vec::new();
     for (u, s) in users {
         let b = base.get(u).copied().unwrap_or_default();
@@ -424,7 +415,7 @@ pub fn compromised(c: &Ctx<'_>, ds: &[DeliveryRec], base: &Baselines, w_hours: f
             }),
         ));
     }
-    out
+    (out, sent)
 }
 
 /// `rbl_listed`: the server's public IP on DNSBLs. Answers in 127.0.0.0/8

@@ -97,19 +97,20 @@ impl Run<'_> {
         let mut h = self.st.baseline_hour.unwrap_or(this_hour).min(this_hour);
         // At most a week of hours at once (a long pause is not replayed twice).
         h = h.max(this_hour - 168 * HOUR);
-        if h < this_hour {
-            // One read for all the hours, then hour by hour.
-            let w = Window { from: Some(Timestamp(h)), to: Some(Timestamp(this_hour)) };
+        while h < this_hour {
+            // Read a few hours at once (bounded memory), then hour by hour.
+            let end = (h + crate::limits::INSIGHT_READ_HOURS * HOUR).min(this_hour);
+            let w = Window { from: Some(Timestamp(h)), to: Some(Timestamp(end)) };
             let mut by_hour: BTreeMap<i64, Vec<crate::track::DeliveryRec>> = BTreeMap::new();
             for d in self.store.deliveries_between(w, Some(self.overlay))? {
                 let at = if d.outcome() == crate::track::Outcome::Pending { d.queue_time.0 } else { d.time.0 };
                 by_hour.entry(at.div_euclid(HOUR) * HOUR).or_default().push(d);
             }
-            while h < this_hour {
+            while h < end {
                 let ds = by_hour.remove(&h).unwrap_or_default();
-                let f = detect::compromised(&self.ctx(Timestamp(h + HOUR)), &ds, &self.st.baselines, 1.0);
+                let (f, sent) = detect::compromised(&self.ctx(Timestamp(h + HOUR)), &ds, &self.st.baselines, 1.0);
                 self.record(f, Timestamp(h + HOUR), historical)?;
-                detect::observe(&mut self.st.baselines, &detect::per_user(&ds));
+                detect::observe(&mut self.st.baselines, &sent);
                 h += HOUR;
             }
         }
@@ -119,7 +120,7 @@ impl Run<'_> {
             let ds = self.store.deliveries_between(w, Some(self.overlay))?;
             #[expect(clippy::cast_precision_loss)]
             let hours = (now.0 - this_hour) as f64 / 3600.0;
-            let f = detect::compromised(&self.ctx(now), &ds, &self.st.baselines, hours);
+            let (f, _) = detect::compromised(&self.ctx(now), &ds, &self.st.baselines, hours);
             self.record(f, now, historical)?;
         }
         Ok(())
@@ -202,11 +203,11 @@ pub fn run(store: &Store, inp: &Inputs<'_>) -> Result<Report, StoreError> {
             Some(s) => s.parse().map_err(|_| crate::dns::DnsError::BadName(s.clone())),
             None => crate::dns::system_server(),
         };
+        // Tried once per interval, answered or not: no resolver is no
+        // reason to query every minute.
+        r.st.rbl_checked = Some(now.0);
         match server.and_then(|s| detect::rbl_listed(&r.ctx(now), ip, s)) {
-            Ok(f) => {
-                r.st.rbl_checked = Some(now.0);
-                r.record(f, now, false)?;
-            }
+            Ok(f) => r.record(f, now, false)?,
             Err(e) => r.report.dns_error = Some(e.to_string()),
         }
     }
