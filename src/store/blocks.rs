@@ -46,9 +46,11 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, CodecE
     Ok(postcard::from_bytes(&raw)?)
 }
 
-/// Per-block counters of events.
+/// An event block's counters: the head of its summary row. (postcard
+/// writes a nested struct's fields in place, so a row reads the same
+/// whether these fields stand alone or in [`EventSummary`].)
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct EventSummary<'a> {
+pub(crate) struct EventCounts {
     pub min: i64,
     pub max: i64,
     pub connections: u64,
@@ -57,25 +59,10 @@ pub(crate) struct EventSummary<'a> {
     pub queued: i64,
     pub with_deferral: i64,
     pub notifications: [u64; 3],
-    /// (ip, [smtp, imap, pop3, other]); borrowed from the stored bytes
-    /// when read (the stats path reads thousands per request).
-    #[serde(borrow)]
-    pub auth: Vec<(std::borrow::Cow<'a, str>, [u64; 4])>,
 }
 
-impl EventSummary<'static> {
-    pub fn of(events: &[EventRec]) -> EventSummary<'static> {
-        let mut s = EventSummary { min: i64::MAX, max: i64::MIN, ..EventSummary::default() };
-        let mut auth: std::collections::HashMap<&str, [u64; 4]> = std::collections::HashMap::new();
-        for e in events {
-            s.min = s.min.min(e.time.0);
-            s.max = s.max.max(e.time.0);
-            s.add(&e.kind, &mut |ip, p, n| auth.entry(ip).or_default()[p] += n);
-        }
-        s.auth = auth.into_iter().map(|(k, v)| (std::borrow::Cow::Owned(k.to_owned()), v)).collect();
-        s
-    }
-
+impl EventCounts {
+    /// Counts one event; failed logins go to `auth` (ip, protocol, count).
     pub fn add<'a>(&mut self, k: &'a EventKind, auth: &mut dyn FnMut(&'a str, usize, u64)) {
         match k {
             EventKind::Connection => self.connections += 1,
@@ -93,23 +80,49 @@ impl EventSummary<'static> {
             EventKind::AuthFailure { ip, proto, count } => auth(ip, proto.index(), u64::from(*count)),
         }
     }
+
+    /// Adds another block's counters (the time span is left alone).
+    pub fn merge(&mut self, o: &EventCounts) {
+        self.connections += o.connections;
+        self.rejected += o.rejected;
+        self.deferrals += o.deferrals;
+        self.queued += o.queued;
+        self.with_deferral += o.with_deferral;
+        for i in 0..3 {
+            self.notifications[i] += o.notifications[i];
+        }
+    }
+}
+
+/// Per-block summary of events.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct EventSummary<'a> {
+    pub counts: EventCounts,
+    /// (ip, [smtp, imap, pop3, other]); borrowed from the stored bytes
+    /// when read (the stats path reads thousands per request).
+    #[serde(borrow)]
+    pub auth: Vec<(std::borrow::Cow<'a, str>, [u64; 4])>,
+}
+
+impl EventSummary<'static> {
+    pub fn of(events: &[EventRec]) -> EventSummary<'static> {
+        let mut c = EventCounts { min: i64::MAX, max: i64::MIN, ..EventCounts::default() };
+        let mut auth: std::collections::HashMap<&str, [u64; 4]> = std::collections::HashMap::new();
+        for e in events {
+            c.min = c.min.min(e.time.0);
+            c.max = c.max.max(e.time.0);
+            c.add(&e.kind, &mut |ip, p, n| auth.entry(ip).or_default()[p] += n);
+        }
+        EventSummary { counts: c, auth: auth.into_iter().map(|(k, v)| (std::borrow::Cow::Owned(k.to_owned()), v)).collect() }
+    }
 }
 
 /// An event summary row read with its per-IP list only summed (the IPs
 /// are skipped as raw bytes: postcard writes strings and bytes alike):
-/// what counting without the per-IP breakdown needs. The fields
-/// mirror [`EventSummary`]'s, in its order.
+/// what counting without the per-IP breakdown needs.
 #[derive(Deserialize)]
 pub(crate) struct EventTotals {
-    // Read for their place in the row (postcard is positional).
-    _min: i64,
-    _max: i64,
-    pub connections: u64,
-    pub rejected: u64,
-    pub deferrals: u64,
-    pub queued: i64,
-    pub with_deferral: i64,
-    pub notifications: [u64; 3],
+    pub counts: EventCounts,
     pub auth: AuthSum,
 }
 
@@ -284,6 +297,7 @@ mod tests {
             kind: EventKind::AuthFailure { ip: ip.into(), proto: crate::track::Proto::Imap, count },
         };
         let s = EventSummary::of(&[ev("192.0.2.1", 3), ev("2001:db8::7", 4), ev("192.0.2.1", 2)]);
+        assert_eq!(s.counts.max, 100);
         let row = postcard::to_allocvec(&s).unwrap();
         let t: EventTotals = postcard::from_bytes(&row).unwrap();
         assert_eq!(t.auth.0, 9);

@@ -130,8 +130,10 @@ macro_rules! record_kind {
             }
             fn encode(s: &Self::Set, r: Range<usize>) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
                 let chunk = &s[r];
-                let sum = <$sum>::of(chunk);
-                Ok((postcard::to_allocvec(&sum)?, sum.min, blocks::encode(chunk)?))
+                let row = postcard::to_allocvec(&<$sum>::of(chunk))?;
+                // Every summary row starts with its time span.
+                let min = postcard::from_bytes::<blocks::SpanHead>(&row)?.min;
+                Ok((row, min, blocks::encode(chunk)?))
             }
             fn copy(s: &Self::Set, r: Range<usize>) -> Self::Set {
                 s[r].to_vec()

@@ -19,7 +19,7 @@ pub mod writer;
 use crate::clock::Timestamp;
 use crate::limits::DB_CACHE_BYTES;
 use crate::track::{DeliveryRec, EventRec, Tracker};
-use blocks::{CodecError, DeliverySummary, EventSummary};
+use blocks::CodecError;
 use levels::Kind as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -863,11 +863,8 @@ impl Store {
                 let mut doomed = Vec::new();
                 for row in s.iter()? {
                     let (k, v) = row?;
-                    let max = match kind {
-                        levels::Deliveries::ID => postcard::from_bytes::<DeliverySummary>(v.value())?.max,
-                        levels::Events::ID => postcard::from_bytes::<EventSummary<'_>>(v.value())?.max,
-                        _ => postcard::from_bytes::<raw::RawSummary>(v.value())?.max,
-                    };
+                    // Every kind's summary row starts with its time span.
+                    let max = postcard::from_bytes::<blocks::SpanHead>(v.value())?.max;
                     if max < cutoff.0 || over_size {
                         doomed.push(k.value());
                     } else if !over_size && (k.value() >> 24) > u64::try_from(cutoff.0.max(0)).unwrap_or(0) {

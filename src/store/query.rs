@@ -134,7 +134,7 @@ pub struct Stats {
 /// Accumulates events and deliveries into `Stats`.
 #[derive(Default)]
 struct Acc {
-    ev: EventSummary<'static>,
+    ev: blocks::EventCounts,
     /// Per-IP failures, when asked for.
     by_ip: bool,
     auth: HashMap<String, [u64; 4]>,
@@ -145,14 +145,7 @@ struct Acc {
 
 impl Acc {
     fn add_event_summary(&mut self, s: &EventSummary<'_>) {
-        self.ev.connections += s.connections;
-        self.ev.rejected += s.rejected;
-        self.ev.deferrals += s.deferrals;
-        self.ev.queued += s.queued;
-        self.ev.with_deferral += s.with_deferral;
-        for i in 0..3 {
-            self.ev.notifications[i] += s.notifications[i];
-        }
+        self.ev.merge(&s.counts);
         for (ip, c) in &s.auth {
             self.auth_total += c.iter().sum::<u64>();
             if !self.by_ip {
@@ -170,14 +163,7 @@ impl Acc {
 
     /// A summary read without its IPs (`by_ip` off).
     fn add_event_totals(&mut self, s: &blocks::EventTotals) {
-        self.ev.connections += s.connections;
-        self.ev.rejected += s.rejected;
-        self.ev.deferrals += s.deferrals;
-        self.ev.queued += s.queued;
-        self.ev.with_deferral += s.with_deferral;
-        for i in 0..3 {
-            self.ev.notifications[i] += s.notifications[i];
-        }
+        self.ev.merge(&s.counts);
         self.auth_total += s.auth.0;
     }
 
@@ -826,12 +812,12 @@ impl Store {
         let dl = tx.open_table(DELIVERY_SUMS)?;
         for row in ev.iter()?.take(1).chain(ev.iter()?.rev().take(16)) {
             let row = row?;
-            let s: EventSummary<'_> = postcard::from_bytes(row.1.value())?;
+            let s: blocks::SpanHead = postcard::from_bytes(row.1.value())?;
             widen(s.min, s.max);
         }
         for row in dl.iter()?.take(1).chain(dl.iter()?.rev().take(16)) {
             let row = row?;
-            let s: DeliverySummaryHead = postcard::from_bytes(row.1.value())?;
+            let s: blocks::SpanHead = postcard::from_bytes(row.1.value())?;
             widen(s.min, s.max);
         }
         Ok(span)
