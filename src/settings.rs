@@ -62,8 +62,18 @@ pub struct Invalid {
     pub reason: &'static str,
 }
 
-const fn bad(field: &'static str, reason: &'static str) -> Invalid {
-    Invalid { field, reason }
+impl Invalid {
+    pub const fn new(field: &'static str, reason: &'static str) -> Invalid {
+        Invalid { field, reason }
+    }
+
+    /// `v` within `lo..=hi`, else "is out of range".
+    ///
+    /// # Errors
+    /// `v` is outside.
+    pub fn range<T: PartialOrd + Copy>(field: &'static str, v: T, lo: T, hi: T) -> Result<(), Invalid> {
+        if v < lo || v > hi { Err(Invalid::new(field, "is out of range")) } else { Ok(()) }
+    }
 }
 
 impl Settings {
@@ -73,20 +83,20 @@ impl Settings {
         if let Some(ip) = &self.public_ip
             && ip.parse::<std::net::IpAddr>().is_err()
         {
-            return Err(bad("public_ip", "must be an IPv4 or IPv6 address"));
+            return Err(Invalid::new("public_ip", "must be an IPv4 or IPv6 address"));
         }
         if !crate::web::LANGUAGES.contains(&self.language.as_str()) {
-            return Err(bad("language", "is not a supported language"));
+            return Err(Invalid::new("language", "is not a supported language"));
         }
         if let Some(d) = self.retention_days
             && !(1..=3650).contains(&d)
         {
-            return Err(bad("retention_days", "must be between 1 and 3650 days"));
+            return Err(Invalid::new("retention_days", "must be between 1 and 3650 days"));
         }
         if let Some(u) = &self.ui_url
             && (!(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 512 || u.contains(char::is_whitespace))
         {
-            return Err(bad("ui_url", "must be one http:// or https:// URL"));
+            return Err(Invalid::new("ui_url", "must be one http:// or https:// URL"));
         }
         self.insights.validate()?;
         self.notify.validate()

@@ -81,45 +81,37 @@ impl Default for InsightConfig {
     }
 }
 
-fn bad(field: &'static str, reason: &'static str) -> Invalid {
-    Invalid { field, reason }
-}
-
-fn range(field: &'static str, v: u64, lo: u64, hi: u64) -> Result<(), Invalid> {
-    if v < lo || v > hi { Err(bad(field, "is out of range")) } else { Ok(()) }
-}
-
 impl InsightConfig {
     /// # Errors
     /// The first field that is not acceptable.
     pub fn validate(&self) -> Result<(), Invalid> {
-        range("insights.bounce_rate_percent", self.bounce_rate_percent.into(), 1, 100)?;
-        range("insights.bounce_window_hours", self.bounce_window_hours.into(), 1, 168)?;
-        range("insights.bounce_min_deliveries", self.bounce_min_deliveries, 1, 1_000_000)?;
-        range("insights.inactivity_hours", self.inactivity_hours.into(), 1, 24 * 30)?;
-        range("insights.inactivity_min_before", self.inactivity_min_before, 1, 1_000_000)?;
-        range("insights.deferred_min", self.deferred_min, 1, 1_000_000)?;
-        range("insights.deferred_window_hours", self.deferred_window_hours.into(), 1, 168)?;
-        range("insights.expiry_warn_hours", self.expiry_warn_hours.into(), 1, 24 * 30)?;
-        range("insights.brute_force_per_ip", self.brute_force_per_ip, 1, 1_000_000)?;
-        range("insights.brute_force_distributed_ips", self.brute_force_distributed_ips, 2, 1_000_000)?;
-        range("insights.brute_force_distributed_failures", self.brute_force_distributed_failures, 1, 10_000_000)?;
-        range("insights.compromised_min_messages", self.compromised_min_messages, 1, 1_000_000)?;
-        range("insights.compromised_min_recipients", self.compromised_min_recipients, 1, 1_000_000)?;
-        range("insights.compromised_factor", self.compromised_factor.into(), 2, 1_000)?;
-        range("insights.compromised_bounce_percent", self.compromised_bounce_percent.into(), 1, 100)?;
-        range("insights.rbl_interval_hours", self.rbl_interval_hours.into(), 1, 24 * 7)?;
-        range("insights.quiet_hours", self.quiet_hours.into(), 1, 24 * 30)?;
+        Invalid::range("insights.bounce_rate_percent", self.bounce_rate_percent, 1, 100)?;
+        Invalid::range("insights.bounce_window_hours", self.bounce_window_hours, 1, 168)?;
+        Invalid::range("insights.bounce_min_deliveries", self.bounce_min_deliveries, 1, 1_000_000)?;
+        Invalid::range("insights.inactivity_hours", self.inactivity_hours, 1, 24 * 30)?;
+        Invalid::range("insights.inactivity_min_before", self.inactivity_min_before, 1, 1_000_000)?;
+        Invalid::range("insights.deferred_min", self.deferred_min, 1, 1_000_000)?;
+        Invalid::range("insights.deferred_window_hours", self.deferred_window_hours, 1, 168)?;
+        Invalid::range("insights.expiry_warn_hours", self.expiry_warn_hours, 1, 24 * 30)?;
+        Invalid::range("insights.brute_force_per_ip", self.brute_force_per_ip, 1, 1_000_000)?;
+        Invalid::range("insights.brute_force_distributed_ips", self.brute_force_distributed_ips, 2, 1_000_000)?;
+        Invalid::range("insights.brute_force_distributed_failures", self.brute_force_distributed_failures, 1, 10_000_000)?;
+        Invalid::range("insights.compromised_min_messages", self.compromised_min_messages, 1, 1_000_000)?;
+        Invalid::range("insights.compromised_min_recipients", self.compromised_min_recipients, 1, 1_000_000)?;
+        Invalid::range("insights.compromised_factor", self.compromised_factor, 2, 1_000)?;
+        Invalid::range("insights.compromised_bounce_percent", self.compromised_bounce_percent, 1, 100)?;
+        Invalid::range("insights.rbl_interval_hours", self.rbl_interval_hours, 1, 24 * 7)?;
+        Invalid::range("insights.quiet_hours", self.quiet_hours, 1, 24 * 30)?;
         if self.dnsbls.len() > crate::limits::MAX_DNSBL_ZONES {
-            return Err(bad("insights.dnsbls", "lists too many zones"));
+            return Err(Invalid::new("insights.dnsbls", "lists too many zones"));
         }
         if !self.dnsbls.iter().all(|z| crate::dns::valid_name(z)) {
-            return Err(bad("insights.dnsbls", "must be DNS zone names"));
+            return Err(Invalid::new("insights.dnsbls", "must be DNS zone names"));
         }
         if let Some(s) = &self.dns_server
             && s.parse::<std::net::SocketAddr>().is_err()
         {
-            return Err(bad("insights.dns_server", "must be IP:PORT"));
+            return Err(Invalid::new("insights.dns_server", "must be IP:PORT"));
         }
         Ok(())
     }

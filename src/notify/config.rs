@@ -136,21 +136,17 @@ impl SmtpSecurity {
     }
 }
 
-const fn bad(field: &'static str, reason: &'static str) -> Invalid {
-    Invalid { field, reason }
-}
-
 impl NotifyConfig {
     /// # Errors
     /// The first field that is not acceptable.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.channels.len() > NOTIFY_MAX_CHANNELS {
-            return Err(bad("notify.channels", "too many channels (at most 16)"));
+            return Err(Invalid::new("notify.channels", "too many channels (at most 16)"));
         }
         for (i, c) in self.channels.iter().enumerate() {
             c.validate()?;
             if self.channels[..i].iter().any(|o| o.name == c.name) {
-                return Err(bad("notify.channels.name", "two channels have the same name"));
+                return Err(Invalid::new("notify.channels.name", "two channels have the same name"));
             }
         }
         Ok(())
@@ -192,18 +188,18 @@ impl ChannelConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
         let n = &self.name;
         if n.is_empty() || n.len() > 64 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(bad("notify.channels.name", "must be 1 to 64 letters, digits, '-', '_' or '.'"));
+            return Err(Invalid::new("notify.channels.name", "must be 1 to 64 letters, digits, '-', '_' or '.'"));
         }
         if let Some(p) = &self.ca_file
             && (!p.is_absolute() || p.as_os_str().len() > 4_096)
         {
-            return Err(bad("notify.channels.ca_file", "must be an absolute path"));
+            return Err(Invalid::new("notify.channels.ca_file", "must be an absolute path"));
         }
         match &self.kind {
             ChannelKind::SlackBot { token, channel, api_url } => {
                 secret("notify.channels.token", token)?;
                 if channel.is_empty() || channel.len() > 80 || channel.contains(|c: char| c.is_whitespace() || c.is_control()) {
-                    return Err(bad("notify.channels.channel", "must be a Slack channel ID (C0123…) or #name"));
+                    return Err(Invalid::new("notify.channels.channel", "must be a Slack channel ID (C0123…) or #name"));
                 }
                 if let Some(u) = api_url {
                     url("notify.channels.api_url", u)?;
@@ -213,42 +209,42 @@ impl ChannelConfig {
             ChannelKind::Webhook { url: u, headers } => {
                 url("notify.channels.url", u.expose())?;
                 if headers.len() > NOTIFY_MAX_HEADERS {
-                    return Err(bad("notify.channels.headers", "too many headers (at most 16)"));
+                    return Err(Invalid::new("notify.channels.headers", "too many headers (at most 16)"));
                 }
                 for (k, v) in headers {
                     let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
                     if k.is_empty() || k.len() > 128 || !k.chars().all(tchar) {
-                        return Err(bad("notify.channels.headers", "a header name must be letters, digits and -"));
+                        return Err(Invalid::new("notify.channels.headers", "a header name must be letters, digits and -"));
                     }
                     if ["host", "content-length", "content-type", "transfer-encoding", "connection"]
                         .contains(&k.to_ascii_lowercase().as_str())
                     {
-                        return Err(bad(
+                        return Err(Invalid::new(
                             "notify.channels.headers",
                             "Host, Content-Length, Content-Type, Transfer-Encoding and Connection are set by postlens",
                         ));
                     }
                     if v.is_empty() || v.expose().len() > MAX_VALUE || v.expose().contains(|c: char| c.is_control()) {
-                        return Err(bad("notify.channels.headers", "a header value must be one line of at most 2048 characters"));
+                        return Err(Invalid::new("notify.channels.headers", "a header value must be one line of at most 2048 characters"));
                     }
                 }
             }
             ChannelKind::Smtp { host, username, password, from, to, .. } => {
                 if host.is_empty() || host.len() > 253 || host.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/') {
-                    return Err(bad("notify.channels.host", "must be a host name or IP address"));
+                    return Err(Invalid::new("notify.channels.host", "must be a host name or IP address"));
                 }
                 match (username, password) {
                     (None, None) => {}
                     (Some(u), Some(p)) => {
                         if u.is_empty() || u.len() > 256 || u.contains(|c: char| c.is_control()) {
-                            return Err(bad("notify.channels.username", "must be one line of at most 256 characters"));
+                            return Err(Invalid::new("notify.channels.username", "must be one line of at most 256 characters"));
                         }
                         if p.is_empty() || p.expose().len() > 1_024 || p.expose().contains(['\r', '\n', '\0']) {
-                            return Err(bad("notify.channels.password", "must be one line of at most 1024 characters"));
+                            return Err(Invalid::new("notify.channels.password", "must be one line of at most 1024 characters"));
                         }
                     }
-                    (Some(_), None) => return Err(bad("notify.channels.password", "is needed with a username")),
-                    (None, Some(_)) => return Err(bad("notify.channels.username", "is needed with a password")),
+                    (Some(_), None) => return Err(Invalid::new("notify.channels.password", "is needed with a username")),
+                    (None, Some(_)) => return Err(Invalid::new("notify.channels.username", "is needed with a password")),
                 }
                 addresses(from, to)?;
             }
@@ -256,7 +252,7 @@ impl ChannelConfig {
                 if let Some(p) = path
                     && !p.is_absolute()
                 {
-                    return Err(bad("notify.channels.path", "must be an absolute path"));
+                    return Err(Invalid::new("notify.channels.path", "must be an absolute path"));
                 }
                 addresses(from, to)?;
             }
@@ -289,7 +285,7 @@ impl ChannelConfig {
 fn secret(field: &'static str, s: &Secret) -> Result<(), Invalid> {
     let v = s.expose();
     if v.len() < MIN_SECRET || v.len() > MAX_VALUE || v.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(bad(field, "must be a token of 4 to 2048 characters without spaces"));
+        return Err(Invalid::new(field, "must be a token of 4 to 2048 characters without spaces"));
     }
     Ok(())
 }
@@ -297,13 +293,13 @@ fn secret(field: &'static str, s: &Secret) -> Result<(), Invalid> {
 fn url(field: &'static str, u: &str) -> Result<(), Invalid> {
     let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
     match rest {
-        None => Err(bad(field, "must be an http:// or https:// URL")),
-        Some(r) if r.is_empty() || r.starts_with('/') => Err(bad(field, "must name a host")),
+        None => Err(Invalid::new(field, "must be an http:// or https:// URL")),
+        Some(r) if r.is_empty() || r.starts_with('/') => Err(Invalid::new(field, "must name a host")),
         Some(r) if r.split(['/', '?', '#']).next().is_some_and(|a| a.contains('@')) => {
-            Err(bad(field, "must not hold a user name or password (use an Authorization header)"))
+            Err(Invalid::new(field, "must not hold a user name or password (use an Authorization header)"))
         }
         Some(_) if u.len() > MAX_VALUE || u.contains(|c: char| c.is_whitespace() || c.is_control()) => {
-            Err(bad(field, "must be one URL of at most 2048 characters"))
+            Err(Invalid::new(field, "must be one URL of at most 2048 characters"))
         }
         Some(_) => Ok(()),
     }
@@ -311,13 +307,13 @@ fn url(field: &'static str, u: &str) -> Result<(), Invalid> {
 
 fn addresses(from: &str, to: &[String]) -> Result<(), Invalid> {
     if crate::auth::Email::parse(from).is_err() {
-        return Err(bad("notify.channels.from", "must be an e-mail address"));
+        return Err(Invalid::new("notify.channels.from", "must be an e-mail address"));
     }
     if to.is_empty() || to.len() > NOTIFY_MAX_RECIPIENTS {
-        return Err(bad("notify.channels.to", "must list 1 to 20 e-mail addresses"));
+        return Err(Invalid::new("notify.channels.to", "must list 1 to 20 e-mail addresses"));
     }
     if to.iter().any(|a| crate::auth::Email::parse(a).is_err()) {
-        return Err(bad("notify.channels.to", "must list e-mail addresses"));
+        return Err(Invalid::new("notify.channels.to", "must list e-mail addresses"));
     }
     Ok(())
 }

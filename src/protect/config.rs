@@ -65,31 +65,27 @@ impl Default for ProtectConfig {
     }
 }
 
-fn range(field: &'static str, v: u32, lo: u32, hi: u32) -> Result<(), Invalid> {
-    if v < lo || v > hi { Err(Invalid { field, reason: "is out of range" }) } else { Ok(()) }
-}
-
 fn networks(field: &'static str, list: &[String]) -> Result<Vec<Cidr>, Invalid> {
     if list.len() > PROTECT_MAX_NETWORKS {
-        return Err(Invalid { field, reason: "has too many entries" });
+        return Err(Invalid::new(field, "has too many entries"));
     }
-    list.iter().map(|s| Cidr::parse(s).ok_or(Invalid { field, reason: "holds an entry that is not an address or CIDR" })).collect()
+    list.iter().map(|s| Cidr::parse(s).ok_or(Invalid::new(field, "holds an entry that is not an address or CIDR"))).collect()
 }
 
 impl ProtectConfig {
     /// # Errors
     /// The first field that is not acceptable.
     pub fn validate(&self) -> Result<(), Invalid> {
-        range("protect.window_secs", self.window_secs, 60, 7 * 86_400)?;
-        range("protect.block_failures", self.block_failures, 1, 100_000)?;
-        range("protect.block_passwords", self.block_passwords, 2, u32::try_from(PROTECT_MAX_HASHES_PER_IP).unwrap_or(u32::MAX))?;
-        range("protect.block_logins", self.block_logins, 2, u32::try_from(PROTECT_MAX_LOGINS_PER_IP).unwrap_or(u32::MAX))?;
-        range("protect.logs_min_logins", self.logs_min_logins, 1, u32::try_from(PROTECT_MAX_LOGINS_PER_IP).unwrap_or(u32::MAX))?;
-        range("protect.suspicious_failures", self.suspicious_failures, 1, 100_000)?;
-        range("protect.suspicious_delay_secs", self.suspicious_delay_secs, 0, 30)?;
-        range("protect.block_secs", self.block_secs, 60, 30 * 86_400)?;
-        range("protect.block_max_secs", self.block_max_secs, self.block_secs, 365 * 86_400)?;
-        range("protect.success_days", self.success_days, 0, 365)?;
+        Invalid::range("protect.window_secs", self.window_secs, 60, 7 * 86_400)?;
+        Invalid::range("protect.block_failures", self.block_failures, 1, 100_000)?;
+        Invalid::range("protect.block_passwords", self.block_passwords, 2, u32::try_from(PROTECT_MAX_HASHES_PER_IP).unwrap_or(u32::MAX))?;
+        Invalid::range("protect.block_logins", self.block_logins, 2, u32::try_from(PROTECT_MAX_LOGINS_PER_IP).unwrap_or(u32::MAX))?;
+        Invalid::range("protect.logs_min_logins", self.logs_min_logins, 1, u32::try_from(PROTECT_MAX_LOGINS_PER_IP).unwrap_or(u32::MAX))?;
+        Invalid::range("protect.suspicious_failures", self.suspicious_failures, 1, 100_000)?;
+        Invalid::range("protect.suspicious_delay_secs", self.suspicious_delay_secs, 0, 30)?;
+        Invalid::range("protect.block_secs", self.block_secs, 60, 30 * 86_400)?;
+        Invalid::range("protect.block_max_secs", self.block_max_secs, self.block_secs, 365 * 86_400)?;
+        Invalid::range("protect.success_days", self.success_days, 0, 365)?;
         self.networks()?;
         Ok(())
     }

@@ -13,15 +13,6 @@ use serde_json::{Value, json};
 const CATEGORIES: [&str; 4] = ["deliverability", "security", "activity", "info"];
 const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 
-fn severity(s: &str) -> Option<Severity> {
-    match s {
-        "info" => Some(Severity::Info),
-        "warning" => Some(Severity::Warning),
-        "critical" => Some(Severity::Critical),
-        _ => None,
-    }
-}
-
 /// The filter a request asks for (`category`, `severity`, `kind`,
 /// `archived`, and the range's window); `Err` names the bad parameter.
 fn filter(req: &Req, window: crate::store::query::Window) -> Result<Filter, String> {
@@ -31,7 +22,7 @@ fn filter(req: &Req, window: crate::store::query::Window) -> Result<Filter, Stri
         None => None,
     };
     let min_severity = match req.q("severity").filter(|c| !c.is_empty()) {
-        Some(s) => Some(severity(s).ok_or_else(|| format!("severity: one of {}", SEVERITIES.join(", ")))?),
+        Some(s) => Some(s.parse::<Severity>().map_err(|_| format!("severity: one of {}", SEVERITIES.join(", ")))?),
         None => None,
     };
     let kind = match req.q("kind").filter(|c| !c.is_empty()) {

@@ -143,14 +143,6 @@ pub(crate) fn settings(ctx: &Ctx, req: &Req, who: &Who, lang: &str) -> Resp {
     }
 }
 
-fn severity(v: Option<&str>) -> Severity {
-    match v {
-        Some("info") => Severity::Info,
-        Some("critical") => Severity::Critical,
-        _ => Severity::Warning,
-    }
-}
-
 fn list(v: Option<String>) -> Vec<String> {
     v.map(|s| s.split([',', ' ', '\n']).map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
 }
@@ -193,7 +185,7 @@ fn channel_from_form(req: &Req) -> Result<ChannelConfig, String> {
     Ok(ChannelConfig {
         name: need("name")?,
         enabled: true,
-        min_severity: severity(req.f("min_severity")),
+        min_severity: req.f("min_severity").and_then(|v| v.parse().ok()).unwrap_or_default(),
         ca_file: opt(req, "ca_file").map(Into::into),
         kind,
     })
