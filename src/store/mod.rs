@@ -86,6 +86,17 @@ impl DomainCounts {
     }
 }
 
+/// Removes up to `limit` rows of a byte-keyed table whose keys sort
+/// before `end` (retention of the per-hour and per-day counter tables).
+fn remove_before(tx: &redb::WriteTransaction, def: TableDefinition<&[u8], &[u8]>, end: &[u8], limit: usize) -> Result<(), StoreError> {
+    let mut t = tx.open_table(def)?;
+    let doomed: Vec<Vec<u8>> = t.range(..end)?.take(limit).map(|r| r.map(|(k, _)| k.value().to_vec())).collect::<Result<_, _>>()?;
+    for k in doomed {
+        t.remove(k.as_slice())?;
+    }
+    Ok(())
+}
+
 fn hour_of(t: i64) -> u32 {
     u32::try_from(t.max(0) / 3600).unwrap_or(u32::MAX)
 }
@@ -882,16 +893,7 @@ impl Store {
                 }
             }
             // Whole days only: a day partly inside retention stays.
-            let end_day = domain_key(hour_of(cutoff.0) / 24, "");
-            let mut t = tx.open_table(DOMAIN_DAYS)?;
-            let doomed: Vec<Vec<u8>> = t
-                .range(..end_day.as_slice())?
-                .take(max_blocks * 64)
-                .map(|r| r.map(|(k, _)| k.value().to_vec()))
-                .collect::<Result<_, _>>()?;
-            for k in doomed {
-                t.remove(k.as_slice())?;
-            }
+            remove_before(tx, DOMAIN_DAYS, &domain_key(hour_of(cutoff.0) / 24, ""), max_blocks * 64)?;
             let mut t = tx.open_table(HOUR_TOTALS)?;
             let doomed: Vec<u32> =
                 t.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
@@ -900,15 +902,7 @@ impl Store {
             }
             let end = domain_key(hour_of(cutoff.0), "");
             for def in [DOMAIN_HOURS, AUTH_HOURS] {
-                let mut t = tx.open_table(def)?;
-                let doomed: Vec<Vec<u8>> = t
-                    .range(..end.as_slice())?
-                    .take(max_blocks * 64)
-                    .map(|r| r.map(|(k, _)| k.value().to_vec()))
-                    .collect::<Result<_, _>>()?;
-                for k in doomed {
-                    t.remove(k.as_slice())?;
-                }
+                remove_before(tx, def, &end, max_blocks * 64)?;
             }
         }
         Ok(deleted)
