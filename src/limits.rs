@@ -261,6 +261,10 @@ pub const NOTIFY_MAX_RESPONSE: u64 = 64 * 1024;
 /// Largest CA file read (a PEM bundle of a few hundred certificates).
 pub const NOTIFY_MAX_CA_FILE: u64 = 1024 * 1024;
 
+/// Segments of uncommitted records a daemon shares with its readers (each
+/// reader between two commits adds one; beyond this they are joined).
+pub const OVERLAY_MAX_SEGMENTS: usize = 64;
+
 // --- Insights (src/insights) ---------------------------------------------
 
 /// Stored insights; beyond this archived ones are dropped first, then the

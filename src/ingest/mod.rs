@@ -321,14 +321,22 @@ impl Pipeline {
 
     /// Moves what the tracker produced since the last call into a frozen
     /// segment.
+    /// Readers between two commits each add a segment: past
+    /// `OVERLAY_MAX_SEGMENTS` they are joined into one.
     fn freeze(&mut self) {
+        fn push<T: Clone>(segments: &mut Vec<Arc<Vec<T>>>, v: Vec<T>) {
+            if v.is_empty() {
+                return;
+            }
+            segments.push(Arc::new(v));
+            if segments.len() > crate::limits::OVERLAY_MAX_SEGMENTS {
+                let all = concat(std::mem::take(segments));
+                segments.push(Arc::new(all));
+            }
+        }
         let out = self.tracker.drain();
-        if !out.events.is_empty() {
-            self.frozen.events.push(Arc::new(out.events));
-        }
-        if !out.deliveries.is_empty() {
-            self.frozen.deliveries.push(Arc::new(out.deliveries));
-        }
+        push(&mut self.frozen.events, out.events);
+        push(&mut self.frozen.deliveries, out.deliveries);
     }
 
     /// Forgets shipped batches the store has committed.
