@@ -108,10 +108,10 @@ fn read_only(
         s
     } else {
         if let Command::Stats(a) = c {
-            window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+            window(&a.common, &a.window)?;
         }
         if let Command::Search(a) = c {
-            window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+            window(&a.common, &a.window)?;
         }
         if let Command::Insights(a) = c {
             insights_filter(a)?;
@@ -217,7 +217,7 @@ fn import(a: &ImportArgs) -> Result<(), Failure> {
 }
 
 fn insights_filter(a: &InsightsArgs) -> Result<crate::insights::Filter, Failure> {
-    let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+    let w = window(&a.common, &a.window)?;
     let kind = match &a.kind {
         Some(k) => Some(crate::insights::Kind::parse(k).ok_or_else(|| {
             let all: Vec<&str> = crate::insights::Kind::ALL.iter().map(|k| k.id()).collect();
@@ -262,7 +262,8 @@ fn insights(a: &InsightsArgs, store: &Store, catch_up: bool) -> Result<String, F
     Ok(out)
 }
 
-fn window(common: &Common, from: Option<&String>, to: Option<&String>) -> Result<Window, Failure> {
+fn window(common: &Common, w: &crate::config::WindowArgs) -> Result<Window, Failure> {
+    let (from, to) = (w.from.as_ref(), w.to.as_ref());
     let tz = common.timezone()?;
     let parse = |flag: &str, v: Option<&String>| -> Result<Option<Timestamp>, Failure> {
         v.map(|s| parse_time_arg(s, &tz).map_err(|e| Failure::Usage(format!("{flag}: {e}")))).transpose()
@@ -277,7 +278,7 @@ fn window(common: &Common, from: Option<&String>, to: Option<&String>) -> Result
 }
 
 fn stats(a: &StatsArgs, store: &Store, overlay: Option<&crate::store::query::Overlay>) -> Result<String, Failure> {
-    let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+    let w = window(&a.common, &a.window)?;
     let s = store.stats_live(w, overlay)?;
     if a.json {
         let mut j = serde_json::to_string_pretty(&s).map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -326,7 +327,7 @@ fn stats_text(s: &Stats) -> String {
 
 fn search(a: &SearchArgs, store: &Store, overlay: Option<&crate::store::query::Overlay>) -> Result<String, Failure> {
     use std::fmt::Write as _;
-    let w = window(&a.common, a.from.as_ref(), a.to.as_ref())?;
+    let w = window(&a.common, &a.window)?;
     if a.limit == 0 {
         return Err(Failure::Usage("--limit must be at least 1".into()));
     }

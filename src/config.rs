@@ -169,16 +169,23 @@ pub struct ImportArgs {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Args, Debug)]
-pub struct StatsArgs {
-    #[command(flatten)]
-    pub common: Common,
+/// `--from T --to T` of the commands that look at a time window.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WindowArgs {
     /// Window start (RFC 3339 or YYYY-MM-DD), inclusive.
     #[arg(long, value_name = "T")]
     pub from: Option<String>,
     /// Window end (RFC 3339 or YYYY-MM-DD), exclusive.
     #[arg(long, value_name = "T")]
     pub to: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Print the JSON object of DESIGN.md.
     #[arg(long)]
     pub json: bool,
@@ -188,12 +195,9 @@ pub struct StatsArgs {
 pub struct InsightsArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Last occurrence at or after T (RFC 3339 or YYYY-MM-DD).
-    #[arg(long, value_name = "T")]
-    pub from: Option<String>,
-    /// Last occurrence before T.
-    #[arg(long, value_name = "T")]
-    pub to: Option<String>,
+    /// Insights whose last occurrence falls in the window.
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Only this kind (`high_bounce_rate`, `brute_force`, …).
     #[arg(long, value_name = "KIND")]
     pub kind: Option<String>,
@@ -218,10 +222,8 @@ pub struct SearchArgs {
     pub id: Option<String>,
     #[arg(long, value_parser = ["sent", "bounced", "expired", "pending", "deferred"])]
     pub status: Option<String>,
-    #[arg(long, value_name = "T")]
-    pub from: Option<String>,
-    #[arg(long, value_name = "T")]
-    pub to: Option<String>,
+    #[command(flatten)]
+    pub window: WindowArgs,
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     #[arg(long)]
