@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::free_port;
+
 use common::{TempDir, ok, stats_json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,10 +65,6 @@ fn reference(dir: &TempDir, lines: &[Vec<u8>], tag: &str) -> serde_json::Value {
     let ws = dir.0.join(format!("ref-ws-{tag}"));
     ok(&["import", "--workspace", ws.to_str().unwrap(), "--retention", "36500d", f.to_str().unwrap()]);
     stats_json(&ws)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Daemon {

@@ -252,7 +252,7 @@ fn the_daemon_finds_live_problems_and_notifies_once() {
     let dns = dnsmasq(dir.path(), "99.2.0.192").map(|(c, p)| (Kill(c), p));
     let dns_port = dns.as_ref().map(|(_, p)| *p);
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let daemon = common::bin()
         .args(["run", "--workspace", &ws, "--watch-dir", watch.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
         .args(["--retention", "3650d", "--insights-every", "1"])

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::free_port;
+
 use common::{TempDir, run};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -57,10 +59,6 @@ impl Conn {
         assert_eq!(code, 200, "{b}");
         serde_json::from_str::<serde_json::Value>(&b).unwrap()["status"].as_i64().unwrap()
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn allow(ip: &str) -> String {

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::free_port;
+
 use common::TempDir;
 use postlens::auth::{self, Role};
 use postlens::store::Store;
@@ -220,10 +222,6 @@ fn the_oldest_token_is_revoked_beyond_the_limit_and_the_command_says_so() {
     for t in tokens[1..].iter().chain([&newest]) {
         assert!(auth::token_user(&store, t).unwrap().is_some());
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `postlens run` on an empty log directory, until `stop`.

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::free_port;
+
 use common::TempDir;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -403,10 +405,6 @@ fn generated(out: &Path, lines: usize, start: &str, days: &str, seed: u32) -> Ve
         .expect("python3 runs benches/genlog.py (make deps installs python3)");
     assert!(st.success());
     std::fs::read_to_string(out).unwrap().lines().map(str::to_owned).collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// This machine's address on its default route, if it has one that is not

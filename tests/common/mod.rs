@@ -45,6 +45,11 @@ pub fn stats_json(ws: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&ok(&["stats", "--workspace", ws.to_str().expect("utf-8 path"), "--json"])).expect("stats JSON")
 }
 
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local address").port()
+}
+
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
