@@ -36,6 +36,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../../web/templates/error.html")),
     ("range.html", include_str!("../../web/templates/range.html")),
     ("insights.html", include_str!("../../web/templates/insights.html")),
+    ("protection.html", include_str!("../../web/templates/protection.html")),
 ];
 
 const STATIC: &[(&str, &str, &[u8])] = &[

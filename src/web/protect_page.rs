@@ -5,7 +5,7 @@
 //! only the daemon's in-memory [`crate::protect::Protect`].
 
 use super::i18n::t;
-use super::pages::{error, page};
+use super::pages::{error, page, render};
 use super::req::Req;
 use super::{Ctx, Resp, Who};
 use crate::clock::Timestamp;
@@ -19,24 +19,10 @@ fn local(tz: &jiff::tz::TimeZone, t: Timestamp) -> String {
     jiff::Timestamp::from_second(t.0).map(|x| x.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
 }
 
-/// Renders `protection.html`, registered on a copy of the environment so
-/// that the page stays within its own files (a few microseconds per view;
-/// the lead may move it into `pages::TEMPLATES`).
-fn render_page(ctx: &Ctx, c: &serde_json::Value) -> Resp {
-    let mut env = ctx.env.clone();
-    let html = env
-        .add_template("protection.html", include_str!("../../web/templates/protection.html"))
-        .and_then(|()| env.get_template("protection.html")?.render(minijinja::value::Serde(c)));
-    match html {
-        Ok(h) => Resp::new(200, "text/html; charset=utf-8", h),
-        Err(e) => Resp::text(500, format!("template protection.html: {e}\n")),
-    }
-}
-
 /// `GET /protection`.
 pub(crate) fn list(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestamp) -> Resp {
     let Some(shared) = &ctx.cfg.protect else {
-        return render_page(ctx, &page(who, lang, "protection", json!({ "running": false })));
+        return render(ctx, "protection.html", &page(who, lang, "protection", json!({ "running": false })));
     };
     let p = lock(shared);
     let tz = &ctx.cfg.tz;
@@ -65,7 +51,7 @@ pub(crate) fn list(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestamp) 
         "done": req.q("done").filter(|d| matches!(*d, "blocked" | "unblocked")),
     });
     drop(p);
-    render_page(ctx, &page(who, lang, "protection", more))
+    render(ctx, "protection.html", &page(who, lang, "protection", more))
 }
 
 /// `POST /protection`: `action=block` (`ip`, `hours`) or `action=unblock` (`ip`).
