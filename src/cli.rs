@@ -24,6 +24,25 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Command::User(a)) => user(&a),
         Some(c @ (Command::NotifyTest(_) | Command::NotifyConfig(_))) => notify(&c),
         Some(Command::DovecotConf(a)) => dovecot_conf(&a),
+        Some(Command::Hub(a)) => {
+            crate::peer::hub_main(&a).map_err(|(code, m)| if code == 2 { Failure::Usage(m) } else { Failure::Runtime(m) })
+        }
+        Some(Command::Check(a)) => match check(&a, None) {
+            // The daemon holds the database: ask it.
+            Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
+                Ok(a) => {
+                    let _ = std::io::stdout().lock().write_all(a.stdout.as_bytes());
+                    let _ = std::io::stderr().lock().write_all(a.stderr.as_bytes());
+                    return ExitCode::from(a.code);
+                }
+                Err(e) => Err(Failure::Runtime(format!("{} is held by a running postlens, which did not answer: {e}", ws.display()))),
+            },
+            Ok((text, code)) => {
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                return ExitCode::from(code);
+            }
+            Err(e) => Err(e),
+        },
         Some(c) => match read_only(&c, None, None, None) {
             // The daemon holds the database: ask it.
             Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
@@ -75,7 +94,16 @@ pub fn run_in_daemon(
         // Never asks: the command line that forwarded it did.
         Some(Command::User(a)) => UserRequest::resolve(&a.action, false).and_then(|r| r.run(store)),
         Some(c @ (Command::NotifyTest(_) | Command::NotifyConfig(_))) => return notify_run(c, Some(store)),
-        _ => Err(Failure::Usage("only stats, search, report, status, insights and user can be asked of a running postlens".into())),
+        Some(Command::Check(a)) => {
+            return match check(a, Some(store)) {
+                Ok((stdout, code)) => crate::control::Answer { code, stdout, stderr: String::new() },
+                Err(f) => {
+                    let (code, m) = f.code_and_message();
+                    crate::control::Answer { code, stdout: String::new(), stderr: format!("postlens: {m}\n") }
+                }
+            };
+        }
+        _ => Err(Failure::Usage("only stats, search, report, status, insights, check and user can be asked of a running postlens".into())),
     };
     match r {
         Ok((stdout, stderr)) => crate::control::Answer { code: 0, stdout, stderr },
@@ -820,6 +848,30 @@ fn notify_run(c: &Command, store: Option<&Store>) -> crate::control::Answer {
 }
 
 /// `postlens dovecot-conf`: prints the auth policy settings for Dovecot.
+/// `postlens check`: against the workspace's store when there is one (the
+/// daemon's, when it runs), else from the flags alone.
+fn check(a: &crate::check::CheckArgs, store: Option<&Store>) -> Result<(String, u8), Failure> {
+    use crate::check::CheckError;
+    let opened;
+    let store = match store {
+        Some(s) => Some(s),
+        None => match Store::open_existing(&a.common.workspace()) {
+            Ok(s) => {
+                opened = s;
+                Some(&opened)
+            }
+            Err(StoreError::Locked { .. }) => return Err(Failure::Locked(a.common.workspace())),
+            // No workspace yet: the flags alone say what to check.
+            Err(StoreError::Workspace { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    crate::check::cli(a, store).map_err(|e| match e {
+        CheckError::Usage(m) => Failure::Usage(m),
+        CheckError::Runtime(m) => Failure::Runtime(m),
+    })
+}
+
 fn dovecot_conf(a: &crate::config::DovecotConfArgs) -> Result<(), Failure> {
     use crate::protect::dovecot_conf::{Flavor, flavor, key_ok, nonce, render, url_ok};
     let f = match (&a.dovecot_version, a.dovecot_conf_is_old) {

@@ -53,6 +53,11 @@ pub enum Command {
     /// Print the Dovecot settings that make it ask postlens before each
     /// login (auth policy), for the installed or given Dovecot version.
     DovecotConf(DovecotConfArgs),
+    /// Deliverability and configuration health checks (DNS, IP, Postfix).
+    Check(crate::check::CheckArgs),
+    /// The peer-network hub: collects signed signals, serves the community
+    /// blocklist.
+    Hub(crate::peer::HubArgs),
     /// Parse and track a file without storing anything (benchmarks).
     #[command(hide = true)]
     BenchParse(BenchArgs),

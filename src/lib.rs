@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod insights;
 pub mod limits;
 pub mod notify;
 pub mod parse;
+pub mod peer;
 pub mod protect;
 pub mod report;
 pub mod settings;
