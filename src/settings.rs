@@ -31,6 +31,8 @@ pub struct Settings {
     /// Where admins open this UI (`https://mail.example.org/postlens/`):
     /// notifications link to the insight there.
     pub ui_url: Option<String>,
+    /// Health checks: extra domains, DKIM selectors, opt-in checks.
+    pub checks: crate::check::CheckConfig,
     /// Notification channels (Slack, webhooks, e-mail): see [`crate::notify`].
     /// They hold secrets: show them to a person only through
     /// [`crate::notify::NotifyConfig::redacted`]. Left out of the document
@@ -49,6 +51,7 @@ impl Default for Settings {
             peer_network: PeerChoice::Off,
             insights: crate::insights::InsightConfig::default(),
             ui_url: None,
+            checks: crate::check::CheckConfig::default(),
             notify: crate::notify::NotifyConfig::default(),
         }
     }
@@ -99,6 +102,7 @@ impl Settings {
             return Err(Invalid::new("ui_url", "must be one http:// or https:// URL"));
         }
         self.insights.validate()?;
+        self.checks.validate()?;
         self.notify.validate()
     }
 

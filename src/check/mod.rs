@@ -3,8 +3,11 @@
 //! IP, the Postfix configuration and an opt-in open-relay probe. Each check
 //! answers pass / warn / fail / skipped with its evidence and the fix.
 
+pub mod config;
+
 use crate::store::Store;
 use clap::Args;
+pub use config::CheckConfig;
 use std::path::PathBuf;
 
 /// `postlens check` (flags as in DESIGN.md "Health checks"). Flags override

@@ -69,6 +69,8 @@ fn from_form(req: &Req, old: &Settings) -> Result<Settings, String> {
         insights,
         ui_url: opt(req, "ui_url"),
         notify: old.notify.clone(),
+        // Edited on the Health page.
+        checks: old.checks.clone(),
     })
 }
 
