@@ -47,7 +47,14 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), crate::cli::Failure> {
         cfg.opts.retention_secs = i64::from(days) * 86_400;
     }
     let store = Arc::new(store);
-    let protect = crate::protect::Protect::new(cfg.protect.rule.clone()).map_err(|e| Failure::Usage(format!("--protect-config: {e}")))?;
+    let mut protect =
+        crate::protect::Protect::new(cfg.protect.rule.clone()).map_err(|e| Failure::Usage(format!("--protect-config: {e}")))?;
+    // Blocks, recent logins and the allowlist from the last run.
+    match crate::protect::persist::load(&store, &mut protect, crate::clock::now()) {
+        Ok(0) => {}
+        Ok(n) => eprintln!("postlens: protection: {n} saved entries had ended or did not fit"),
+        Err(e) => eprintln!("postlens: protection: the saved blocklist could not be read, starting empty: {e}"),
+    }
     let protect = Arc::new(std::sync::Mutex::new(protect));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Runtime(e.to_string()))?;
     let r = rt.block_on(serve(cfg, store, protect));
@@ -132,6 +139,9 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
     http.unblock();
     if let Some(s) = policy {
         s.stop();
+    }
+    if let Err(e) = crate::protect::persist::save(&store, &protect, crate::clock::now(), false) {
+        eprintln!("postlens: protection: the blocklist could not be saved: {e}");
     }
     if let Some(n) = &notifier {
         n.shutdown();
@@ -273,6 +283,13 @@ async fn daemon(
                 }
                 if durable {
                     last_durable = Instant::now();
+                    // The detector's own blocks and new trusted addresses.
+                    let (store, protect) = (p.store_arc(), protect.clone());
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = crate::protect::persist::save(&store, &protect, crate::clock::now(), false) {
+                            eprintln!("postlens: protection: the blocklist could not be saved (retrying): {e}");
+                        }
+                    });
                 }
                 publish_status(live, &p, &groups, &streams);
             }

@@ -288,34 +288,8 @@ fn hidden_csrf(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-/// The blocklist page: a block from the policy server is listed with its
-/// evidence; an admin blocks and unblocks by hand (CSRF-checked forms).
-#[test]
-fn blocklist_page_lists_blocks_and_takes_manual_ones() {
-    let d = TempDir::new("protect-web");
-    let ws = d.s("ws");
-    common::ok(&["user", "add", "--workspace", &ws, "--email", "admin@example.org", "--password", "Correct-Horse-42"]);
-    let (web, pol) = (free_port(), free_port());
-    let web_addr: SocketAddr = format!("127.0.0.1:{web}").parse().unwrap();
-    let pol_addr: SocketAddr = format!("127.0.0.1:{pol}").parse().unwrap();
-    let child = common::bin()
-        .args(["run", "--workspace", &ws, "--stdin", "--listen", &web_addr.to_string(), "--policy-listen", &pol_addr.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _daemon = Daemon(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(pol_addr).is_err() || TcpStream::connect(web_addr).is_err() {
-        assert!(Instant::now() < deadline, "the daemon did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut c = Conn::open(pol_addr);
-    for u in ["a", "b", "c", "d", "e"] {
-        c.status("report", &report("203.0.113.77", u, "0123456789ab", false), None);
-    }
-    // Sign in.
+/// Signs the admin in; the session cookie.
+fn sign_in(web_addr: SocketAddr) -> String {
     let (_, set, html) = http(web_addr, "GET", "/login", "", &[]);
     let pre = set.iter().find(|c| c.starts_with("pl_csrf=")).unwrap().clone();
     let (code, set, _) = http(
@@ -326,7 +300,114 @@ fn blocklist_page_lists_blocks_and_takes_manual_ones() {
         &[("csrf", &hidden_csrf(&html)), ("email", "admin@example.org"), ("password", "Correct-Horse-42")],
     );
     assert_eq!(code, 303);
-    let session = set.iter().find(|c| c.starts_with("pl_session=")).unwrap().clone();
+    set.iter().find(|c| c.starts_with("pl_session=")).unwrap().clone()
+}
+
+/// Starts `postlens run` on `ws` with its web and policy servers; waits
+/// until both answer.
+fn start(ws: &str, web_addr: SocketAddr, pol_addr: SocketAddr) -> Daemon {
+    let child = common::bin()
+        .args(["run", "--workspace", ws, "--stdin", "--listen", &web_addr.to_string(), "--policy-listen", &pol_addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(pol_addr).is_err() || TcpStream::connect(web_addr).is_err() {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d
+}
+
+/// Blocks, trusted addresses and the admin's allowlist survive restarts:
+/// an admin's change even a SIGKILL right after it, the detector's own
+/// blocks a clean stop.
+#[test]
+fn blocks_and_allowlist_survive_restarts() {
+    let d = TempDir::new("protect-persist");
+    let ws = d.s("ws");
+    common::ok(&["user", "add", "--workspace", &ws, "--email", "admin@example.org", "--password", "Correct-Horse-42"]);
+    let (web_addr, pol_addr): (SocketAddr, SocketAddr) =
+        (format!("127.0.0.1:{}", free_port()).parse().unwrap(), format!("127.0.0.1:{}", free_port()).parse().unwrap());
+    let mut daemon = start(&ws, web_addr, pol_addr);
+    let mut c = Conn::open(pol_addr);
+    // The detector blocks 203.0.113.77 (five logins) and trusts 203.0.113.5.
+    for u in ["a", "b", "c", "d", "e"] {
+        c.status("report", &report("203.0.113.77", u, "0123456789ab", false), None);
+    }
+    c.status("report", &report("203.0.113.5", "alice", "0123456789ab", true), None);
+    let session = sign_in(web_addr);
+    let (_, _, html) = http(web_addr, "GET", "/protection", &session, &[]);
+    let csrf = hidden_csrf(&html);
+    let post = |form: &[(&str, &str)]| {
+        let mut f = vec![("csrf", csrf.as_str())];
+        f.extend_from_slice(form);
+        http(web_addr, "POST", "/protection", &session, &f).0
+    };
+    assert_eq!(post(&[("action", "allow"), ("entry", "not-a-network")]), 400);
+    assert_eq!(post(&[("action", "allow"), ("entry", "192.0.2.0/24")]), 303);
+    assert_eq!(post(&[("action", "allow"), ("entry", "192.0.2.0/24")]), 400, "already listed");
+    assert_eq!(post(&[("action", "block"), ("ip", "198.51.100.20"), ("hours", "5")]), 303);
+    // A clean stop saves the detector's block.
+    let pid = daemon.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(daemon.0.wait().unwrap().success());
+    drop(daemon);
+
+    let mut daemon = start(&ws, web_addr, pol_addr);
+    let mut c = Conn::open(pol_addr);
+    assert_eq!(c.status("allow", &allow("203.0.113.77"), None), -1, "the detector's block survived");
+    assert_eq!(c.status("allow", &allow("198.51.100.20"), None), -1, "the manual block survived");
+    // 203.0.113.5 logged in: still trusted, so guessing from it never blocks.
+    for u in ["a", "b", "c", "d", "e", "f"] {
+        c.status("report", &report("203.0.113.5", u, "0123456789ab", false), None);
+    }
+    assert_eq!(c.status("allow", &allow("203.0.113.5"), None), 0, "the trusted address survived");
+    let session = sign_in(web_addr);
+    let (_, _, html) = http(web_addr, "GET", "/protection", &session, &[]);
+    assert!(html.contains("192.0.2.0&#x2f;24"), "{html}");
+    // An admin's change is saved before the answer: SIGKILL right after it.
+    let csrf = hidden_csrf(&html);
+    let code = http(web_addr, "POST", "/protection", &session, &[("csrf", &csrf), ("action", "allow"), ("entry", "203.0.113.77")]).0;
+    assert_eq!(code, 303);
+    assert_eq!(c.status("allow", &allow("203.0.113.77"), None), 0, "allowlisting ends the automatic block");
+    let code = http(web_addr, "POST", "/protection", &session, &[("csrf", &csrf), ("action", "unblock"), ("ip", "198.51.100.20")]).0;
+    assert_eq!(code, 303);
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
+    drop(daemon);
+
+    let _daemon = start(&ws, web_addr, pol_addr);
+    let mut c = Conn::open(pol_addr);
+    assert_eq!(c.status("allow", &allow("198.51.100.20"), None), 0, "the unblock survived SIGKILL");
+    for u in ["a", "b", "c", "d", "e", "f"] {
+        c.status("report", &report("203.0.113.77", u, "0123456789ab", false), None);
+    }
+    assert_eq!(c.status("allow", &allow("203.0.113.77"), None), 0, "the allowlist entry survived SIGKILL");
+    let session = sign_in(web_addr);
+    let (_, _, html) = http(web_addr, "GET", "/protection", &session, &[]);
+    assert!(html.contains("192.0.2.0&#x2f;24") && html.contains("203.0.113.77"), "{html}");
+}
+
+/// The blocklist page: a block from the policy server is listed with its
+/// evidence; an admin blocks and unblocks by hand (CSRF-checked forms).
+#[test]
+fn blocklist_page_lists_blocks_and_takes_manual_ones() {
+    let d = TempDir::new("protect-web");
+    let ws = d.s("ws");
+    common::ok(&["user", "add", "--workspace", &ws, "--email", "admin@example.org", "--password", "Correct-Horse-42"]);
+    let (web, pol) = (free_port(), free_port());
+    let web_addr: SocketAddr = format!("127.0.0.1:{web}").parse().unwrap();
+    let pol_addr: SocketAddr = format!("127.0.0.1:{pol}").parse().unwrap();
+    let _daemon = start(&ws, web_addr, pol_addr);
+    let mut c = Conn::open(pol_addr);
+    for u in ["a", "b", "c", "d", "e"] {
+        c.status("report", &report("203.0.113.77", u, "0123456789ab", false), None);
+    }
+    let session = sign_in(web_addr);
     let (code, _, html) = http(web_addr, "GET", "/protection", &session, &[]);
     assert_eq!(code, 200, "{html}");
     assert!(html.contains("203.0.113.77") && html.contains("Many different logins"), "{html}");

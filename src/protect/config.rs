@@ -65,7 +65,7 @@ impl Default for ProtectConfig {
     }
 }
 
-fn networks(field: &'static str, list: &[String]) -> Result<Vec<Cidr>, Invalid> {
+pub(crate) fn networks(field: &'static str, list: &[String]) -> Result<Vec<Cidr>, Invalid> {
     if list.len() > PROTECT_MAX_NETWORKS {
         return Err(Invalid::new(field, "has too many entries"));
     }

@@ -12,13 +12,18 @@
 //! Bounds: every table is allocated at start-up with the capacities of
 //! `limits` (`PROTECT_*`) and has a documented eviction rule, so recording a
 //! failure or answering a policy request never allocates. Time is passed
-//! in; only the policy server's thread reads the clock. The state is kept
-//! in memory only: a restart forgets blocks (the logs re-read at start-up
-//! bring back recent evidence).
+//! in; only the policy server's thread reads the clock.
+//!
+//! What must survive a restart, the blocks in force, the addresses with a
+//! recent successful login and the admin's allowlist, is saved in the store
+//! ([`persist`]) when it changes: at once for an admin's action, within a
+//! minute for the detector's own decisions, and at shutdown. The sliding
+//! window's counts are not saved: they matter for an hour at most.
 
 pub mod config;
 pub mod dovecot_conf;
 pub mod net;
+pub mod persist;
 pub mod policy;
 
 pub use config::ProtectConfig;
@@ -30,7 +35,7 @@ use crate::limits::{
 };
 use crate::track::Proto;
 use net::{Cidr, NotPublic};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -88,7 +93,7 @@ pub enum Exempt {
 }
 
 /// Which part of the rule tripped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Many failures with several distinct passwords.
@@ -102,7 +107,7 @@ pub enum Reason {
 }
 
 /// Counts over the window at the moment of a decision.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub failures: u32,
     /// Failures per protocol: SMTP, IMAP, POP3, other.
@@ -210,6 +215,11 @@ pub struct Protect {
     ips: HashMap<IpKey, IpState>,
     /// Last successful login per address. Invariant: `len <= PROTECT_MAX_SUCCESS_IPS`.
     ok: HashMap<IpKey, Timestamp>,
+    /// The admin's allowlist (edited on the blocklist page, saved in the
+    /// store), on top of `cfg.allowlist`; `nets` holds both, parsed.
+    admin_allow: Vec<String>,
+    /// Something worth saving changed since [`Protect::take_dirty`].
+    dirty: bool,
     stats: ProtectStats,
 }
 
@@ -224,8 +234,46 @@ impl Protect {
             nets,
             ips: HashMap::with_capacity(PROTECT_MAX_IPS),
             ok: HashMap::with_capacity(PROTECT_MAX_SUCCESS_IPS),
+            admin_allow: Vec::new(),
+            dirty: false,
             stats: ProtectStats::default(),
         })
+    }
+
+    /// The admin's allowlist (addresses and CIDRs), as entered.
+    pub fn admin_allowlist(&self) -> &[String] {
+        &self.admin_allow
+    }
+
+    /// Replaces the admin's allowlist. Automatic blocks of addresses it
+    /// now covers end at once (manual ones stay: the admin set both).
+    ///
+    /// # Errors
+    /// An entry that is not an address or CIDR, or too many entries.
+    pub fn set_admin_allowlist(&mut self, list: Vec<String>) -> Result<(), crate::settings::Invalid> {
+        let extra = config::networks("allowlist", &list)?;
+        let mut nets = self.cfg.networks()?;
+        nets.extend(extra.iter().copied());
+        self.nets = nets;
+        self.admin_allow = list;
+        for (k, s) in &mut self.ips {
+            if s.block.is_some_and(|b| b.reason != Reason::Manual) && extra.iter().any(|c| c.covers(*k)) {
+                s.block = None;
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// True (once) when blocks, recent logins or the allowlist changed
+    /// since the last call: time to save ([`persist::save`]).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Marks the state as unsaved again (a save failed).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     pub fn config(&self) -> &ProtectConfig {
@@ -367,6 +415,7 @@ impl Protect {
         s.strikes = s.strikes.saturating_add(1);
         s.block = Some(Block { since: now, until: Timestamp(now.0 + secs), reason, evidence: e });
         self.stats.blocks += 1;
+        self.dirty = true;
         true
     }
 
@@ -388,12 +437,18 @@ impl Protect {
                 self.stats.success_evictions += 1;
             }
         }
-        let t = self.ok.entry(k).or_insert(now);
+        // Saved when new, and then once a day: the exemption lasts
+        // `success_days`, so a day's precision is enough.
+        let t = self.ok.entry(k).or_insert(Timestamp(i64::MIN));
+        if now.0.saturating_sub(t.0) >= 86_400 {
+            self.dirty = true;
+        }
         *t = (*t).max(now);
         if let Some(s) = self.ips.get_mut(&k)
             && s.block.is_some_and(|b| b.reason != Reason::Manual)
         {
             s.block = None;
+            self.dirty = true;
         }
     }
 
@@ -422,6 +477,7 @@ impl Protect {
         let s = self.entry(k, now);
         s.last = s.last.max(now.0);
         s.block = Some(Block { since: now, until, reason: Reason::Manual, evidence });
+        self.dirty = true;
         until
     }
 
@@ -430,6 +486,7 @@ impl Protect {
     pub fn unblock(&mut self, k: IpKey, now: Timestamp) -> bool {
         let blocked = self.ips.get(&k).is_some_and(|s| s.active(now).is_some());
         self.ips.remove(&k);
+        self.dirty |= blocked;
         blocked
     }
 

@@ -270,3 +270,47 @@ fn log_lines_feed_failures_and_successes() {
     assert_eq!(g.stats().failures, 3);
     assert_eq!(g.check(key("203.0.113.70"), at(1)), Verdict::Allow);
 }
+
+/// Five distinct logins failing from `ip` at time 0: blocks it.
+fn five_logins(p: &mut Protect, ip: &str) {
+    for u in ["a", "b", "c", "d", "e"] {
+        p.failure(key(ip), &Failure { login: u.as_bytes(), pwhash: b"", proto: Proto::Imap, count: 1, source: Source::Policy }, at(0));
+    }
+}
+
+#[test]
+fn saved_state_round_trips_and_drops_what_ended() {
+    let mut p = protect();
+    five_logins(&mut p, "203.0.113.77");
+    p.block(key("2001:db8:1::5"), 60, at(0));
+    p.success(key("203.0.113.5"), at(0));
+    p.set_admin_allowlist(vec!["192.0.2.0/24".into()]).expect("valid");
+    assert!(p.take_dirty() && !p.take_dirty());
+    let saved = p.saved(at(10));
+    assert_eq!(saved.blocks.len(), 2);
+    let json = serde_json::to_string(&saved).expect("json");
+    let back: super::persist::Saved = serde_json::from_str(&json).expect("decodes");
+    assert_eq!(back, saved);
+
+    // One minute later the manual block has ended; the rest comes back.
+    let mut q = protect();
+    assert_eq!(q.restore(back, at(120)), 1);
+    assert_eq!(q.blocked(at(120)).iter().map(|l| l.ip.as_str()).collect::<Vec<_>>(), ["203.0.113.77"]);
+    assert_eq!(q.blocked(at(120))[0].evidence.logins, 5);
+    assert_eq!(q.exempt(key("203.0.113.5"), at(120)), Some(Exempt::RecentLogin));
+    assert_eq!(q.exempt(key("192.0.2.9"), at(120)), Some(Exempt::Listed));
+    assert!(!q.take_dirty(), "a restored state is the saved one");
+    // Entries that do not parse are skipped, not fatal.
+    let bad = super::persist::Saved { logins: vec![("nonsense".into(), 0)], ..Default::default() };
+    assert_eq!(protect().restore(bad, at(0)), 1);
+}
+
+#[test]
+fn allowlisting_ends_automatic_blocks_only() {
+    let mut p = protect();
+    five_logins(&mut p, "203.0.113.77");
+    p.block(key("203.0.113.78"), 600, at(0));
+    assert!(p.set_admin_allowlist(vec!["bad entry".into()]).is_err());
+    p.set_admin_allowlist(vec!["203.0.113.0/24".into()]).expect("valid");
+    assert_eq!(p.blocked(at(1)).iter().map(|l| l.ip.as_str()).collect::<Vec<_>>(), ["203.0.113.78"]);
+}
