@@ -428,4 +428,15 @@ fn blocklist_page_lists_blocks_and_takes_manual_ones() {
     let (_, _, html) = http(web_addr, "GET", "/protection?done=unblocked", &session, &[]);
     assert!(html.contains("2001:db8:9::&#x2f;64") && html.contains("Blocked by an admin") && !html.contains("203.0.113.77"), "{html}");
     assert!(html.contains("no longer blocked"));
+    // The counters on /metrics (open on loopback).
+    let (code, _, m) = http(web_addr, "GET", "/metrics", "", &[]);
+    assert_eq!(code, 200);
+    for series in [
+        "postlens_protect_blocks_total 1\n",
+        "postlens_protect_rejected_total 1\n",
+        "postlens_protect_blocked 1\n",
+        "postlens_protect_failures_total 5\n",
+    ] {
+        assert!(m.contains(series), "/metrics lacks {series}:\n{m}");
+    }
 }

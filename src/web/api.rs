@@ -164,7 +164,12 @@ pub(crate) fn metrics(ctx: &Ctx, req: &Req) -> Resp {
     if !local && !token_ok {
         return Resp::text(401, "metrics: loopback clients only, or Authorization: Bearer <token>\n");
     }
-    match super::metrics::metrics(&ctx.store, &ctx.live, ctx.overlays.as_ref().and_then(crate::control::overlay).as_ref()) {
+    match super::metrics::metrics(
+        &ctx.store,
+        &ctx.live,
+        ctx.overlays.as_ref().and_then(crate::control::overlay).as_ref(),
+        ctx.cfg.protect.as_ref(),
+    ) {
         Ok(m) => Resp::new(200, "text/plain; version=0.0.4", m),
         Err(e) => Resp::text(500, format!("error: {e}\n")),
     }

@@ -1,6 +1,7 @@
 //! The Prometheus text of `GET /metrics` (served by `web` on `--listen`):
 //! counters from the store and the running daemon's uncommitted overlay,
-//! its per-source lag and commit state.
+//! its per-source lag and commit state, and local protection's counters
+//! (since the daemon started).
 
 use crate::control::LiveStatus;
 use crate::store::Store;
@@ -15,6 +16,7 @@ pub(crate) fn metrics(
     store: &Store,
     live: &LiveStatus,
     overlay: Option<&crate::store::query::Overlay>,
+    protect: Option<&crate::protect::Shared>,
 ) -> Result<String, crate::store::StoreError> {
     let s = store.stats_live(Window::default(), overlay)?;
     let mut m = String::new();
@@ -95,5 +97,34 @@ pub(crate) fn metrics(
         "# HELP postlens_commits_stalled 1 while commits fail (disk full, read-only).\n# TYPE postlens_commits_stalled gauge\npostlens_commits_stalled {}",
         u8::from(stalled)
     );
+    if let Some(p) = protect {
+        protection(&mut m, p);
+    }
     Ok(m)
+}
+
+/// Local protection: counters since start, and the tables' sizes now.
+fn protection(m: &mut String, p: &crate::protect::Shared) {
+    let (st, blocked, (watched, trusted)) = {
+        let g = crate::protect::lock(p);
+        (g.stats(), g.blocked(crate::clock::now()).len(), g.sizes())
+    };
+    for (name, help, v) in [
+        ("protect_failures_total", "Failed logins counted by the detector (policy reports and log lines).", st.failures),
+        ("protect_exempt_failures_total", "Failed logins from exempt addresses (allowlist, private, recent login).", st.exempt_failures),
+        ("protect_blocks_total", "Automatic blocks.", st.blocks),
+        ("protect_rejected_total", "Policy answers that refused a blocked address.", st.rejected),
+        ("protect_delayed_total", "Policy answers that delayed a suspicious address.", st.delayed),
+        ("protect_ip_evictions_total", "Watched addresses dropped for capacity.", st.ip_evictions),
+        ("protect_trusted_evictions_total", "Trusted addresses dropped for capacity.", st.success_evictions),
+    ] {
+        let _ = writeln!(m, "# HELP postlens_{name} {help}\n# TYPE postlens_{name} counter\npostlens_{name} {v}");
+    }
+    for (name, help, v) in [
+        ("protect_blocked", "Addresses blocked now.", blocked),
+        ("protect_watched", "Addresses with failures in the window or a block.", watched),
+        ("protect_trusted", "Addresses trusted after a successful login.", trusted),
+    ] {
+        let _ = writeln!(m, "# HELP postlens_{name} {help}\n# TYPE postlens_{name} gauge\npostlens_{name} {v}");
+    }
 }
