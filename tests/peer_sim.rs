@@ -363,7 +363,12 @@ fn simulated_peer_network() {
         started.elapsed().as_secs_f64()
     );
 
-    assert!(innocent_listed.is_empty(), "innocent addresses listed: {innocent_listed:?}");
+    assert!(
+        innocent_listed.is_empty(),
+        "{} innocent listings, first: {:?}",
+        innocent_listed.len(),
+        &innocent_listed[..innocent_listed.len().min(10)]
+    );
     assert!(eligible.len() >= 100, "too few measured attackers to judge: {}", eligible.len());
     assert!(rate >= 0.9, "only {:.1} % of attackers seen by >= 3 instances were listed within 30 minutes", rate * 100.0);
     assert_eq!(replays_rejected, replays, "every replay rejected");

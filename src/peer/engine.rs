@@ -607,3 +607,77 @@ fn parse_id(s: &str) -> Option<[u8; 16]> {
     }
     k.0[16..].try_into().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::identity::Identity;
+    use crate::peer::signals::Aggregator;
+
+    fn strong(ip: &str, bucket: i64) -> Signal {
+        Signal { ip: Addr::parse(ip).expect("ip"), bucket, proto: wire::Proto::Imap, failures: 9, passwords: Passwords::Many, logins: 3 }
+    }
+
+    fn from(n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(11, n, 0, 1))
+    }
+
+    #[test]
+    fn rate_limit_snapshot_and_old_clients_get_the_full_list() {
+        let mut e = Engine::new(Ranges { min_key_age_secs: 0, ..Ranges::default() });
+        let id = Identity::generate().expect("key");
+        let mut a = Aggregator::new();
+        let t = 1_800_000_000;
+        let mut limited = 0;
+        for i in 0..10 {
+            let (_, body, sig) = a.seal(Vec::new(), Timestamp(t), &id);
+            if e.submit(&body, &sig, from(1), Timestamp(t + i)) == Err(Reject::RateLimited) {
+                limited += 1;
+            }
+        }
+        assert_eq!(limited, 4, "a burst of {RATE_BURST} then one per {RATE_REFILL_SECS} s");
+        // Eight new keys in eight networks list an address; trust follows.
+        for n in 0..8 {
+            let id = Identity::generate().expect("key");
+            let (_, body, sig) = Aggregator::new().seal(vec![strong("203.0.113.9", t - 1200)], Timestamp(t), &id);
+            e.submit(&body, &sig, from(10 + n), Timestamp(t)).expect("accepted");
+        }
+        assert!(e.tick(Timestamp(t)));
+        assert!(e.is_listed(Addr::parse("203.0.113.9").expect("ip")));
+        let snap = e.snapshot().expect("snapshot");
+        let r = Engine::restore(&snap, Ranges::default()).expect("restore");
+        assert_eq!((r.version(), r.listed_len(), r.last_seq(&id.id())), (e.version(), 1, e.last_seq(&id.id())));
+        assert!(r.list(Some(0), Timestamp(t)).since.is_some(), "the history reaches version 0");
+        assert!(r.list(Some(99), Timestamp(t)).since.is_none(), "an unknown version gets the full list");
+        // The listing lapses when nothing renews it.
+        e.tick(Timestamp(t + LISTING_TTL_SECS + 1));
+        assert_eq!(e.listed_len(), 0);
+        assert_eq!(e.list(Some(1), Timestamp(t)).removed.len(), 1);
+    }
+
+    #[test]
+    fn canary_zeroes_a_reporter_and_bad_input_is_refused() {
+        let canary = Cidr::parse("77.77.0.0/16").expect("cidr");
+        let mut e = Engine::new(Ranges { canaries: vec![canary], allow: Vec::new(), min_key_age_secs: 0 });
+        let t = 1_800_000_000;
+        for n in 0..8 {
+            let id = Identity::generate().expect("key");
+            let mut s = vec![strong("203.0.113.9", t - 1200)];
+            if n == 0 {
+                s.push(strong("77.77.1.1", t - 1200));
+            }
+            let (_, body, sig) = Aggregator::new().seal(s, Timestamp(t), &id);
+            e.submit(&body, &sig, from(n), Timestamp(t)).expect("accepted");
+        }
+        e.tick(Timestamp(t));
+        assert_eq!(e.stats().zeroed_keys, 1);
+        assert!(!e.is_listed(Addr::parse("203.0.113.9").expect("ip")), "seven weighted networks are not enough");
+        assert!(matches!(e.submit(b"{", &[0; 64], from(1), Timestamp(t)), Err(Reject::Malformed(_))));
+        assert!(matches!(e.submit(&vec![b' '; MAX_BATCH_BYTES + 1], &[0; 64], from(1), Timestamp(t)), Err(Reject::TooLarge)));
+        let id = Identity::generate().expect("key");
+        let (_, body, _) = Aggregator::new().seal(Vec::new(), Timestamp(t), &id);
+        assert_eq!(e.submit(&body, &[0; 64], from(1), Timestamp(t)), Err(Reject::BadSignature));
+        let (_, body, sig) = Aggregator::new().seal(Vec::new(), Timestamp(t - REPLAY_WINDOW_SECS - 1), &id);
+        assert!(matches!(e.submit(&body, &sig, from(1), Timestamp(t)), Err(Reject::Replay(_))));
+    }
+}
