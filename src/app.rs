@@ -101,6 +101,15 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
             Err(source) => return Err(IngestError::Open { path: PathBuf::from(addr.to_string()), source }),
         },
     };
+    // The Postfix policy delegation server: asked for explicitly, so an
+    // address that cannot be bound is an error.
+    let postfix_policy = match cfg.protect.postfix_listen {
+        None => None,
+        Some(addr) => Some(
+            crate::protect::postfix_policy::serve(addr, protect.clone())
+                .map_err(|source| IngestError::Open { path: PathBuf::from(addr.to_string()), source })?,
+        ),
+    };
     let (tx, mut rx) = mpsc::channel::<Chunk>(STREAM_QUEUE);
     if cfg.stdin {
         stream::spawn_stdin(tx.clone());
@@ -138,6 +147,9 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
     control.unblock();
     http.unblock();
     if let Some(s) = policy {
+        s.stop();
+    }
+    if let Some(s) = postfix_policy {
         s.stop();
     }
     if let Err(e) = crate::protect::persist::save(&store, &protect, crate::clock::now(), false) {

@@ -136,6 +136,13 @@ pub struct RunArgs {
     /// Key Dovecot must send as `X-API-Key` (`auth_policy_server_api_header`).
     #[arg(long, env = "POSTLENS_POLICY_KEY", hide_env_values = true, value_name = "KEY")]
     pub policy_key: Option<String>,
+    /// Address of the Postfix policy delegation server (off unless given),
+    /// for sites without Dovecot SASL: refuses blocked clients at connect.
+    /// In master.cf, on the submission services:
+    /// `-o smtpd_client_restrictions=check_policy_service,inet:ADDR`
+    /// (the `,` separates within `-o`; add `-o smtpd_delay_reject=no` to refuse before AUTH).
+    #[arg(long, env = "POSTLENS_POSTFIX_POLICY_LISTEN", value_name = "ADDR")]
+    pub postfix_policy_listen: Option<String>,
     /// The protection rule and exemptions, as JSON, e.g. `{"allowlist":
     /// ["203.0.113.0/24"], "mynetworks": ["192.0.2.0/24"]}` (fields and
     /// defaults: `ProtectConfig` in src/protect/config.rs).
@@ -604,6 +611,8 @@ pub struct ProtectRun {
     /// Whether the address was given (a busy default port is only a warning).
     pub explicit: bool,
     pub key: Option<String>,
+    /// The Postfix policy delegation server's address (`None`: off).
+    pub postfix_listen: Option<std::net::SocketAddr>,
     pub rule: crate::protect::ProtectConfig,
 }
 
@@ -634,7 +643,13 @@ impl RunArgs {
                 rule
             }
         };
-        Ok(ProtectRun { listen, explicit, key: self.policy_key.clone(), rule })
+        let postfix_listen = match self.postfix_policy_listen.as_deref() {
+            None => None,
+            Some(s) => {
+                Some(s.parse().map_err(|_| ConfigError(format!("--postfix-policy-listen: '{s}' is not an address like 127.0.0.1:10040")))?)
+            }
+        };
+        Ok(ProtectRun { listen, explicit, key: self.policy_key.clone(), postfix_listen, rule })
     }
 }
 

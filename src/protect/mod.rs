@@ -25,6 +25,7 @@ pub mod dovecot_conf;
 pub mod net;
 pub mod persist;
 pub mod policy;
+pub mod postfix_policy;
 
 pub use config::ProtectConfig;
 pub use net::IpKey;
