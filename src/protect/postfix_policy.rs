@@ -2,7 +2,7 @@
 //! sites whose Postfix does not use Dovecot for SASL: an SMTP client on the
 //! blocklist is refused at connect, before it can guess passwords.
 //!
-//! Protocol (Postfix's SMTPD_POLICY_README): the client sends `name=value`
+//! Protocol (Postfix's `SMTPD_POLICY_README`): the client sends `name=value`
 //! lines ending with an empty line; the server answers `action=...` and an
 //! empty line, on the same connection, which Postfix keeps open for more
 //! requests. Answers: `REJECT 5.7.1 …` for a blocked `client_address`,
@@ -202,7 +202,7 @@ mod tests {
         let junk = vec![b'x'; PROTECT_MAX_REQUEST_BYTES + 10];
         let _ = c.write_all(&junk);
         let mut rest = Vec::new();
-        assert_eq!(r.read_to_end(&mut rest).map(|_| rest.len()).unwrap_or(0), 0);
+        assert_eq!(r.read_to_end(&mut rest).map_or(0, |_| rest.len()), 0);
         s.stop();
     }
 }
