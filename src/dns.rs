@@ -1,37 +1,62 @@
-//! A small DNS stub client over UDP (with EDNS0 for large answers): enough
-//! for DNSBL look-ups and the deliverability checks (A, AAAA, TXT, MX, PTR,
-//! CNAME). It asks one recursive resolver (the admin's choice, else the
-//! first `nameserver` of /etc/resolv.conf) and never the internet directly.
-//! Answers are parsed defensively: a malformed packet is an error, never a
-//! panic.
+//! A DNS stub client: one question to one recursive resolver (the admin's
+//! choice, else a `nameserver` of /etc/resolv.conf), never the internet
+//! directly. The wire format (encoding the question, decoding the answer)
+//! is hickory-proto's; this module owns only the transport: UDP with EDNS0
+//! (1232-byte payload), the same question again over TCP when the answer
+//! comes back truncated, and a deadline on every query.
+//!
+//! Bounds: one answer is at most 1500 bytes over UDP and 64 KiB over TCP
+//! (the DNS length prefix); every socket operation has a timeout. A
+//! malformed answer is an error, never a panic. Used by the RBL insight and
+//! the health checks; it must not cache (callers that ask twice cache).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::Duration;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Type {
-    A = 1,
-    Ns = 2,
-    Cname = 5,
-    Ptr = 12,
-    Mx = 15,
-    Txt = 16,
-    Aaaa = 28,
+    A,
+    Ns,
+    Cname,
+    Ptr,
+    Mx,
+    Txt,
+    Aaaa,
+}
+
+impl Type {
+    fn record_type(self) -> RecordType {
+        match self {
+            Type::A => RecordType::A,
+            Type::Ns => RecordType::NS,
+            Type::Cname => RecordType::CNAME,
+            Type::Ptr => RecordType::PTR,
+            Type::Mx => RecordType::MX,
+            Type::Txt => RecordType::TXT,
+            Type::Aaaa => RecordType::AAAA,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Data {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
-    /// TXT strings of one record, joined.
+    /// TXT strings of one record, joined without separator (as SPF, DKIM
+    /// and DMARC read them: RFC 7208 §3.3).
     Txt(String),
+    /// Preference and exchange (no trailing dot).
     Mx(u16, String),
-    /// PTR, CNAME and NS targets.
+    /// PTR, CNAME and NS targets (no trailing dot).
     Name(String),
     Other(u16),
 }
 
-/// A response: its RCODE (0 no error, 3 NXDOMAIN, …) and answer records.
+/// A response: its RCODE (0 no error, 3 NXDOMAIN, …) and the answer
+/// records of the type asked for (a resolver's CNAME chain left out).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
     pub rcode: u8,
@@ -67,30 +92,51 @@ pub fn valid_name(name: &str) -> bool {
         && n.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
+/// The `nameserver`s of /etc/resolv.conf, port 53, in file order.
+pub fn system_servers() -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().split('%').next().and_then(|a| a.parse::<IpAddr>().ok()))
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
 /// The first `nameserver` of /etc/resolv.conf, port 53.
 ///
 /// # Errors
 /// No usable nameserver line.
 pub fn system_server() -> Result<SocketAddr, DnsError> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|a| a.trim().split('%').next().and_then(|a| a.parse::<std::net::IpAddr>().ok()))
-        .map(|ip| SocketAddr::new(ip, 53))
-        .next()
-        .ok_or(DnsError::NoServer)
+    system_servers().into_iter().next().ok_or(DnsError::NoServer)
+}
+
+/// A server given as `IP`, `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (a host
+/// name is resolved by the system once). `None` when it is none of these.
+pub fn parse_server(s: &str) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, 53));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    if !valid_name(host) {
+        return None;
+    }
+    (host, port).to_socket_addrs().ok()?.next()
 }
 
 /// The reversed-octet name of `ip` under `zone` (DNSBL and PTR style):
 /// `192.0.2.5` in `zen.example` is `5.2.0.192.zen.example`; IPv6 by nibbles.
-pub fn reversed(ip: std::net::IpAddr, zone: &str) -> String {
+pub fn reversed(ip: IpAddr, zone: &str) -> String {
     match ip {
-        std::net::IpAddr::V4(v4) => {
+        IpAddr::V4(v4) => {
             let o = v4.octets();
             format!("{}.{}.{}.{}.{zone}", o[3], o[2], o[1], o[0])
         }
-        std::net::IpAddr::V6(v6) => {
-            let mut s = String::new();
+        IpAddr::V6(v6) => {
+            let mut s = String::with_capacity(64 + zone.len());
             for b in v6.octets().iter().rev() {
                 for nibble in [b & 0xf, b >> 4] {
                     s.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
@@ -103,105 +149,114 @@ pub fn reversed(ip: std::net::IpAddr, zone: &str) -> String {
     }
 }
 
+/// What a DNSBL says of an IP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// Listed: the 127.0.0.0/8 return codes and the TXT reason, if any.
+    Listed {
+        codes: Vec<Ipv4Addr>,
+        reason: Option<String>,
+    },
+    NotListed,
+    /// The list refused to answer (127.255.255.0/24: e.g. queries through
+    /// a public resolver, or over the free-use limit): not a listing.
+    Refused(Ipv4Addr),
+}
+
+/// Looks `ip` up on DNSBL `zone` (RBL insight and health checks). Answers
+/// in 127.0.0.0/8 mean listed, except 127.255.255.0/24 (refused); other
+/// addresses are no listing.
+///
+/// # Errors
+/// The server did not answer.
+pub fn dnsbl(server: SocketAddr, ip: IpAddr, zone: &str, timeout: Duration) -> Result<Listing, DnsError> {
+    let name = reversed(ip, zone);
+    let a = query(server, &name, Type::A, timeout)?;
+    let mut codes = Vec::new();
+    for r in &a.records {
+        if let Data::A(v4) = r
+            && v4.octets()[0] == 127
+        {
+            if v4.octets()[1..3] == [255, 255] {
+                return Ok(Listing::Refused(*v4));
+            }
+            codes.push(*v4);
+        }
+    }
+    if codes.is_empty() {
+        return Ok(Listing::NotListed);
+    }
+    let reason = query(server, &name, Type::Txt, timeout)
+        .ok()
+        .and_then(|t| t.records.into_iter().find_map(|r| if let Data::Txt(s) = r { Some(s) } else { None }));
+    Ok(Listing::Listed { codes, reason })
+}
+
+/// The query message for `name`/`t` with id `id`: recursion desired, EDNS0.
 fn encode_query(id: u16, name: &str, t: Type) -> Result<Vec<u8>, DnsError> {
     if !valid_name(name) {
         return Err(DnsError::BadName(name.to_owned()));
     }
-    let mut q = Vec::with_capacity(64);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00]); // RD
-    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // 1 question, 1 additional (OPT)
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(u8::try_from(label.len()).map_err(|_| DnsError::BadName(name.to_owned()))?);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&(t as u16).to_be_bytes());
-    q.extend_from_slice(&[0, 1]); // IN
-    // EDNS0: 1232-byte UDP payload.
-    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    Ok(q)
+    let mut fqdn = Name::from_ascii(name).map_err(|_| DnsError::BadName(name.to_owned()))?;
+    fqdn.set_fqdn(true);
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(fqdn, t.record_type()));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    m.to_vec().map_err(|_| DnsError::BadName(name.to_owned()))
 }
 
-/// Reads a (possibly compressed) name at `pos`; returns it and the position
-/// after it in the original stream.
-fn read_name(p: &[u8], mut pos: usize) -> Option<(String, usize)> {
-    let mut out = String::new();
-    let mut end = None;
-    let mut jumps = 0;
-    loop {
-        let len = *p.get(pos)?;
-        if len & 0xc0 == 0xc0 {
-            let off = usize::from(u16::from_be_bytes([len & 0x3f, *p.get(pos + 1)?]));
-            end.get_or_insert(pos + 2);
-            jumps += 1;
-            if jumps > 32 {
-                return None;
-            }
-            pos = off;
-            continue;
-        }
-        if len == 0 {
-            return Some((out, end.unwrap_or(pos + 1)));
-        }
-        let label = p.get(pos + 1..pos + 1 + usize::from(len))?;
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(&String::from_utf8_lossy(label));
-        if out.len() > 255 {
-            return None;
-        }
-        pos += 1 + usize::from(len);
-    }
+/// Why an answer packet was not used.
+#[derive(Debug, PartialEq, Eq)]
+enum Reject {
+    /// Not a response to our question (another id: a late reply).
+    Foreign,
+    /// Ours, but cut short: ask again over TCP.
+    Truncated,
+    Malformed,
 }
 
-fn parse_answer(p: &[u8], id: u16) -> Option<Answer> {
-    if p.len() < 12 || u16::from_be_bytes([p[0], p[1]]) != id || p[2] & 0x80 == 0 {
-        return None;
+fn decode_answer(p: &[u8], id: u16, t: Type) -> Result<Answer, Reject> {
+    if p.len() < 2 || u16::from_be_bytes([p[0], p[1]]) != id {
+        return Err(Reject::Foreign);
     }
-    let rcode = p[3] & 0x0f;
-    let qd = u16::from_be_bytes([p[4], p[5]]);
-    let an = u16::from_be_bytes([p[6], p[7]]);
-    let mut pos = 12;
-    for _ in 0..qd {
-        pos = read_name(p, pos)?.1 + 4;
+    let m = Message::from_vec(p).map_err(|_| Reject::Malformed)?;
+    if m.metadata.message_type != MessageType::Response {
+        return Err(Reject::Foreign);
     }
-    let mut records = Vec::new();
-    for _ in 0..an {
-        let (_, after) = read_name(p, pos)?;
-        let h = p.get(after..after + 10)?;
-        let rtype = u16::from_be_bytes([h[0], h[1]]);
-        let rdlen = usize::from(u16::from_be_bytes([h[8], h[9]]));
-        let start = after + 10;
-        let rd = p.get(start..start + rdlen)?;
-        records.push(match rtype {
-            1 if rdlen == 4 => Data::A(Ipv4Addr::new(rd[0], rd[1], rd[2], rd[3])),
-            28 if rdlen == 16 => {
-                let mut b = [0u8; 16];
-                b.copy_from_slice(rd);
-                Data::Aaaa(Ipv6Addr::from(b))
-            }
-            16 => {
+    if m.metadata.truncation {
+        return Err(Reject::Truncated);
+    }
+    let want = t.record_type();
+    let host = |n: &Name| n.to_ascii().trim_end_matches('.').to_owned();
+    let records = m
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == want)
+        .map(|r| match &r.data {
+            RData::A(a) => Data::A(a.0),
+            RData::AAAA(a) => Data::Aaaa(a.0),
+            RData::TXT(txt) => {
                 let mut s = String::new();
-                let mut i = 0;
-                while i < rd.len() {
-                    let l = usize::from(rd[i]);
-                    s.push_str(&String::from_utf8_lossy(rd.get(i + 1..i + 1 + l)?));
-                    i += 1 + l;
+                for part in &txt.txt_data {
+                    s.push_str(&String::from_utf8_lossy(part));
                 }
                 Data::Txt(s)
             }
-            15 if rdlen >= 3 => Data::Mx(u16::from_be_bytes([rd[0], rd[1]]), read_name(p, start + 2)?.0),
-            2 | 5 | 12 => Data::Name(read_name(p, start)?.0),
-            t => Data::Other(t),
-        });
-        pos = start + rdlen;
-    }
-    Some(Answer { rcode, records })
+            RData::MX(mx) => Data::Mx(mx.preference, host(&mx.exchange)),
+            RData::PTR(n) => Data::Name(host(&n.0)),
+            RData::CNAME(n) => Data::Name(host(&n.0)),
+            RData::NS(n) => Data::Name(host(&n.0)),
+            other => Data::Other(u16::from(other.record_type())),
+        })
+        .collect();
+    Ok(Answer { rcode: m.metadata.response_code.low(), records })
 }
 
-/// Asks `server` for `name`'s records of type `t` (two tries).
+/// Asks `server` for `name`'s records of type `t`: over UDP (two tries
+/// within `timeout`), then over TCP if the answer was truncated.
 ///
 /// # Errors
 /// A bad name, no answer in time, or a malformed answer.
@@ -210,35 +265,80 @@ pub fn query(server: SocketAddr, name: &str, t: Type, timeout: Duration) -> Resu
     getrandom::fill(&mut idb).map_err(|e| DnsError::Io { server, source: std::io::Error::other(e.to_string()) })?;
     let id = u16::from_be_bytes(idb);
     let q = encode_query(id, name, t)?;
+    match query_udp(server, &q, id, t, timeout)? {
+        Some(a) => Ok(a),
+        None => query_tcp(server, &q, id, t, timeout),
+    }
+}
+
+/// `Ok(None)`: the answer was truncated.
+fn query_udp(server: SocketAddr, q: &[u8], id: u16, t: Type, timeout: Duration) -> Result<Option<Answer>, DnsError> {
     let io = |source| DnsError::Io { server, source };
-    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse().unwrap_or(server) } else { "[::]:0".parse().unwrap_or(server) };
+    let bind = SocketAddr::new(if server.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() }, 0);
     let sock = UdpSocket::bind(bind).map_err(io)?;
     sock.connect(server).map_err(io)?;
-    sock.set_read_timeout(Some(timeout / 2)).map_err(io)?;
     let mut buf = [0u8; 1500];
     for _ in 0..2 {
-        sock.send(&q).map_err(io)?;
-        let deadline = std::time::Instant::now() + timeout / 2;
-        while std::time::Instant::now() < deadline {
+        sock.send(q).map_err(io)?;
+        let deadline = Instant::now() + timeout / 2;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            sock.set_read_timeout(Some(left)).map_err(io)?;
             match sock.recv(&mut buf) {
-                // Answers to another id (a late reply to the first try) are skipped.
-                Ok(n) => match buf.get(..n).and_then(|p| parse_answer(p, id)) {
-                    Some(a) => return Ok(a),
-                    None if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id => return Err(DnsError::Malformed(server)),
-                    None => {}
+                Ok(n) => match decode_answer(buf.get(..n).unwrap_or_default(), id, t) {
+                    Ok(a) => return Ok(Some(a)),
+                    Err(Reject::Truncated) => return Ok(None),
+                    Err(Reject::Malformed) => return Err(DnsError::Malformed(server)),
+                    // A late reply to the first try, or noise: keep waiting.
+                    Err(Reject::Foreign) => {}
                 },
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(io(e)),
-                Err(_) => break,
+                Err(e) => return Err(io(e)),
             }
         }
     }
     Err(DnsError::Timeout(server))
 }
 
+/// One question over TCP (RFC 7766): a two-byte length, then the message.
+fn query_tcp(server: SocketAddr, q: &[u8], id: u16, t: Type, timeout: Duration) -> Result<Answer, DnsError> {
+    let deadline = Instant::now() + timeout;
+    let map = |e: std::io::Error| {
+        if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
+            DnsError::Timeout(server)
+        } else {
+            DnsError::Io { server, source: e }
+        }
+    };
+    let left = || {
+        let l = deadline.saturating_duration_since(Instant::now());
+        if l.is_zero() { Err(DnsError::Timeout(server)) } else { Ok(l) }
+    };
+    let mut s = TcpStream::connect_timeout(&server, left()?).map_err(map)?;
+    s.set_write_timeout(Some(left()?)).map_err(map)?;
+    let len = u16::try_from(q.len()).map_err(|_| DnsError::Malformed(server))?;
+    let mut framed = Vec::with_capacity(q.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(q);
+    s.write_all(&framed).map_err(map)?;
+    let mut lb = [0u8; 2];
+    s.set_read_timeout(Some(left()?)).map_err(map)?;
+    s.read_exact(&mut lb).map_err(map)?;
+    // At most 64 KiB: the length prefix cannot say more.
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(lb))];
+    s.set_read_timeout(Some(left()?)).map_err(map)?;
+    s.read_exact(&mut buf).map_err(map)?;
+    decode_answer(&buf, id, t).map_err(|_| DnsError::Malformed(server))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::rr::Record;
+    use hickory_proto::rr::rdata::{A, TXT};
 
     #[test]
     fn names_and_reversal() {
@@ -249,31 +349,37 @@ mod tests {
         assert!(!valid_name(""));
         assert_eq!(reversed("192.0.2.5".parse().unwrap(), "zen.example"), "5.2.0.192.zen.example");
         assert!(reversed("2001:db8::1".parse().unwrap(), "ip6.arpa").starts_with("1.0.0.0."));
+        assert_eq!(parse_server("127.0.0.1:5353"), Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(parse_server("::1"), Some("[::1]:53".parse().unwrap()));
+        assert_eq!(parse_server("[::1]:54"), Some("[::1]:54".parse().unwrap()));
+        assert_eq!(parse_server("not a server"), None);
+    }
+
+    fn response(id: u16, truncated: bool) -> Vec<u8> {
+        let name = Name::from_ascii("5.2.0.192.zen.example.").unwrap();
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.metadata.truncation = truncated;
+        m.add_query(Query::query(name.clone(), RecordType::A));
+        m.answers.push(Record::from_rdata(name.clone(), 60, RData::A(A::new(127, 0, 0, 2))));
+        m.answers.push(Record::from_rdata(name, 60, RData::TXT(TXT::new(vec!["list".into(), "ed".into()]))));
+        m.to_vec().unwrap()
     }
 
     #[test]
-    fn answers_parse_and_garbage_does_not_panic() {
-        // A hand-built answer: A 127.0.0.2 and TXT "listed", with compression.
-        let q = encode_query(0x1234, "5.2.0.192.zen.example", Type::A).unwrap();
-        let qlen = q.len() - 11; // without the OPT record
-        let mut p = q[..qlen].to_vec();
-        p[2] = 0x81;
-        p[3] = 0x80;
-        p[7] = 2; // ANCOUNT
-        p[11] = 0; // ARCOUNT
-        p.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 2]);
-        p.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 7, 6]);
-        p.extend_from_slice(b"listed");
-        let a = parse_answer(&p, 0x1234).unwrap();
+    fn answers_decode_and_garbage_does_not_panic() {
+        let p = response(0x1234, false);
+        let a = decode_answer(&p, 0x1234, Type::A).unwrap();
         assert_eq!(a.rcode, 0);
-        assert_eq!(a.records, vec![Data::A(Ipv4Addr::new(127, 0, 0, 2)), Data::Txt("listed".into())]);
-        assert!(parse_answer(&p, 0x9999).is_none(), "another id");
-        for cut in 0..p.len() {
-            let _ = parse_answer(&p[..cut], 0x1234);
+        assert_eq!(a.records, vec![Data::A(Ipv4Addr::new(127, 0, 0, 2))]);
+        let t = decode_answer(&p, 0x1234, Type::Txt).unwrap();
+        assert_eq!(t.records, vec![Data::Txt("listed".into())], "strings joined");
+        assert_eq!(decode_answer(&p, 0x9999, Type::A), Err(Reject::Foreign));
+        assert_eq!(decode_answer(&response(7, true), 7, Type::A), Err(Reject::Truncated));
+        for cut in 2..p.len() {
+            assert!(decode_answer(&p[..cut], 0x1234, Type::A).is_err(), "cut at {cut}");
         }
-        // A name pointing at itself.
-        let mut l = p.clone();
-        l[qlen + 1] = u8::try_from(qlen).unwrap();
-        assert!(parse_answer(&l, 0x1234).is_none());
+        let q = encode_query(1, "example.org", Type::Mx).unwrap();
+        assert_eq!(decode_answer(&q, 1, Type::Mx), Err(Reject::Foreign), "a query is not an answer");
+        assert!(matches!(encode_query(1, "a b", Type::A), Err(DnsError::BadName(_))));
     }
 }

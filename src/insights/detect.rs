@@ -431,28 +431,18 @@ pub fn rbl_listed(c: &Ctx<'_>, ip: std::net::IpAddr, server: std::net::SocketAdd
     let mut last_err = None;
     for zone in &c.cfg.dnsbls {
         let name = crate::dns::reversed(ip, zone);
-        let a = match crate::dns::query(server, &name, crate::dns::Type::A, timeout) {
-            Ok(a) => a,
+        let (codes, reason) = match crate::dns::dnsbl(server, ip, zone, timeout) {
+            Ok(crate::dns::Listing::Listed { codes, reason }) => (codes, reason),
+            Ok(_) => {
+                answered += 1;
+                continue;
+            }
             Err(e) => {
                 last_err = Some(e);
                 continue;
             }
         };
         answered += 1;
-        let codes: Vec<std::net::Ipv4Addr> = a
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                crate::dns::Data::A(v4) if v4.octets()[0] == 127 && v4.octets()[1..3] != [255, 255] => Some(*v4),
-                _ => None,
-            })
-            .collect();
-        if codes.is_empty() {
-            continue;
-        }
-        let reason = crate::dns::query(server, &name, crate::dns::Type::Txt, timeout)
-            .ok()
-            .and_then(|t| t.records.into_iter().find_map(|r| if let crate::dns::Data::Txt(s) = r { Some(s) } else { None }));
         out.push(c.finding(
             Kind::RblListed,
             zone,

@@ -200,7 +200,7 @@ pub fn run(store: &Store, inp: &Inputs<'_>) -> Result<Report, StoreError> {
         && r.st.rbl_checked.is_none_or(|c| now.0 - c >= i64::from(inp.cfg.rbl_interval_hours) * HOUR)
     {
         let server = match &inp.cfg.dns_server {
-            Some(s) => s.parse().map_err(|_| crate::dns::DnsError::BadName(s.clone())),
+            Some(s) => crate::dns::parse_server(s).ok_or_else(|| crate::dns::DnsError::BadName(s.clone())),
             None => crate::dns::system_server(),
         };
         // Tried once per interval, answered or not: no resolver is no
