@@ -85,7 +85,28 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
             None
         }
     };
-    let web = crate::web::WebConfig { protect: Some(protect.clone()), ..cfg.web.clone() };
+    // The peer network: protection feeds and reads it from now on; the
+    // client runs while the settings ask for it (checked every minute).
+    let peer = Arc::new(crate::peer::service::PeerService::new(cfg.protect.hub.clone(), &cfg.workspace));
+    crate::protect::lock(&protect)
+        .set_peer(Some(crate::protect::PeerLink { aggregator: peer.aggregator.clone(), community: peer.community.clone() }));
+    let peer_task = {
+        let (peer, store) = (peer.clone(), store.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_mins(1));
+            loop {
+                every.tick().await;
+                let (peer, store) = (peer.clone(), store.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    let s = crate::settings::Settings::load(&store).unwrap_or_default();
+                    let own: Vec<std::net::IpAddr> = s.public_ip.iter().filter_map(|i| i.parse().ok()).collect();
+                    peer.apply(s.peer_network, &own);
+                })
+                .await;
+            }
+        })
+    };
+    let web = crate::web::WebConfig { protect: Some(protect.clone()), peer: Some(peer.clone()), ..cfg.web.clone() };
     let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), notifier.clone(), web)
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
     // The Dovecot auth policy server; a busy default port is not fatal
@@ -152,6 +173,8 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
     if let Some(s) = postfix_policy {
         s.stop();
     }
+    peer_task.abort();
+    peer.stop();
     if let Err(e) = crate::protect::persist::save(&store, &protect, crate::clock::now(), false) {
         eprintln!("postlens: protection: the blocklist could not be saved: {e}");
     }

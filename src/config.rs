@@ -143,6 +143,24 @@ pub struct RunArgs {
     /// (the `,` separates within `-o`; add `-o smtpd_delay_reject=no` to refuse before AUTH).
     #[arg(long, env = "POSTLENS_POSTFIX_POLICY_LISTEN", value_name = "ADDR")]
     pub postfix_policy_listen: Option<String>,
+    /// The peer-network hub's URL (used when Settings → peer network is
+    /// `consume` or `share`).
+    #[arg(long, env = "POSTLENS_PEER_HUB", value_name = "URL")]
+    pub peer_hub: Option<String>,
+    /// The hub's public key (64 hex digits, `postlens hub` prints it and
+    /// serves it at /v1/key): lists signed by any other key are refused.
+    #[arg(long, env = "POSTLENS_PEER_HUB_KEY", value_name = "HEX")]
+    pub peer_hub_key: Option<String>,
+    /// Labs and tests: seconds between batches sent (default 600).
+    #[arg(long, hide = true, value_name = "SECS")]
+    pub peer_send_secs: Option<u64>,
+    /// Labs and tests: seconds between list fetches (default 300).
+    #[arg(long, hide = true, value_name = "SECS")]
+    pub peer_fetch_secs: Option<u64>,
+    /// Labs and tests: the network address a hub with `--trust-forwarded`
+    /// should count this instance in.
+    #[arg(long, hide = true, value_name = "IP")]
+    pub peer_forwarded_for: Option<std::net::IpAddr>,
     /// The protection rule and exemptions, as JSON, e.g. `{"allowlist":
     /// ["203.0.113.0/24"], "mynetworks": ["192.0.2.0/24"]}` (fields and
     /// defaults: `ProtectConfig` in src/protect/config.rs).
@@ -613,6 +631,7 @@ pub struct ProtectRun {
     pub key: Option<String>,
     /// The Postfix policy delegation server's address (`None`: off).
     pub postfix_listen: Option<std::net::SocketAddr>,
+    pub hub: crate::peer::service::HubLink,
     pub rule: crate::protect::ProtectConfig,
 }
 
@@ -649,7 +668,29 @@ impl RunArgs {
                 Some(s.parse().map_err(|_| ConfigError(format!("--postfix-policy-listen: '{s}' is not an address like 127.0.0.1:10040")))?)
             }
         };
-        Ok(ProtectRun { listen, explicit, key: self.policy_key.clone(), postfix_listen, rule })
+        let hub_key = match self.peer_hub_key.as_deref() {
+            None => None,
+            Some(k) => Some(
+                crate::peer::KeyId::parse(k.trim())
+                    .ok_or_else(|| ConfigError("--peer-hub-key: the hub's public key is 64 hex digits".into()))?,
+            ),
+        };
+        if let Some(u) = &self.peer_hub
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(ConfigError(format!("--peer-hub: '{u}' is not an http:// or https:// URL")));
+        }
+        if self.peer_hub.is_some() != hub_key.is_some() {
+            return Err(ConfigError("--peer-hub and --peer-hub-key go together".into()));
+        }
+        let hub = crate::peer::service::HubLink {
+            url: self.peer_hub.clone(),
+            key: hub_key,
+            send_every: self.peer_send_secs.map(|s| std::time::Duration::from_secs(s.max(1))),
+            fetch_every: self.peer_fetch_secs.map(|s| std::time::Duration::from_secs(s.max(1))),
+            forwarded_for: self.peer_forwarded_for,
+        };
+        Ok(ProtectRun { listen, explicit, key: self.policy_key.clone(), postfix_listen, hub, rule })
     }
 }
 
@@ -716,7 +757,7 @@ impl RunArgs {
                 crate::web::domains::DomainMap::parse(&text).map_err(|e| ConfigError(format!("--domain-mapping: {}: {e}", f.display())))?;
             domain_map.merge(mine);
         }
-        let web = crate::web::WebConfig { trust_proxy: !self.no_reverse_proxy, tz: opts.tz.clone(), domain_map, protect: None };
+        let web = crate::web::WebConfig { trust_proxy: !self.no_reverse_proxy, tz: opts.tz.clone(), domain_map, protect: None, peer: None };
         Ok(RunConfig {
             workspace: self.common.workspace(),
             watch_dirs,

@@ -47,6 +47,7 @@ mod community;
 mod engine;
 mod hub;
 mod identity;
+pub mod service;
 mod signals;
 mod wire;
 

@@ -142,6 +142,8 @@ pub struct ProtectStats {
     pub exempt_failures: u64,
     pub blocks: u64,
     pub rejected: u64,
+    /// Of `rejected`: refused because of the peer network's list.
+    pub community_rejected: u64,
     pub delayed: u64,
     pub ip_evictions: u64,
     pub success_evictions: u64,
@@ -221,7 +223,27 @@ pub struct Protect {
     admin_allow: Vec<String>,
     /// Something worth saving changed since [`Protect::take_dirty`].
     dirty: bool,
+    /// The peer network, when the run has one: failures feed its signals,
+    /// and its community list refuses addresses local evidence has not.
+    peer: Option<PeerLink>,
+    /// When the last policy `report` failure arrived: while reports come
+    /// in, they alone feed the peer signals (log lines of the same
+    /// failures would count them twice).
+    last_policy: i64,
     stats: ProtectStats,
+}
+
+/// The peer network's parts that protection uses.
+#[derive(Clone)]
+pub struct PeerLink {
+    pub aggregator: Arc<Mutex<crate::peer::Aggregator>>,
+    pub community: Arc<crate::peer::Community>,
+}
+
+impl std::fmt::Debug for PeerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerLink")
+    }
 }
 
 impl Protect {
@@ -237,8 +259,15 @@ impl Protect {
             ok: HashMap::with_capacity(PROTECT_MAX_SUCCESS_IPS),
             admin_allow: Vec::new(),
             dirty: false,
+            peer: None,
+            last_policy: i64::MIN,
             stats: ProtectStats::default(),
         })
+    }
+
+    /// Connects the peer network (see [`PeerLink`]).
+    pub fn set_peer(&mut self, link: Option<PeerLink>) {
+        self.peer = link;
     }
 
     /// The admin's allowlist (addresses and CIDRs), as entered.
@@ -381,6 +410,14 @@ impl Protect {
             return false;
         }
         self.stats.failures += 1;
+        if f.source == Source::Policy {
+            self.last_policy = self.last_policy.max(now.0);
+        }
+        if let Some(l) = &self.peer
+            && (f.source == Source::Policy || now.0.saturating_sub(self.last_policy) > i64::from(self.cfg.window_secs))
+        {
+            l.aggregator.lock().unwrap_or_else(PoisonError::into_inner).failure(k.addr(), f.proto, f.pwhash, f.login, f.count, now);
+        }
         let width = self.width();
         let slot = now.0.div_euclid(width);
         let s = self.entry(k, now);
@@ -423,6 +460,10 @@ impl Protect {
     /// Records a successful login of `k` at `now`: `k` is exempt for
     /// `success_days`, and an automatic block of it ends.
     pub fn success(&mut self, k: IpKey, now: Timestamp) {
+        // Never reported to the peer network, whatever the local rule.
+        if let Some(l) = &self.peer {
+            l.aggregator.lock().unwrap_or_else(PoisonError::into_inner).success(k.addr(), now);
+        }
         if self.cfg.success_days == 0 || matches!(self.exempt(k, now), Some(Exempt::Reserved | Exempt::Loopback | Exempt::Listed)) {
             return;
         }
@@ -455,12 +496,23 @@ impl Protect {
 
     /// The answer for `k` about to authenticate at `now`.
     pub fn check(&mut self, k: IpKey, now: Timestamp) -> Verdict {
-        let Some(s) = self.ips.get(&k) else { return Verdict::Allow };
-        if let Some(b) = s.active(now) {
+        let local = self.ips.get(&k);
+        if let Some(b) = local.and_then(|s| s.active(now)) {
             self.stats.rejected += 1;
             return Verdict::Reject { until: b.until };
         }
-        if self.cfg.suspicious_delay_secs == 0 || self.exempt(k, now).is_some() {
+        if self.exempt(k, now).is_some() {
+            return Verdict::Allow;
+        }
+        // The community list, after the local exemptions: an address that
+        // logged in here, the allowlist and private ranges always win.
+        if let Some(l) = self.peer.as_ref().and_then(|p| p.community.listed(k.addr(), now)) {
+            self.stats.rejected += 1;
+            self.stats.community_rejected += 1;
+            return Verdict::Reject { until: l.expires };
+        }
+        let Some(s) = self.ips.get(&k) else { return Verdict::Allow };
+        if self.cfg.suspicious_delay_secs == 0 {
             return Verdict::Allow;
         }
         if self.evidence(s, now).failures >= self.cfg.suspicious_failures {

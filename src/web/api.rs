@@ -34,6 +34,7 @@ const PARAMS: &[(&str, &[&str])] = &[
     ("/api/v1/settings", &[]),
     ("/api/v1/escalations", &[]),
     ("/api/v1/insights", &["from", "to", "kind", "category", "severity", "archived"]),
+    ("/api/v1/peer", &[]),
 ];
 
 pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
@@ -78,6 +79,14 @@ pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
             Err(e) => err(500, &e.to_string()),
         },
         (Method::Post, "/api/v1/settings") => put_settings(ctx, req, &who),
+        (Method::Get, "/api/v1/peer") => match &ctx.cfg.peer {
+            Some(p) => {
+                let mut v = serde_json::to_value(p.view()).unwrap_or_default();
+                v["running"] = true.into();
+                Resp::json(200, &v)
+            }
+            None => Resp::json(200, &serde_json::json!({ "running": false })),
+        },
         (Method::Get, "/api/v1/escalations") => match ctx.store.kv_get::<Vec<super::pages::Escalation>>("escalations") {
             Ok(v) => Resp::json(200, &v.unwrap_or_default()),
             Err(e) => err(500, &e.to_string()),
@@ -151,7 +160,10 @@ fn put_settings(ctx: &Ctx, req: &Req, who: &Who) -> Resp {
         Err(e) => return err(500, &e.to_string()),
     }
     match s.save(&ctx.store) {
-        Ok(()) => Resp::json(200, &shown(s)),
+        Ok(()) => {
+            super::settings_saved(ctx, &s);
+            Resp::json(200, &shown(s))
+        }
         Err(crate::settings::SaveError::Invalid(i)) => err(400, &i.to_string()),
         Err(e) => err(500, &e.to_string()),
     }

@@ -114,6 +114,7 @@ fn protection(m: &mut String, p: &crate::protect::Shared) {
         ("protect_exempt_failures_total", "Failed logins from exempt addresses (allowlist, private, recent login).", st.exempt_failures),
         ("protect_blocks_total", "Automatic blocks.", st.blocks),
         ("protect_rejected_total", "Policy answers that refused a blocked address.", st.rejected),
+        ("protect_community_rejected_total", "Of those, refused because of the peer network's list.", st.community_rejected),
         ("protect_delayed_total", "Policy answers that delayed a suspicious address.", st.delayed),
         ("protect_ip_evictions_total", "Watched addresses dropped for capacity.", st.ip_evictions),
         ("protect_trusted_evictions_total", "Trusted addresses dropped for capacity.", st.success_evictions),

@@ -22,6 +22,7 @@ mod pages;
 mod protect_page;
 mod req;
 mod settings_page;
+mod telemetry_page;
 
 use crate::auth::{self, LoginLimiter, Session, User};
 use crate::clock::Timestamp;
@@ -37,6 +38,17 @@ pub const LANGUAGES: &[&str] = &["en", "de"];
 const SESSION_COOKIE: &str = "pl_session";
 const PRE_CSRF_COOKIE: &str = "pl_csrf";
 
+/// Applies saved settings that the running daemon acts on at once (the
+/// peer-network choice), on a thread of their own: stopping a client may
+/// wait for its exchange to end.
+pub(crate) fn settings_saved(ctx: &Ctx, s: &crate::settings::Settings) {
+    if let Some(peer) = &ctx.cfg.peer {
+        let (peer, choice) = (peer.clone(), s.peer_network);
+        let own: Vec<std::net::IpAddr> = s.public_ip.iter().filter_map(|i| i.parse().ok()).collect();
+        let _ = std::thread::Builder::new().name("postlens-peer-apply".into()).spawn(move || peer.apply(choice, &own));
+    }
+}
+
 /// What the server needs besides the store.
 #[derive(Clone, Debug)]
 pub struct WebConfig {
@@ -49,6 +61,8 @@ pub struct WebConfig {
     pub domain_map: domains::DomainMap,
     /// The daemon's local protection, for the blocklist page.
     pub protect: Option<crate::protect::Shared>,
+    /// The daemon's peer-network state, for the telemetry page.
+    pub peer: Option<Arc<crate::peer::service::PeerService>>,
 }
 
 pub(crate) struct Ctx {
@@ -244,6 +258,7 @@ fn handle(ctx: &Ctx, req: &Req) -> Resp {
         (Method::Get | Method::Post, "/settings") => settings_page::settings(ctx, req, &who, &lang),
         (Method::Post, "/settings/notify") => settings_page::notify(ctx, req, &who, &lang, now),
         (Method::Get, "/protection") => protect_page::list(ctx, req, &who, &lang, now),
+        (Method::Get, "/telemetry") => telemetry_page::show(ctx, req, &who, &lang),
         (Method::Post, "/protection") => protect_page::action(ctx, req, &who, &lang, now),
         (Method::Get, "/insights") => insights::list_page(ctx, req, &who, &lang, now),
         (Method::Post, "/insights/action") => insights::action(ctx, req, &who, &lang, now),

@@ -37,6 +37,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("range.html", include_str!("../../web/templates/range.html")),
     ("insights.html", include_str!("../../web/templates/insights.html")),
     ("protection.html", include_str!("../../web/templates/protection.html")),
+    ("telemetry.html", include_str!("../../web/templates/telemetry.html")),
 ];
 
 const STATIC: &[(&str, &str, &[u8])] = &[
@@ -209,6 +210,7 @@ pub(crate) fn setup(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp {
                     if let Err(e) = s.save(&ctx.store) {
                         return store_error(ctx, lang, &e);
                     }
+                    super::settings_saved(ctx, &s);
                     return start_session(ctx, req, lang, &user, now);
                 }
                 Err(e) => problem = Some(e.to_string()),

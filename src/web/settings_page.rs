@@ -139,7 +139,10 @@ pub(crate) fn settings(ctx: &Ctx, req: &Req, who: &Who, lang: &str) -> Resp {
         Err(problem) => return show(ctx, who, lang, &s, json!({ "problem": problem }), 400),
     };
     match new.save(&ctx.store) {
-        Ok(()) => show(ctx, who, &new.language.clone(), &new, json!({ "saved": true }), 200),
+        Ok(()) => {
+            super::settings_saved(ctx, &new);
+            show(ctx, who, &new.language.clone(), &new, json!({ "saved": true }), 200)
+        }
         // Show what was typed, with the reason.
         Err(e) => show(ctx, who, lang, &new, json!({ "problem": e.to_string() }), 400),
     }
