@@ -106,6 +106,23 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
             }
         })
     };
+    // Health checks: a minute after start-up (the history has begun to come
+    // in), then every 6 hours; the Health page runs them on demand.
+    let checks_task = {
+        let (store, notifier) = (store.clone(), notifier.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_mins(1),
+                Duration::from_secs(crate::check::service::EVERY_SECS),
+            );
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let (store, notifier) = (store.clone(), notifier.clone());
+                let _ = tokio::task::spawn_blocking(move || crate::web::run_checks(&store, notifier.as_deref())).await;
+            }
+        })
+    };
     let web = crate::web::WebConfig { protect: Some(protect.clone()), peer: Some(peer.clone()), ..cfg.web.clone() };
     let http = crate::web::serve(cfg.listen, &store, &live, Some(overlay_tx.clone()), notifier.clone(), web)
         .map_err(|source| IngestError::Open { path: PathBuf::from(cfg.listen.to_string()), source })?;
@@ -174,6 +191,7 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
         s.stop();
     }
     peer_task.abort();
+    checks_task.abort();
     peer.stop();
     if let Err(e) = crate::protect::persist::save(&store, &protect, crate::clock::now(), false) {
         eprintln!("postlens: protection: the blocklist could not be saved: {e}");

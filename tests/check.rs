@@ -161,6 +161,10 @@ fn correct_domain_passes_everything_and_exits_0() {
         assert_eq!(status(&c, id, target), "pass", "{id} on {target}: {}", evidence(&c, id, target));
     }
     assert_eq!(status(&c, "open_relay", ""), "skipped", "opt-in");
+    // Exactly DESIGN.md's ids, each at least once, in the checklist's order.
+    let mut ids: Vec<&str> = c.iter().map(|ch| ch["id"].as_str().unwrap()).collect();
+    ids.dedup();
+    assert_eq!(ids, postlens::check::IDS, "ids and their order");
     assert!(evidence(&c, "spf_lookups", "good.test").starts_with("2 DNS lookups"), "{}", evidence(&c, "spf_lookups", "good.test"));
     assert!(evidence(&c, "dkim", "mail._domainkey.good.test").contains("2048 bits"));
     assert_eq!(code, 0);
@@ -410,4 +414,72 @@ fn open_relay_probe_against_real_postfix() {
             assert_eq!(code, 3);
         }
     }
+}
+
+/// The daemon side: settings point the checks at the test DNS server;
+/// `POST /api/v1/checks` runs them, a failing check opens one
+/// `health_check` insight (not another on the next run), and the Health
+/// page lists the results.
+#[test]
+fn daemon_runs_checks_and_opens_insights_for_failures() {
+    let Some(ns) = nsd("daemon") else { return };
+    let d = TempDir::new("check-daemon");
+    let ws = d.s("ws");
+    common::ok(&["user", "add", "--workspace", &ws, "--email", "admin@example.org", "--password", "Correct-Horse-42"]);
+    let token = common::ok(&["user", "token", "--workspace", &ws, "--email", "admin@example.org"]).trim().to_owned();
+    let web: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut child = common::bin()
+        .args(["run", "--workspace", &ws, "--stdin", "--listen", &web.to_string(), "--policy-listen", "off"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(web.port(), "postlens run");
+    let auth = format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n");
+    let settings = format!(
+        r#"{{"public_ip":"192.0.2.10","insights":{{"dns_server":"127.0.0.1:{}","dnsbls":["clean.bl.test"]}},"checks":{{"domains":["good.test","noauth.test"],"dkim_selectors":["mail"]}}}}"#,
+        ns.port
+    );
+    let (code, _, body) = common::http(web, "POST", "/api/v1/settings", &auth, &settings);
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = common::http(web, "GET", "/api/v1/checks", &auth, "");
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), serde_json::json!({"time": 0, "checks": [], "error": null}), "never run yet");
+    let run = || {
+        let (code, _, body) = common::http(web, "POST", "/api/v1/checks", &auth, "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let first = run();
+    let checks = first["checks"].as_array().unwrap().clone();
+    assert_eq!(status(&checks, "spf_authorises_ip", "good.test"), "pass");
+    assert_eq!(status(&checks, "spf_authorises_ip", "noauth.test"), "fail");
+    assert_eq!(status(&checks, "ptr", "192.0.2.10"), "pass");
+    let fails = checks.iter().filter(|c| c["status"] == "fail").count();
+    let insights = || {
+        let (code, _, body) = common::http(web, "GET", "/api/v1/insights?kind=health_check", &auth, "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().clone()
+    };
+    let opened = insights();
+    assert_eq!(opened.len(), fails, "one insight per failing check: {opened:#?}");
+    assert!(
+        opened.iter().any(|i| i["evidence"]["check"] == "spf_authorises_ip" && i["evidence"]["target"] == "noauth.test"),
+        "{opened:#?}"
+    );
+    // The same failures again: no new insight.
+    let second = run();
+    assert_eq!(second["checks"].as_array().unwrap().len(), checks.len());
+    assert_eq!(insights().len(), fails, "a failure that stays is not a new insight");
+    // The page, as an admin sees it.
+    let session = common::sign_in(web, "admin@example.org", "Correct-Horse-42");
+    let (code, _, html) = common::http(web, "GET", "/health", &session, "");
+    assert_eq!(code, 200, "{html}");
+    assert!(
+        html.contains("noauth.test") && html.contains("SPF allows this server") && html.contains(r#"href="health" aria-current="page""#),
+        "{html}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -17,7 +17,7 @@ mod common;
 
 use common::{TempDir, bin, free_port};
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -33,13 +33,8 @@ impl Drop for Proc {
 
 /// One HTTP/1.1 request; status and body.
 fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    let (head, body) = all.split_once("\r\n\r\n").unwrap();
-    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
+    let (code, _, body) = common::http(addr, method, path, headers, body);
+    (code, body)
 }
 
 fn wait_for(addr: SocketAddr, what: &str) {
@@ -60,29 +55,8 @@ fn policy(addr: SocketAddr, ip: &str) -> i64 {
 
 /// `path` fetched with a signed-in admin's session.
 fn page(web: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(web).unwrap();
-    write!(s, "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    let cookie = |all: &str, name: &str| {
-        all.lines()
-            .find_map(|l| l.strip_prefix("Set-Cookie: ").filter(|v| v.starts_with(name)))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let pre = cookie(&all, "pl_csrf=");
-    let key = r#"name="csrf" value=""#;
-    let csrf = all[all.find(key).unwrap() + key.len()..].split('"').next().unwrap().to_owned();
-    let form = format!("csrf={csrf}&email=admin%40example.org&password=Correct-Horse-42");
-    let mut s = TcpStream::connect(web).unwrap();
-    write!(s, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {pre}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len()).unwrap();
-    let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    let session = cookie(&all, "pl_session=");
-    let (code, html) = http(web, "GET", path, &format!("Cookie: {session}\r\n"), "");
+    let session = common::sign_in(web, "admin@example.org", "Correct-Horse-42");
+    let (code, html) = http(web, "GET", path, &session, "");
     assert_eq!(code, 200, "{html}");
     html
 }

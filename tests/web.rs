@@ -945,7 +945,13 @@ fn openapi_document_matches_the_routes(s: &mut Site) {
         include_str!("../src/web/api.rs").split('"').filter(|p| p.starts_with("/api/v1/")).collect();
     let documented: std::collections::BTreeSet<&str> = paths.keys().map(String::as_str).collect();
     assert_eq!(routed, documented, "routes in src/web/api.rs vs paths in web/openapi.json");
-    let settings = s.api.get("/api/v1/settings").expect(200).json().to_string();
+    // POST /api/v1/checks runs the health checks: against a DNS server
+    // that does not answer (no query leaves loopback; the run records
+    // "no DNS server answered" and opens no insight).
+    let mut settings = s.api.get("/api/v1/settings").expect(200).json();
+    settings["insights"]["dns_server"] = json!(format!("127.0.0.1:{}", common::free_port()));
+    let settings = settings.to_string();
+    s.api.send("POST", "/api/v1/settings", &[("Content-Type", "application/json")], settings.as_bytes()).expect(200);
     let resolve = |p: &Value| -> Value {
         match p["$ref"].as_str() {
             Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap().clone(),
@@ -1221,6 +1227,7 @@ fn settings_are_for_admins(s: &mut Site) {
     let saved = json!({
         "public_ip": "203.0.113.10", "language": "en", "retention_days": 30, "public_detective": false, "peer_network": "share",
         "insights": insights, "ui_url": "https://mail.example.org/postlens/",
+        "checks": {"domains": [], "dkim_selectors": [], "mta_sts": false, "relay_probe": false},
     });
     assert_eq!(s.api.get("/api/v1/settings").json(), saved);
     // Each bad field: 400 naming it, nothing stored.

@@ -19,6 +19,7 @@ pub mod ip;
 pub mod postconf;
 pub mod relay;
 pub mod resolve;
+pub mod service;
 pub mod spf;
 
 use crate::store::Store;
@@ -31,6 +32,29 @@ use std::time::Duration;
 
 /// Sending domains checked per run (each costs a dozen DNS questions).
 pub const MAX_DOMAINS: usize = 20;
+
+/// Every check id of DESIGN.md, in checklist order.
+pub const IDS: [&str; 19] = [
+    "mx",
+    "spf",
+    "spf_lookups",
+    "spf_authorises_ip",
+    "dkim",
+    "dmarc",
+    "mta_sts",
+    "tls_rpt",
+    "ptr",
+    "fcrdns",
+    "helo",
+    "dnsbl",
+    "relay_restrictions",
+    "mynetworks",
+    "sasl_tls",
+    "tls_inbound",
+    "tls_outbound",
+    "auth_rate_limit",
+    "open_relay",
+];
 /// DKIM selectors per domain.
 pub const MAX_SELECTORS: usize = 8;
 /// How far back from the newest log line senders' domains are collected.
@@ -110,7 +134,7 @@ impl From<crate::store::StoreError> for CheckError {
 }
 
 /// A check's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,

@@ -43,10 +43,12 @@ pub enum Kind {
     BruteForce,
     ImportSummary,
     DetectiveEscalation,
+    /// A health check (`postlens check`) turned to `fail`.
+    HealthCheck,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::HighBounceRate,
         Kind::MailInactivity,
         Kind::RemoteBlocked,
@@ -56,6 +58,7 @@ impl Kind {
         Kind::BruteForce,
         Kind::ImportSummary,
         Kind::DetectiveEscalation,
+        Kind::HealthCheck,
     ];
 
     pub fn id(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Kind {
             Kind::BruteForce => "brute_force",
             Kind::ImportSummary => "import_summary",
             Kind::DetectiveEscalation => "detective_escalation",
+            Kind::HealthCheck => "health_check",
         }
     }
 
@@ -79,7 +83,7 @@ impl Kind {
     /// The filter group of the UI.
     pub fn category(self) -> &'static str {
         match self {
-            Kind::HighBounceRate | Kind::RemoteBlocked | Kind::RblListed | Kind::DeferredGrowth => "deliverability",
+            Kind::HighBounceRate | Kind::RemoteBlocked | Kind::RblListed | Kind::DeferredGrowth | Kind::HealthCheck => "deliverability",
             Kind::CompromisedAccount | Kind::BruteForce => "security",
             Kind::MailInactivity => "activity",
             Kind::ImportSummary | Kind::DetectiveEscalation => "info",

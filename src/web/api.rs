@@ -35,6 +35,7 @@ const PARAMS: &[(&str, &[&str])] = &[
     ("/api/v1/escalations", &[]),
     ("/api/v1/insights", &["from", "to", "kind", "category", "severity", "archived"]),
     ("/api/v1/peer", &[]),
+    ("/api/v1/checks", &[]),
 ];
 
 pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
@@ -79,6 +80,7 @@ pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
             Err(e) => err(500, &e.to_string()),
         },
         (Method::Post, "/api/v1/settings") => put_settings(ctx, req, &who),
+        (Method::Get | Method::Post, "/api/v1/checks") => super::health_page::api(ctx, req, &who),
         (Method::Get, "/api/v1/peer") => match &ctx.cfg.peer {
             Some(p) => {
                 let mut v = serde_json::to_value(p.view()).unwrap_or_default();

@@ -89,6 +89,15 @@ mod tests {
         for p in ["24h", "7d", "30d", "90d", "all", "custom"] {
             assert_ne!(t("de", &format!("range.{p}")), format!("range.{p}"));
         }
+        // Every check id of DESIGN.md and every status has a name.
+        for id in crate::check::IDS
+            .iter()
+            .map(|i| format!("health.id.{i}"))
+            .chain(["pass", "warn", "fail", "skipped"].map(|s| format!("health.st.{s}")))
+        {
+            assert_ne!(t("de", &id), id);
+            assert_ne!(t("en", &id), id);
+        }
         for k in crate::insights::Kind::ALL {
             for p in ["ins.kind.", "ins.advice."] {
                 let key = format!("{p}{}", k.id());

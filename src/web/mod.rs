@@ -14,6 +14,7 @@
 mod api;
 pub(crate) mod chart;
 pub(crate) mod domains;
+mod health_page;
 mod i18n;
 mod insights;
 pub use insights::notification;
@@ -47,6 +48,12 @@ pub(crate) fn settings_saved(ctx: &Ctx, s: &crate::settings::Settings) {
         let own: Vec<std::net::IpAddr> = s.public_ip.iter().filter_map(|i| i.parse().ok()).collect();
         let _ = std::thread::Builder::new().name("postlens-peer-apply".into()).spawn(move || peer.apply(choice, &own));
     }
+}
+
+/// One health-check run from the daemon's schedule: results stored, new
+/// failures notified.
+pub fn run_checks(store: &Store, notifier: Option<&crate::notify::Notifier>) {
+    health_page::run_and_notify(store, notifier);
 }
 
 /// What the server needs besides the store.
@@ -259,6 +266,8 @@ fn handle(ctx: &Ctx, req: &Req) -> Resp {
         (Method::Post, "/settings/notify") => settings_page::notify(ctx, req, &who, &lang, now),
         (Method::Get, "/protection") => protect_page::list(ctx, req, &who, &lang, now),
         (Method::Get, "/telemetry") => telemetry_page::show(ctx, req, &who, &lang),
+        (Method::Get, "/health") => health_page::show(ctx, req, &who, &lang),
+        (Method::Post, "/health") => health_page::action(ctx, req, &who, &lang, now),
         (Method::Post, "/protection") => protect_page::action(ctx, req, &who, &lang, now),
         (Method::Get, "/insights") => insights::list_page(ctx, req, &who, &lang, now),
         (Method::Post, "/insights/action") => insights::action(ctx, req, &who, &lang, now),

@@ -38,6 +38,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("insights.html", include_str!("../../web/templates/insights.html")),
     ("protection.html", include_str!("../../web/templates/protection.html")),
     ("telemetry.html", include_str!("../../web/templates/telemetry.html")),
+    ("health.html", include_str!("../../web/templates/health.html")),
 ];
 
 const STATIC: &[(&str, &str, &[u8])] = &[

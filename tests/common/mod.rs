@@ -73,3 +73,40 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// One HTTP/1.1 request on loopback (`headers` end in `\r\n` each); the
+/// status, the response head and the body.
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_mins(1))).expect("timeout");
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}", body.len())
+        .expect("write");
+    let mut all = String::new();
+    s.read_to_string(&mut all).expect("read");
+    let (head, body) = all.split_once("\r\n\r\n").expect("a response");
+    (head.split_whitespace().nth(1).expect("status").parse().expect("status"), head.to_owned(), body.to_owned())
+}
+
+/// Signs in through the login form; the `Cookie:` header line of the session.
+pub fn sign_in(addr: std::net::SocketAddr, email: &str, password: &str) -> String {
+    let cookie = |head: &str, name: &str| -> String {
+        head.lines()
+            .find_map(|l| l.strip_prefix("Set-Cookie: ").filter(|v| v.starts_with(name)))
+            .unwrap_or_else(|| panic!("no {name} cookie in {head}"))
+            .split(';')
+            .next()
+            .expect("a value")
+            .to_owned()
+    };
+    let (_, head, html) = http(addr, "GET", "/login", "", "");
+    let pre = cookie(&head, "pl_csrf=");
+    let key = r#"name="csrf" value=""#;
+    let csrf = html[html.find(key).expect("a CSRF field") + key.len()..].split('"').next().expect("a value").to_owned();
+    let enc = |s: &str| s.replace('%', "%25").replace('@', "%40").replace('&', "%26").replace('+', "%2B");
+    let form = format!("csrf={csrf}&email={}&password={}", enc(email), enc(password));
+    let (code, head, _) =
+        http(addr, "POST", "/login", &format!("Cookie: {pre}\r\nContent-Type: application/x-www-form-urlencoded\r\n"), &form);
+    assert_eq!(code, 303, "sign-in refused");
+    format!("Cookie: {}\r\n", cookie(&head, "pl_session="))
+}
