@@ -109,12 +109,13 @@ async fn serve(cfg: RunConfig, store: Arc<Store>, protect: crate::protect::Share
     // Health checks: a minute after start-up (the history has begun to come
     // in), then every 6 hours; the Health page runs them on demand.
     let checks_task = {
-        let (store, notifier) = (store.clone(), notifier.clone());
+        let (store, notifier, secs) = (store.clone(), notifier.clone(), cfg.checks_every);
         tokio::spawn(async move {
-            let mut every = tokio::time::interval_at(
-                tokio::time::Instant::now() + Duration::from_mins(1),
-                Duration::from_secs(crate::check::service::EVERY_SECS),
-            );
+            if secs == 0 {
+                return;
+            }
+            let mut every =
+                tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(secs.min(60)), Duration::from_secs(secs));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;

@@ -125,6 +125,11 @@ pub struct RunArgs {
     /// Seconds between two runs of the insight detectors (tests).
     #[arg(long, hide = true, value_name = "SECS", default_value_t = crate::limits::INSIGHTS_EVERY_SECS)]
     pub insights_every: u64,
+    /// Seconds between scheduled health-check runs (default 6 h; the first
+    /// runs a minute after start-up, or after this many seconds when
+    /// shorter); 0: only on demand (Health page, API).
+    #[arg(long, hide = true, env = "POSTLENS_CHECKS_EVERY", value_name = "SECS", default_value_t = crate::check::service::EVERY_SECS)]
+    pub checks_every: u64,
     /// Your own remote-domain grouping for the dashboard, merged over the
     /// built-in one (format: see web/domain-mapping.txt).
     #[arg(long, env = "POSTLENS_DOMAIN_MAPPING", value_name = "FILE")]
@@ -618,6 +623,7 @@ pub struct RunConfig {
     pub opts: Options,
     pub web: crate::web::WebConfig,
     pub insights_every: u64,
+    pub checks_every: u64,
     pub protect: ProtectRun,
 }
 
@@ -769,6 +775,7 @@ impl RunArgs {
             opts,
             web,
             insights_every: self.insights_every.max(1),
+            checks_every: self.checks_every,
             protect: self.protect()?,
         })
     }

@@ -482,4 +482,27 @@ fn daemon_runs_checks_and_opens_insights_for_failures() {
     );
     let _ = child.kill();
     let _ = child.wait();
+    // The schedule: a daemon started with a short period runs them by itself.
+    let before = second["time"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut child = common::bin()
+        .args(["run", "--workspace", &ws, "--stdin", "--listen", &web.to_string(), "--policy-listen", "off", "--checks-every", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(web.port(), "postlens run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, body) = common::http(web, "GET", "/api/v1/checks", &auth, "");
+        if serde_json::from_str::<Value>(&body).unwrap()["time"].as_i64().unwrap() > before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled run");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(insights().len(), fails, "a scheduled run of the same failures opens nothing new");
+    let _ = child.kill();
+    let _ = child.wait();
 }
