@@ -123,3 +123,12 @@ lint-sh:
 # Raspberry Pi arm64 SD-card image (root; slow: see README "Raspberry Pi image").
 image:
 	$(SUDO) image/build.sh
+
+# Checks a built Pi image without a Pi (root): partitions, labels, boot
+# files, units; postlens started as its unit runs it, in a chroot under
+# qemu-user (/healthz, a log imported, stats --json, SIGTERM). IMAGE=path
+# (default target/image/postlens-pi-arm64.img, or the build's root directory);
+# SYSTEM=1 also boots the image in qemu-system-aarch64 (-M virt).
+.PHONY: image-verify
+image-verify:
+	$(SUDO) env SYSTEM="$(SYSTEM)" BOOT_TIMEOUT="$(BOOT_TIMEOUT)" image/verify.sh $(IMAGE)
