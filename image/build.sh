@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Builds a Raspberry Pi (arm64: Pi 3, 4, 400, 5, Zero 2 W) SD-card image of
+# Builds a Raspberry Pi (arm64: Pi 3, 3+, 4, 400, Zero 2 W) SD-card image of
 # Debian with postlens: a minimal root file system made by debootstrap, run
 # under qemu-user through binfmt_misc; Debian's `linux-image-arm64` and
 # `raspi-firmware` for the kernel and the Pi's boot firmware; postlens
 # installed by targets/vps/install.sh with its unit; first-boot set-up; a
 # read-mostly root. Then it starts the installed postlens inside the root
 # (chroot, qemu-user) and checks that it answers /healthz and imports a log,
-# and packs an .img: MBR, a FAT boot partition, an ext4 root.
+# and packs an .img: MBR, a FAT boot partition, an ext4 root. image/verify.sh
+# checks the result (`make image-verify`).
+#
+# Not the Pi 5: bookworm's kernel (6.1) and raspi-firmware carry no bcm2712
+# device tree. The network is wired Ethernet only (no Wi-Fi set-up), so a
+# Zero 2 W needs a USB Ethernet adapter.
 #
 #   image/build.sh                      (root; `make image`)
 #
@@ -142,6 +147,11 @@ apt_in_root() {
     { tail -30 "$WORK/apt.log" >&2; die "apt-get install failed (log above)"; }
 }
 apt_in_root "${pkgs[@]}"
+# initramfs-tools' fsck hook puts fsck into the initramfs only for the file
+# system types /etc/fstab gives / and /usr: without the fstab in place when
+# the kernel's initramfs is built, the root is never checked at boot ("fsck
+# not present, so skipping root file system").
+sed "s/@ROOT_LABEL@/$ROOT_LABEL/; s/@BOOT_LABEL@/$BOOT_LABEL/" image/rootfs/etc/fstab >"$rootfs/etc/fstab"
 apt_in_root linux-image-arm64 raspi-firmware
 [ -n "$(find "$rootfs/boot/firmware" -name 'vmlinuz-*' -print -quit)" ] || die "no kernel in /boot/firmware: raspi-firmware's hook did not run"
 

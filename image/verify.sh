@@ -26,7 +26,8 @@
 # IMAGE defaults to $OUT or target/image/postlens-pi-arm64.img. A directory
 # (the build's root file system, KEEP_WORK=1) skips the partition checks.
 # Environment: SYSTEM=1 (needs qemu-system-aarch64: Debian's
-# qemu-system-arm), BOOT_TIMEOUT seconds for it (default 900).
+# qemu-system-arm), BOOT_TIMEOUT seconds for it (default 900), CONSOLE_LOG
+# a file to keep the booted system's serial console in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -183,6 +184,17 @@ if [ -n "$boot_img" ]; then
   else printf 'note  no bcm2712 device tree: this kernel does not boot a Raspberry Pi 5\n'; fi
 fi
 
+# The initramfs checks the root before mounting it only if it carries fsck
+# and the root's fsck.<type> (its hook picks them from /etc/fstab).
+root_type=$(awk '$1 !~ /^#/ && $2 == "/" { print $3 }' "$root/etc/fstab")
+initrd_in_root=/boot/${initrd:-none}
+if [ ! -e "$root$initrd_in_root" ]; then
+  initrd_in_root=/$(cd "$root" && find boot -maxdepth 1 -name 'initrd.img-*' | sort -V | tail -n1)
+fi
+chroot "$root" /usr/bin/lsinitramfs "$initrd_in_root" >"$tmp/initrd.list" 2>/dev/null || true
+check "initramfs $initrd_in_root has fsck and fsck.$root_type (the root is checked at boot)" \
+  sh -c "grep -qE '^(usr/)?sbin/fsck\$' '$tmp/initrd.list' && grep -qE '^(usr/)?sbin/fsck\.$root_type\$' '$tmp/initrd.list'"
+
 # --- postlens as its unit runs it, in a chroot under qemu-user -------------------
 log "postlens in a chroot (qemu-user), as ${unit#"$root"} runs it"
 mnt -t proc proc "$root/proc"
@@ -320,7 +332,7 @@ if [ "$SYSTEM" = 1 ]; then
     -kernel "$tmp/vmlinuz" -initrd "$tmp/initrd" \
     -append "root=LABEL=$root_label rw rootwait console=ttyAMA0 net.ifnames=0 panic=-1" \
     -drive "if=none,id=card,file=$disk,format=raw" -device virtio-blk-pci,drive=card \
-    -netdev "user,id=lan,hostfwd=tcp:127.0.0.1:$hostport-:$port" -device virtio-net-pci,netdev=lan &
+    -netdev "user,id=lan,hostfwd=tcp:127.0.0.1:$hostport-:$port" -device virtio-net-pci,netdev=lan,romfile= 2>"$tmp/qemu.err" &
   qemu=$!
   pids+=("$qemu")
   t0=$(date +%s) ok=0
@@ -333,14 +345,17 @@ if [ "$SYSTEM" = 1 ]; then
     pass "booted: postlens.service answers /healthz after $(($(date +%s) - t0)) s (systemd, hardened unit)"
   else
     fail "booted image: no /healthz within $BOOT_TIMEOUT s"
+    if ! kill -0 "$qemu" 2>/dev/null; then printf 'note  qemu exited: %s\n' "$(head -c 500 "$tmp/qemu.err")"; fi
   fi
   tr -d '\r' <"$tmp/console.log" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' >"$tmp/console.txt"
+  if [ -n "${CONSOLE_LOG:-}" ]; then cp "$tmp/console.txt" "$CONSOLE_LOG"; fi
   if grep -q 'postlens-firstboot: host name' "$tmp/console.txt"; then
     pass "first boot: $(grep -o 'postlens-firstboot: host name.*' "$tmp/console.txt" | head -n1)"
   else
     fail "first boot: no 'postlens-firstboot: host name' on the console"
   fi
   check "first boot grew the root partition (CHANGED)" grep -q 'CHANGED: partition=2' "$tmp/console.txt"
+  check "the initramfs checked the root (no 'fsck not present')" sh -c "! grep -q 'fsck not present' '$tmp/console.txt'"
   if grep -q 'FAILED' "$tmp/console.txt"; then
     printf 'note  units that failed on the console:\n'; grep 'FAILED' "$tmp/console.txt" | head -n 10
   fi
