@@ -412,6 +412,7 @@ fn blocklist_page_lists_blocks_and_takes_manual_ones() {
     assert_eq!(code, 200, "{html}");
     assert!(html.contains("203.0.113.77") && html.contains("Many different logins"), "{html}");
     assert!(html.contains(r#"href="protection" aria-current="page""#));
+    assert!(html.contains("Peer network: Off ·") && !html.contains("community blocklist"), "the peer network's state, off by default");
     let csrf = hidden_csrf(&html);
     // Without the token: refused.
     let (code, _, _) = http(web_addr, "POST", "/protection", &session, &[("action", "block"), ("ip", "198.51.100.1")]);

@@ -50,6 +50,10 @@ pub(crate) fn list(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestamp) 
         },
         "stats": p.stats(), "watched": ips, "trusted": logins,
         "done": req.q("done").filter(|d| matches!(*d, "blocked" | "unblocked" | "allowed" | "disallowed")),
+        "peer": ctx.cfg.peer.as_ref().map(|p| {
+            let v = p.view();
+            json!({ "choice": v.choice, "entries": v.community_entries })
+        }),
     });
     drop(p);
     render(ctx, "protection.html", &page(who, lang, "protection", more))
