@@ -500,9 +500,86 @@ pub fn auth_rate_limit(pc: &Postconf, dovecot_policy: Option<&str>) -> Check {
     )
 }
 
+/// `message_size_limit` (an addition to DESIGN.md's ids, asked for by the
+/// health-check issue): a limit the big providers' messages fit in (they
+/// send up to 25-35 MB once encoded), not unlimited, not absurd, and not
+/// above `mailbox_size_limit` (Postfix refuses to deliver locally then).
+pub fn message_size_limit(pc: &Postconf) -> Check {
+    const MB: u64 = 1_000_000;
+    let target = "message_size_limit";
+    let raw = pc.get("message_size_limit");
+    let Ok(limit) = raw.parse::<u64>() else {
+        return Check::new(
+            "message_size_limit",
+            target,
+            Status::Warn,
+            format!("message_size_limit = {raw} is not a number"),
+            "Set message_size_limit = 50000000 (50 MB, below the default mailbox_size_limit of 51200000; postconf -e; postfix reload).",
+        );
+    };
+    let mailbox = pc.get("mailbox_size_limit").parse::<u64>().unwrap_or(0);
+    let shown = |b: u64| format!("{b} bytes ({:.1} MB)", b as f64 / MB as f64);
+    if limit > 0 && mailbox > 0 && mailbox < limit {
+        return Check::new(
+            "message_size_limit",
+            target,
+            Status::Fail,
+            format!(
+                "message_size_limit = {} is above mailbox_size_limit = {}: Postfix refuses local delivery",
+                shown(limit),
+                shown(mailbox)
+            ),
+            format!("Set mailbox_size_limit = 0 or at least {limit} (postconf -e; postfix reload)."),
+        );
+    }
+    let (status, evidence, fix) = if limit == 0 {
+        (
+            Status::Warn,
+            "message_size_limit = 0: no limit, one message can fill the queue's disk".to_owned(),
+            "Set message_size_limit = 50000000 (50 MB, below the default mailbox_size_limit of 51200000; postconf -e; postfix reload).",
+        )
+    } else if limit < 20 * MB {
+        (
+            Status::Warn,
+            format!(
+                "message_size_limit = {}: attachments that Gmail or Outlook accept (25 MB and more once encoded) bounce here",
+                shown(limit)
+            ),
+            "Set message_size_limit = 50000000 (50 MB, below the default mailbox_size_limit of 51200000; postconf -e; postfix reload).",
+        )
+    } else if limit > 200 * MB {
+        (
+            Status::Warn,
+            format!("message_size_limit = {}: far more than any provider accepts", shown(limit)),
+            "Set message_size_limit = 50000000 (50 MB, below the default mailbox_size_limit of 51200000; postconf -e; postfix reload).",
+        )
+    } else {
+        (Status::Pass, format!("message_size_limit = {}", shown(limit)), "")
+    };
+    Check::new("message_size_limit", target, status, evidence, fix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_size_limits_are_judged() {
+        let pc = |text: &str| Postconf { main: parse_params(text), ..Postconf::default() };
+        let st = |text: &str| message_size_limit(&pc(text)).status;
+        assert_eq!(st("message_size_limit = 52428800\n"), Status::Pass);
+        assert_eq!(st("message_size_limit = 10240000\n"), Status::Warn, "Postfix's default: too small for today's attachments");
+        assert_eq!(st("message_size_limit = 0\n"), Status::Warn);
+        assert_eq!(st("message_size_limit = 900000000\n"), Status::Warn);
+        assert_eq!(st("message_size_limit = lots\n"), Status::Warn);
+        assert_eq!(st("message_size_limit = 52428800\nmailbox_size_limit = 51200000\n"), Status::Fail);
+        assert_eq!(st("message_size_limit = 52428800\nmailbox_size_limit = 0\n"), Status::Pass);
+        assert_eq!(
+            st("message_size_limit = 50000000\nmailbox_size_limit = 51200000\n"),
+            Status::Pass,
+            "the advice fits the default mailbox limit"
+        );
+    }
 
     #[test]
     fn networks_are_judged() {

@@ -21,7 +21,16 @@ const GROUPS: &[(&str, &[&str])] = &[
     ("health.group.ip", &["ptr", "fcrdns", "helo", "dnsbl"]),
     (
         "health.group.postfix",
-        &["relay_restrictions", "mynetworks", "sasl_tls", "tls_inbound", "tls_outbound", "auth_rate_limit", "open_relay"],
+        &[
+            "relay_restrictions",
+            "mynetworks",
+            "sasl_tls",
+            "tls_inbound",
+            "tls_outbound",
+            "auth_rate_limit",
+            "message_size_limit",
+            "open_relay",
+        ],
     ),
 ];
 
