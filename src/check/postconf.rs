@@ -518,7 +518,7 @@ pub fn message_size_limit(pc: &Postconf) -> Check {
         );
     };
     let mailbox = pc.get("mailbox_size_limit").parse::<u64>().unwrap_or(0);
-    let shown = |b: u64| format!("{b} bytes ({:.1} MB)", b as f64 / MB as f64);
+    let shown = |b: u64| format!("{b} bytes ({}.{} MB)", b / MB, b % MB / (MB / 10));
     if limit > 0 && mailbox > 0 && mailbox < limit {
         return Check::new(
             "message_size_limit",
