@@ -147,11 +147,13 @@ apt_in_root() {
     { tail -30 "$WORK/apt.log" >&2; die "apt-get install failed (log above)"; }
 }
 apt_in_root "${pkgs[@]}"
-# initramfs-tools' fsck hook puts fsck into the initramfs only for the file
-# system types /etc/fstab gives / and /usr: without the fstab in place when
-# the kernel's initramfs is built, the root is never checked at boot ("fsck
-# not present, so skipping root file system").
-sed "s/@ROOT_LABEL@/$ROOT_LABEL/; s/@BOOT_LABEL@/$BOOT_LABEL/" image/rootfs/etc/fstab >"$rootfs/etc/fstab"
+# initramfs-tools' fsck hook puts fsck into the initramfs only for the root
+# file system type it detects by probing the root device, which a chroot
+# does not have: without FSTYPE (initramfs.conf(5)) the initramfs has no
+# fsck and the root is never checked at boot ("fsck not present, so skipping
+# root file system"). The root is made ext4 below.
+mkdir -p "$rootfs/etc/initramfs-tools/conf.d"
+echo FSTYPE=ext4 >"$rootfs/etc/initramfs-tools/conf.d/postlens-fstype"
 apt_in_root linux-image-arm64 raspi-firmware
 [ -n "$(find "$rootfs/boot/firmware" -name 'vmlinuz-*' -print -quit)" ] || die "no kernel in /boot/firmware: raspi-firmware's hook did not run"
 
