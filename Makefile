@@ -117,7 +117,7 @@ lint-sh:
 	@command -v shellcheck >/dev/null || { echo "installing shellcheck"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }; }
-	shellcheck targets/*.sh targets/*/*.sh image/build.sh image/rootfs/usr/local/sbin/postlens-firstboot \
+	shellcheck targets/*.sh targets/*/*.sh image/build.sh image/verify.sh image/rootfs/usr/local/sbin/postlens-firstboot \
 	  $$(ls targets/mailinabox/postlens-miab 2>/dev/null)
 
 # Raspberry Pi arm64 SD-card image (root; slow: see README "Raspberry Pi image").
