@@ -29,13 +29,9 @@ pub fn run(args: &[String]) -> ExitCode {
         }
         Some(Command::Check(a)) => match check(&a, None) {
             // The daemon holds the database: ask it.
-            Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
-                Ok(a) => {
-                    let _ = std::io::stdout().lock().write_all(a.stdout.as_bytes());
-                    let _ = std::io::stderr().lock().write_all(a.stderr.as_bytes());
-                    return ExitCode::from(a.code);
-                }
-                Err(e) => Err(Failure::Runtime(format!("{} is held by a running postlens, which did not answer: {e}", ws.display()))),
+            Err(Failure::Locked(ws)) => match ask_daemon(&ws, &args[1..]) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
             },
             Ok((text, code)) => {
                 let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -45,13 +41,9 @@ pub fn run(args: &[String]) -> ExitCode {
         },
         Some(c) => match read_only(&c, None, None, None) {
             // The daemon holds the database: ask it.
-            Err(Failure::Locked(ws)) => match crate::control::forward(&ws, &args[1..]) {
-                Ok(a) => {
-                    let _ = std::io::stdout().lock().write_all(a.stdout.as_bytes());
-                    let _ = std::io::stderr().lock().write_all(a.stderr.as_bytes());
-                    return ExitCode::from(a.code);
-                }
-                Err(e) => Err(Failure::Runtime(format!("{} is held by a running postlens, which did not answer: {e}", ws.display()))),
+            Err(Failure::Locked(ws)) => match ask_daemon(&ws, &args[1..]) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
             },
             Ok(text) => {
                 let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -69,6 +61,19 @@ pub fn run(args: &[String]) -> ExitCode {
             }
             ExitCode::from(code)
         }
+    }
+}
+
+/// Forwards the command line to the daemon holding `ws` and relays its
+/// answer; the exit code to end with.
+fn ask_daemon(ws: &std::path::Path, args: &[String]) -> Result<ExitCode, Failure> {
+    match crate::control::forward(ws, args) {
+        Ok(a) => {
+            let _ = std::io::stdout().lock().write_all(a.stdout.as_bytes());
+            let _ = std::io::stderr().lock().write_all(a.stderr.as_bytes());
+            Ok(ExitCode::from(a.code))
+        }
+        Err(e) => Err(Failure::Runtime(format!("{} is held by a running postlens, which did not answer: {e}", ws.display()))),
     }
 }
 

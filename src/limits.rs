@@ -329,3 +329,12 @@ pub const PROTECT_MAX_REQUEST_BYTES: usize = 8 * 1024;
 
 /// Allowlist and `mynetworks` entries (CIDRs) in the protection config.
 pub const PROTECT_MAX_NETWORKS: usize = 256;
+
+/// Postfix policy delegation connections served at once (one thread each;
+/// Postfix opens one per busy smtpd process); more are closed at once, and
+/// Postfix answers per its `default_action` for them.
+pub const POSTFIX_POLICY_MAX_CONNECTIONS: usize = 64;
+
+/// An idle Postfix policy connection is closed after this long (Postfix's
+/// own `max_idle` is 300 s).
+pub const POSTFIX_POLICY_IDLE_SECS: u64 = 330;

@@ -18,19 +18,12 @@
 
 use super::{IpKey, Shared, Verdict, lock};
 use crate::clock::Timestamp;
-use crate::limits::PROTECT_MAX_REQUEST_BYTES;
+use crate::limits::{POSTFIX_POLICY_IDLE_SECS, POSTFIX_POLICY_MAX_CONNECTIONS, PROTECT_MAX_REQUEST_BYTES};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-
-/// Connections served at once; more are closed at once (Postfix then
-/// logs a warning and answers per `default_action`, DUNNO by default
-/// in the configuration `postlens` documents).
-pub const POSTFIX_POLICY_MAX_CONNECTIONS: usize = 64;
-/// An idle connection is closed after this long.
-pub const POSTFIX_POLICY_IDLE_SECS: u64 = 330;
 
 /// The answer to one request.
 pub fn answer(p: &mut super::Protect, request: &[(&[u8], &[u8])], now: Timestamp) -> String {

@@ -15,24 +15,10 @@ use crate::clock::Timestamp;
 use crate::settings::Settings;
 use serde_json::json;
 
-/// The groups of the checklist, in order.
-const GROUPS: &[(&str, &[&str])] = &[
-    ("health.group.domains", &["mx", "spf", "spf_lookups", "spf_authorises_ip", "dkim", "dmarc", "mta_sts", "tls_rpt"]),
-    ("health.group.ip", &["ptr", "fcrdns", "helo", "dnsbl"]),
-    (
-        "health.group.postfix",
-        &[
-            "relay_restrictions",
-            "mynetworks",
-            "sasl_tls",
-            "tls_inbound",
-            "tls_outbound",
-            "auth_rate_limit",
-            "message_size_limit",
-            "open_relay",
-        ],
-    ),
-];
+/// The groups of the checklist: [`crate::check::IDS`] is in checklist
+/// order, 8 domain checks, 4 on the IP, then the Postfix configuration.
+const GROUPS: [(&str, std::ops::Range<usize>); 3] =
+    [("health.group.domains", 0..8), ("health.group.ip", 8..12), ("health.group.postfix", 12..crate::check::IDS.len())];
 
 /// `GET /health`.
 pub(crate) fn show(ctx: &Ctx, req: &Req, who: &Who, lang: &str) -> Resp {
@@ -43,7 +29,8 @@ pub(crate) fn show(ctx: &Ctx, req: &Req, who: &Who, lang: &str) -> Resp {
     let counts = |st: crate::check::Status| saved.checks.iter().filter(|c| c.status == st).count();
     let groups: Vec<_> = GROUPS
         .iter()
-        .map(|(title, ids)| {
+        .map(|(title, r)| {
+            let ids = &crate::check::IDS[r.clone()];
             let rows: Vec<_> = saved.checks.iter().filter(|c| ids.contains(&c.id.as_str())).collect();
             json!({ "title": t(lang, title), "rows": rows })
         })
@@ -156,5 +143,15 @@ pub(crate) fn api(ctx: &Ctx, req: &Req, who: &Who) -> Resp {
     match service::load(&ctx.store) {
         Ok(s) => Resp::json(200, &s),
         Err(e) => super::api::err(500, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_split_the_ids_where_their_kind_changes() {
+        let ids = crate::check::IDS;
+        assert_eq!((ids[super::GROUPS[0].1.end - 1], ids[super::GROUPS[1].1.start]), ("tls_rpt", "ptr"));
+        assert_eq!((ids[super::GROUPS[1].1.end - 1], ids[super::GROUPS[2].1.start]), ("dnsbl", "relay_restrictions"));
     }
 }
