@@ -338,3 +338,14 @@ pub const POSTFIX_POLICY_MAX_CONNECTIONS: usize = 64;
 /// An idle Postfix policy connection is closed after this long (Postfix's
 /// own `max_idle` is 300 s).
 pub const POSTFIX_POLICY_IDLE_SECS: u64 = 330;
+
+/// Sending domains a health-check run looks at (each costs a dozen DNS
+/// questions); further domains from the logs or settings are left out.
+pub const CHECK_MAX_DOMAINS: usize = 20;
+
+/// DKIM selectors looked up per domain in a health-check run.
+pub const CHECK_MAX_SELECTORS: usize = 8;
+
+/// Raw log bytes a health-check run scans for opendkim's
+/// "DKIM-Signature field added" (selectors in use), newest first.
+pub const CHECK_DKIM_SCAN_BYTES: u64 = 32 << 20;

@@ -418,6 +418,21 @@ fn open_relay_probe_against_real_postfix() {
     }
 }
 
+/// `postlens run` on `ws` with its web server on `web` (and `extra` flags),
+/// once it answers.
+fn run_daemon(ws: &str, web: std::net::SocketAddr, extra: &[&str]) -> Child {
+    let child = common::bin()
+        .args(["run", "--workspace", ws, "--stdin", "--listen", &web.to_string(), "--policy-listen", "off"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(web.port(), "postlens run");
+    child
+}
+
 /// The daemon side: settings point the checks at the test DNS server;
 /// `POST /api/v1/checks` runs them, a failing check opens one
 /// `health_check` insight (not another on the next run), and the Health
@@ -430,14 +445,7 @@ fn daemon_runs_checks_and_opens_insights_for_failures() {
     common::ok(&["user", "add", "--workspace", &ws, "--email", "admin@example.org", "--password", "Correct-Horse-42"]);
     let token = common::ok(&["user", "token", "--workspace", &ws, "--email", "admin@example.org"]).trim().to_owned();
     let web: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut child = common::bin()
-        .args(["run", "--workspace", &ws, "--stdin", "--listen", &web.to_string(), "--policy-listen", "off"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(web.port(), "postlens run");
+    let mut child = run_daemon(&ws, web, &[]);
     let auth = format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n");
     let settings = format!(
         r#"{{"public_ip":"192.0.2.10","insights":{{"dns_server":"127.0.0.1:{}","dnsbls":["clean.bl.test"]}},"checks":{{"domains":["good.test","noauth.test"],"dkim_selectors":["mail"]}}}}"#,
@@ -487,14 +495,7 @@ fn daemon_runs_checks_and_opens_insights_for_failures() {
     // The schedule: a daemon started with a short period runs them by itself.
     let before = second["time"].as_i64().unwrap();
     std::thread::sleep(Duration::from_millis(1100));
-    let mut child = common::bin()
-        .args(["run", "--workspace", &ws, "--stdin", "--listen", &web.to_string(), "--policy-listen", "off", "--checks-every", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(web.port(), "postlens run");
+    let mut child = run_daemon(&ws, web, &["--checks-every", "1"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, _, body) = common::http(web, "GET", "/api/v1/checks", &auth, "");

@@ -22,6 +22,7 @@ pub mod resolve;
 pub mod service;
 pub mod spf;
 
+pub use crate::limits::{CHECK_DKIM_SCAN_BYTES as DKIM_SCAN_BYTES, CHECK_MAX_DOMAINS as MAX_DOMAINS, CHECK_MAX_SELECTORS as MAX_SELECTORS};
 use crate::store::Store;
 use clap::Args;
 pub use config::CheckConfig;
@@ -29,9 +30,6 @@ use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Sending domains checked per run (each costs a dozen DNS questions).
-pub const MAX_DOMAINS: usize = 20;
 
 /// Every check id, in checklist order: DESIGN.md's, plus
 /// `message_size_limit` (asked for by the health-check issue).
@@ -57,12 +55,8 @@ pub const IDS: [&str; 20] = [
     "message_size_limit",
     "open_relay",
 ];
-/// DKIM selectors per domain.
-pub const MAX_SELECTORS: usize = 8;
 /// How far back from the newest log line senders' domains are collected.
 pub const LOG_WINDOW_SECS: i64 = 7 * 24 * 3_600;
-/// Raw log bytes scanned for opendkim's "DKIM-Signature field added".
-const DKIM_SCAN_BYTES: u64 = 32 << 20;
 /// Deadline of one DNS question.
 pub const DNS_TIMEOUT: Duration = Duration::from_millis(crate::limits::DNS_TIMEOUT_MS);
 /// Deadline of the whole open-relay probe conversation.
