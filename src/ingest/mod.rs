@@ -90,6 +90,12 @@ pub struct Pipeline {
     /// those begin). Bounded by `RAW_BLOCK_BYTES` + `RAW_BATCH_BYTES`.
     raw: crate::store::raw::RawLines,
     raw_shipped: usize,
+    /// Text bytes of `raw` after its last full-block boundary (where
+    /// [`Pipeline::ship_raw`] will cut), and the full blocks before it: a
+    /// bulk import commits right at a boundary, so no open raw block is
+    /// written (and compressed) only to be replaced by the next commit.
+    raw_acc: usize,
+    raw_ready: usize,
     /// Source positions not yet handed to the writer.
     cps: std::collections::BTreeMap<String, Checkpoint>,
     /// Positions handed to the writer (possibly not committed yet), so a
@@ -134,8 +140,21 @@ fn concat<T: Clone>(segments: Vec<Arc<Vec<T>>>) -> Vec<T> {
     out
 }
 
-/// The (understood, unsupported) counters of `d`, without allocating on
-/// the hot path once the daemon has been seen.
+/// (full blocks, bytes after the last one) of `raw`, cut as
+/// [`Pipeline::ship_raw`] seals: a block ends with the line that brings it
+/// to `RAW_BLOCK_BYTES`.
+fn block_fill(raw: &crate::store::raw::RawLines) -> (usize, usize) {
+    let (mut full, mut acc) = (0, 0);
+    for i in 0..raw.len() {
+        acc += raw.line_bytes(i);
+        if acc >= crate::limits::RAW_BLOCK_BYTES {
+            full += 1;
+            acc = 0;
+        }
+    }
+    (full, acc)
+}
+
 /// Adds per-daemon counts gathered in a fixed array (the hot path) to the
 /// named map of `lines`.
 fn merge_daemon_counts(lines: &mut LineCounters, delta: &[(u64, u64); parse::Daemon::ALL.len()]) {
@@ -156,6 +175,7 @@ impl Pipeline {
     pub fn new(store: Arc<Store>, opts: Options) -> Result<Pipeline, IngestError> {
         let r = store.restore()?;
         let raw_shipped = r.raw_open.len();
+        let (raw_ready, raw_acc) = block_fill(&r.raw_open);
         Ok(Pipeline {
             writer: Writer::spawn(store.clone()),
             store,
@@ -169,6 +189,8 @@ impl Pipeline {
             last_durable: Instant::now(),
             raw: r.raw_open,
             raw_shipped,
+            raw_acc,
+            raw_ready,
             daemon_delta: [(0, 0); parse::Daemon::ALL.len()],
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
@@ -244,7 +266,7 @@ impl Pipeline {
                 if let Some(p) = &self.protect {
                     crate::protect::observe_log(p, &ev, t);
                 }
-                self.raw.push(t.0, raw);
+                self.push_raw(t.0, raw);
                 return;
             }
             Err(Unparsed::Unsupported(d)) => {
@@ -261,7 +283,16 @@ impl Pipeline {
         }
         // Lines without a usable time of their own are filed with the
         // previous line's (a multi-line continuation, another program).
-        self.raw.push(res.last(), raw);
+        self.push_raw(res.last(), raw);
+    }
+
+    fn push_raw(&mut self, t: i64, line: &[u8]) {
+        self.raw.push(t, line);
+        self.raw_acc += line.len() + 1;
+        if self.raw_acc >= crate::limits::RAW_BLOCK_BYTES {
+            self.raw_ready += 1;
+            self.raw_acc = 0;
+        }
     }
 
     /// Commits everything produced so far with `checkpoints`.
@@ -493,6 +524,9 @@ impl Pipeline {
             self.raw.drop_front(start);
             self.raw_shipped = 0;
         }
+        // What is left is the part after the last boundary.
+        debug_assert_eq!(block_fill(&self.raw), (0, self.raw_acc));
+        self.raw_ready = 0;
         let open = self.raw.copy(self.raw_shipped..self.raw.len());
         self.raw_shipped = self.raw.len();
         (open, sealed)
@@ -503,8 +537,12 @@ impl Pipeline {
     }
 
     /// The batch reached its line or raw-text bound: commit now.
+    ///
+    /// The raw-text bound counts full blocks: a batch ends as the last one
+    /// fills, so the bound (`RAW_BATCH_BYTES` + `RAW_BLOCK_BYTES`, plus at
+    /// most a line per block) is met with no partial block left over.
     pub fn batch_full(&self) -> bool {
-        self.since_commit >= COMMIT_LINES || self.raw.bytes() >= crate::limits::RAW_BATCH_BYTES + crate::limits::RAW_BLOCK_BYTES
+        self.since_commit >= COMMIT_LINES || self.raw_ready > crate::limits::RAW_BATCH_BYTES / crate::limits::RAW_BLOCK_BYTES
     }
 
     /// Imports one file from where its checkpoint left off.

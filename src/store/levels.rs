@@ -98,8 +98,9 @@ pub(crate) trait Kind {
     fn len(s: &Self::Set) -> usize;
     /// Size of item `i` (1 for a record, its bytes for a raw line).
     fn size(s: &Self::Set, i: usize) -> usize;
-    /// (summary row, block key time, block bytes) of items `r`.
-    fn encode(s: &Self::Set, r: Range<usize>) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError>;
+    /// (summary row, block key time, block bytes) of items `r`, for an
+    /// open block (to be rewritten) or a sealed one (kept).
+    fn encode(s: &Self::Set, r: Range<usize>, sealed: bool) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError>;
     /// A copy of items `r`.
     fn copy(s: &Self::Set, r: Range<usize>) -> Self::Set;
     /// Appends the items of an encoded block.
@@ -128,12 +129,13 @@ macro_rules! record_kind {
             fn size(_: &Self::Set, _: usize) -> usize {
                 1
             }
-            fn encode(s: &Self::Set, r: Range<usize>) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
+            fn encode(s: &Self::Set, r: Range<usize>, sealed: bool) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
                 let chunk = &s[r];
                 let row = postcard::to_allocvec(&<$sum>::of(chunk))?;
                 // Every summary row starts with its time span.
                 let min = postcard::from_bytes::<blocks::SpanHead>(&row)?.min;
-                Ok((row, min, blocks::encode(chunk)?))
+                let bytes = if sealed { blocks::encode(chunk)? } else { blocks::encode_open(chunk)? };
+                Ok((row, min, bytes))
             }
             fn copy(s: &Self::Set, r: Range<usize>) -> Self::Set {
                 s[r].to_vec()
@@ -164,7 +166,7 @@ impl Kind for Raw {
     fn size(s: &Self::Set, i: usize) -> usize {
         s.line_bytes(i)
     }
-    fn encode(s: &Self::Set, r: Range<usize>) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
+    fn encode(s: &Self::Set, r: Range<usize>, _sealed: bool) -> Result<(Vec<u8>, i64, Vec<u8>), StoreError> {
         let (sum, bytes) = raw::encode_block(s, r);
         Ok((postcard::to_allocvec(&sum)?, sum.min, bytes))
     }
@@ -210,7 +212,7 @@ fn open_list<K: Kind>(t: &impl ReadableTable<(u8, u64), (u8, u32, u32)>) -> Resu
 /// Writes items `r` of `set` as one block; `level` `None` = sealed.
 fn write<K: Kind>(tx: &Tx, set: &K::Set, r: Range<usize>, level: Option<u8>, seq: &mut dyn FnMut() -> u32) -> Result<(), StoreError> {
     let size: usize = r.clone().map(|i| K::size(set, i)).sum();
-    let (sum, min, bytes) = K::encode(set, r)?;
+    let (sum, min, bytes) = K::encode(set, r, level.is_none())?;
     let s = seq();
     let k = block_key(min, s);
     put_block(&mut tx.open_table(K::BLOCKS)?, k, &bytes)?;
