@@ -37,9 +37,9 @@ fn process(name: &[u8]) -> Option<Daemon> {
     })
 }
 
-/// `Ok(None)`: not a Dovecot program.
+/// `Err(OtherProgram)`: not a Dovecot program.
 #[inline]
-pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
+pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Event<'a>, Unparsed> {
     let (daemon, msg) = match h.program {
         b"dovecot" | b"dovecot-auth" => {
             let msg = strip_level(h.msg);
@@ -60,15 +60,15 @@ pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
         p => match process(p) {
             Some(Daemon::DovecotAuth) => return finish(h, Daemon::DovecotAuth, auth(p, strip_level(h.msg))),
             Some(d) => (d, strip_level(h.msg)),
-            None => return Ok(None),
+            None => return Err(Unparsed::OtherProgram),
         },
     };
     finish(h, daemon, message(daemon, msg))
 }
 
-fn finish<'a>(h: &Header<'a>, daemon: Daemon, kind: Option<Kind<'a>>) -> Result<Option<Event<'a>>, Unparsed> {
+fn finish<'a>(h: &Header<'a>, daemon: Daemon, kind: Option<Kind<'a>>) -> Result<Event<'a>, Unparsed> {
     let kind = kind.ok_or(Unparsed::Unsupported(daemon))?;
-    Ok(Some(Event { time: h.time, host: h.host, instance: b"dovecot", daemon, pid: h.pid, kind }))
+    Ok(Event { time: h.time, host: h.host, instance: b"dovecot", daemon, pid: h.pid, kind })
 }
 
 fn rip(msg: &[u8]) -> Option<&[u8]> {

@@ -351,13 +351,8 @@ pub enum Unparsed {
 pub fn parse(line: &[u8]) -> Result<Event<'_>, Unparsed> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let h = header::header(line).ok_or(Unparsed::Malformed)?;
-    if let Some(ev) = postfix::parse(&h)? {
-        return Ok(ev);
-    }
-    if let Some(ev) = dovecot::parse(&h)? {
-        return Ok(ev);
-    }
-    Err(Unparsed::OtherProgram)
+    // No Dovecot program name starts with `postfix`.
+    if h.program.starts_with(b"postfix") { postfix::parse(&h) } else { dovecot::parse(&h) }
 }
 
 /// Parses `name[addr]` or `name[addr]:port` at the start of `s`; returns the

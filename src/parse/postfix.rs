@@ -7,22 +7,21 @@ use super::header::Header;
 use super::scan::{angle, field, find_byte, finder, leading_u32, parse_u32, parse_u64, rfind_byte, split_colon, split_once, unbracket};
 use super::{Daemon, Delivery, Event, Kind, Notice, QueueId, Status, Unparsed, peer};
 
-/// `Ok(None)`: not a Postfix program.
+/// A line of a program named `postfix…`; `Err(OtherProgram)` when the
+/// name is not a Postfix one after all. Returns the event itself, not an
+/// `Option` of it: the event is large and each layer would copy it.
 #[inline]
-pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Option<Event<'a>>, Unparsed> {
+pub(super) fn parse<'a>(h: &Header<'a>) -> Result<Event<'a>, Unparsed> {
     let prog = h.program;
-    if !prog.starts_with(b"postfix") {
-        return Ok(None);
-    }
     let (instance, daemon_name) = match (find_byte(b'/', prog), rfind_byte(b'/', prog)) {
         (Some(first), Some(last)) => (&prog[..first], &prog[last + 1..]),
         _ if prog == b"postfix-script" => (&b"postfix"[..], prog),
         _ if prog == b"postfix" || prog.starts_with(b"postfix-") => (prog, &b""[..]),
-        _ => return Ok(None),
+        _ => return Err(Unparsed::OtherProgram),
     };
     let daemon = Daemon::from_postfix(daemon_name);
     let kind = message(daemon, h.msg).ok_or(Unparsed::Unsupported(daemon))?;
-    Ok(Some(Event { time: h.time, host: h.host, instance, daemon, pid: h.pid, kind }))
+    Ok(Event { time: h.time, host: h.host, instance, daemon, pid: h.pid, kind })
 }
 
 fn info(client: Option<&[u8]>) -> Option<Kind<'_>> {

@@ -161,6 +161,23 @@ fn text(s: &[u8], cap: usize) -> String {
     }
 }
 
+/// Sets `slot` to [`text`] of `s`, reusing the allocation already there.
+fn set_text(slot: &mut Option<String>, s: Option<&[u8]>, cap: usize) {
+    match (slot.as_mut(), s) {
+        (_, None) => *slot = None,
+        (Some(cur), Some(s)) => {
+            let s = &s[..s.len().min(cap)];
+            if let Ok(v) = std::str::from_utf8(s) {
+                cur.clear();
+                cur.push_str(v);
+            } else {
+                *cur = text(s, cap);
+            }
+        }
+        (None, Some(s)) => *slot = Some(text(s, cap)),
+    }
+}
+
 /// The lower-cased domain of an address (`""` when it has none).
 pub(crate) fn domain_of(addr: &[u8]) -> String {
     let d = memchr::memrchr(b'@', addr).map_or(&b""[..], |i| &addr[i + 1..]);
@@ -547,9 +564,10 @@ impl Tracker {
         {
             r.direction = Some(dir);
         }
-        r.relay = (d.relay != b"none").then(|| text(d.relay, MAX_FIELD));
-        r.dsn = d.dsn.map(|x| text(x, 16));
-        r.response = Some(text(d.response, MAX_RESPONSE));
+        // A recipient's later attempts overwrite these in place.
+        set_text(&mut r.relay, (d.relay != b"none").then_some(d.relay), MAX_FIELD);
+        set_text(&mut r.dsn, d.dsn, 16);
+        set_text(&mut r.response, Some(d.response), MAX_RESPONSE);
         let mut deferral = false;
         match d.status {
             Status::Sent => {
