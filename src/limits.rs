@@ -54,6 +54,16 @@ pub const BLOCK_DELIVERIES: usize = 1_024;
 /// redb page cache. redb defaults to 1 GiB; a Pi has less.
 pub const DB_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Cached per-domain and per-IP sums over a window's settled hours (long
+/// dashboard windows; `store::query::DayCaches`, and the dashboard's top
+/// lists derived from them, `web::dash`), of each kind. Eviction: the
+/// least recently used; an entry whose hours changed is rebuilt.
+pub const DAY_CACHE_ENTRIES: usize = 4;
+
+/// Domains or IPs in one cached sum at most (a few MiB with the derived
+/// lists); a larger sum is computed per request instead of kept.
+pub const DAY_CACHE_MAX_KEYS: usize = 20_000;
+
 /// A write transaction is committed at least this often while importing.
 pub const COMMIT_INTERVAL_MS: u64 = 500;
 
@@ -123,6 +133,9 @@ pub const MAX_DECODED_BLOCK: u64 = 64 * 1024 * 1024;
 /// Web UI: worker threads serving HTTP (reads never block ingestion:
 /// they use redb read transactions).
 pub const HTTP_WORKERS: usize = 4;
+
+/// Pending connections the HTTP listener queues before refusing.
+pub const HTTP_BACKLOG: u32 = 128;
 
 /// Web UI: largest request body accepted (forms are small; 413 beyond).
 pub const MAX_FORM_BODY: u64 = 64 * 1024;

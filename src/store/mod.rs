@@ -14,6 +14,7 @@ mod kv;
 pub(crate) mod levels;
 pub mod query;
 pub mod raw;
+mod rollup;
 pub mod writer;
 
 use crate::clock::Timestamp;
@@ -55,9 +56,11 @@ const RAW_BLOCKS: TableDefinition<(u64, u16), &[u8]> = TableDefinition::new("raw
 const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 
 /// 2: blocks stored in pieces, open blocks merged by level, front-coded
-/// raw lines; 3: per-day domain counters and hourly totals. Older stores
-/// (development builds only) are refused.
-const SCHEMA_VERSION: u32 = 3;
+/// raw lines; 3: per-day domain counters and hourly totals; 4: exact
+/// hourly rollups of `stats` (see `rollup`), built from the blocks when a
+/// version 3 store is opened. Older stores (development builds only) are
+/// refused.
+const SCHEMA_VERSION: u32 = 4;
 
 pub(crate) type Tx = redb::WriteTransaction;
 
@@ -88,13 +91,14 @@ impl DomainCounts {
 
 /// Removes up to `limit` rows of a byte-keyed table whose keys sort
 /// before `end` (retention of the per-hour and per-day counter tables).
-fn remove_before(tx: &redb::WriteTransaction, def: TableDefinition<&[u8], &[u8]>, end: &[u8], limit: usize) -> Result<(), StoreError> {
+/// Returns how many were removed.
+fn remove_before(tx: &redb::WriteTransaction, def: TableDefinition<&[u8], &[u8]>, end: &[u8], limit: usize) -> Result<usize, StoreError> {
     let mut t = tx.open_table(def)?;
     let doomed: Vec<Vec<u8>> = t.range(..end)?.take(limit).map(|r| r.map(|(k, _)| k.value().to_vec())).collect::<Result<_, _>>()?;
-    for k in doomed {
+    for k in &doomed {
         t.remove(k.as_slice())?;
     }
-    Ok(())
+    Ok(doomed.len())
 }
 
 fn hour_of(t: i64) -> u32 {
@@ -253,6 +257,8 @@ pub struct Store {
     seq: std::sync::atomic::AtomicU32,
     /// The number of the last batch this process committed.
     batch_done: std::sync::atomic::AtomicU64,
+    /// Long windows' per-domain and per-IP sums over whole days.
+    day_caches: query::DayCaches,
 }
 
 impl Store {
@@ -272,6 +278,7 @@ impl Store {
             path,
             seq: std::sync::atomic::AtomicU32::new(0),
             batch_done: std::sync::atomic::AtomicU64::new(0),
+            day_caches: query::DayCaches::default(),
         };
         store.init()?;
         Ok(store)
@@ -303,7 +310,7 @@ impl Store {
                     if v > SCHEMA_VERSION {
                         return Err(StoreError::Schema { found: v });
                     }
-                    if v < SCHEMA_VERSION {
+                    if v < 3 {
                         return Err(StoreError::OldSchema { found: v });
                     }
                     let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
@@ -318,16 +325,25 @@ impl Store {
         {
             let mut meta = tx.open_table(META)?;
             let found = meta.get("schema")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?;
+            let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
+            self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
-                Some(v) if v < SCHEMA_VERSION => return Err(StoreError::OldSchema { found: v }),
-                Some(_) => {}
+                Some(v) if v < 3 => return Err(StoreError::OldSchema { found: v }),
+                Some(SCHEMA_VERSION) => {}
+                Some(_) => {
+                    // Version 3: the same data without the rollups.
+                    eprintln!("postlens: building the hourly rollups of {} (once, after an upgrade)", self.path.display());
+                    rollup::rebuild(&tx, self.next_seq())?;
+                    // Later commits mark with later numbers.
+                    let next = self.seq.load(std::sync::atomic::Ordering::Relaxed);
+                    meta.insert("seq", postcard::to_allocvec(&next)?.as_slice())?;
+                    meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
+                }
                 None => {
                     meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
                 }
             }
-            let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
-            self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(EVENT_BLOCKS)?;
             tx.open_table(EVENT_SUMS)?;
@@ -340,6 +356,9 @@ impl Store {
             tx.open_table(RAW_BLOCKS)?;
             tx.open_table(RAW_SUMS)?;
             tx.open_table(levels::OPEN_BLOCKS)?;
+            tx.open_table(rollup::STATS_HOURS)?;
+            tx.open_table(rollup::LATE)?;
+            tx.open_table(rollup::MARKS)?;
         }
         tx.commit()?;
         Ok(())
@@ -379,6 +398,7 @@ impl Store {
         };
         *g = Some(db);
         drop(g);
+        self.day_caches.clear();
         // Reload the block sequence as committed.
         self.init()
     }
@@ -456,6 +476,9 @@ impl Store {
         one(&tx, RAW_BLOCKS, &mut out, "raw_blocks")?;
         one(&tx, RAW_SUMS, &mut out, "raw_sums")?;
         one(&tx, levels::OPEN_BLOCKS, &mut out, "open_blocks")?;
+        one(&tx, rollup::STATS_HOURS, &mut out, "stats_hours")?;
+        one(&tx, rollup::LATE, &mut out, "late_decided")?;
+        one(&tx, rollup::MARKS, &mut out, "hour_marks")?;
         Ok(out)
     }
 
@@ -805,12 +828,21 @@ impl Store {
             for ((hour, dom), c) in &agg {
                 add(&mut dh, &domain_key(*hour, dom), c)?;
             }
+            // The hours whose per-domain or per-IP counters change (the
+            // query caches' validity marks) and the exact rollups.
+            let mut touched: std::collections::BTreeSet<u32> = agg.keys().map(|(h, _)| *h).collect();
+            let mut delta = rollup::Delta::default();
+            delta.events(&batch.events);
+            delta.deliveries(&batch.deliveries);
+            delta.apply(&tx, false)?;
             let mut auth: BTreeMap<(u32, &str), [u64; 4]> = BTreeMap::new();
             for e in batch.events.iter() {
                 if let crate::track::EventKind::AuthFailure { ip, proto, count } = &e.kind {
                     auth.entry((hour_of(e.time.0), ip.as_str())).or_default()[proto.index()] += u64::from(*count);
                 }
             }
+            touched.extend(auth.keys().map(|(h, _)| *h));
+            rollup::mark_hours(&tx, touched, self.next_seq())?;
             let mut ah = tx.open_table(AUTH_HOURS)?;
             for ((hour, ip), c) in auth {
                 let k = domain_key(hour, ip);
@@ -886,6 +918,11 @@ impl Store {
                     }
                 }
                 for k in doomed {
+                    if kind != levels::Raw::ID
+                        && let Some(bytes) = levels::get_block(&b, k)?
+                    {
+                        rollup::forget_block(tx, kind, &bytes)?;
+                    }
                     levels::remove_block(&mut b, k)?;
                     s.remove(k)?;
                     levels::forget(tx, kind, k)?;
@@ -893,7 +930,7 @@ impl Store {
                 }
             }
             // Whole days only: a day partly inside retention stays.
-            remove_before(tx, DOMAIN_DAYS, &domain_key(hour_of(cutoff.0) / 24, ""), max_blocks * 64)?;
+            let mut removed = remove_before(tx, DOMAIN_DAYS, &domain_key(hour_of(cutoff.0) / 24, ""), max_blocks * 64)?;
             let mut t = tx.open_table(HOUR_TOTALS)?;
             let doomed: Vec<u32> =
                 t.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
@@ -902,7 +939,18 @@ impl Store {
             }
             let end = domain_key(hour_of(cutoff.0), "");
             for def in [DOMAIN_HOURS, AUTH_HOURS] {
-                remove_before(tx, def, &end, max_blocks * 64)?;
+                removed += remove_before(tx, def, &end, max_blocks * 64)?;
+            }
+            if removed > 0 {
+                // Counters of old days went: every cached long window
+                // over them is stale (their marks go with them).
+                let mut m = tx.open_table(META)?;
+                m.insert("retained", postcard::to_allocvec(&self.next_seq())?.as_slice())?;
+                let mut g = tx.open_table(rollup::MARKS)?;
+                let old: Vec<u32> = g.range(..hour_of(cutoff.0) / 24)?.map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+                for d in old {
+                    g.remove(d)?;
+                }
             }
         }
         Ok(deleted)

@@ -416,6 +416,37 @@ impl Store {
         let (lines, inflight, evictions) = self.live_view(overlay)?;
         let mut acc = Acc { by_ip, ..Acc::default() };
         let tx = snapshot(self, overlay)?;
+        // Whole hours: the rollups hold exactly these counts. (Per-IP lists
+        // come from the blocks: the per-hour IP table is cut by hour at
+        // retention, the blocks whole.)
+        match aligned_hours(w).filter(|_| !by_ip) {
+            Some((lo, hi)) => {
+                let s = super::rollup::sum(&tx, lo, hi)?;
+                acc.ev = s.ev;
+                acc.auth_total = s.auth_total;
+                acc.counts = s.counts;
+                acc.deferred_then_sent = s.deferred_then_sent;
+            }
+            None => Self::stats_scan(&tx, w, &mut acc)?,
+        }
+        Self::stats_finish(w, acc, overlay, &lines, &inflight, evictions)
+    }
+
+    /// [`Store::stats_live_with`] from the block summaries and blocks,
+    /// whatever the window (never from the hourly rollups): the reference
+    /// the rollups are tested against.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    #[doc(hidden)]
+    pub fn stats_by_blocks(&self, w: Window, by_ip: bool) -> Result<Stats, StoreError> {
+        let (lines, inflight, evictions) = self.live_view(None)?;
+        let mut acc = Acc { by_ip, ..Acc::default() };
+        Self::stats_scan(&*self.snapshot()?, w, &mut acc)?;
+        Self::stats_finish(w, acc, None, &lines, &inflight, evictions)
+    }
+
+    fn stats_scan(tx: &redb::ReadTransaction, w: Window, acc: &mut Acc) -> Result<(), StoreError> {
         let (lo, hi) = (w.lo(), w.hi());
         {
             let sums = tx.open_table(EVENT_SUMS)?;
@@ -429,7 +460,7 @@ impl Store {
                     continue;
                 }
                 if span.min >= lo && span.max < hi {
-                    if by_ip {
+                    if acc.by_ip {
                         let s: EventSummary<'_> = postcard::from_bytes(v.value())?;
                         acc.add_event_summary(&s);
                     } else {
@@ -470,7 +501,18 @@ impl Store {
                 }
             }
         }
-        for d in inflight.iter() {
+        Ok(())
+    }
+
+    fn stats_finish(
+        w: Window,
+        mut acc: Acc,
+        overlay: Option<&Overlay>,
+        lines: &LineCounters,
+        inflight: &[DeliveryRec],
+        evictions: u64,
+    ) -> Result<Stats, StoreError> {
+        for d in inflight {
             acc.add_delivery(d, w);
         }
         if let Some(o) = overlay {
@@ -483,7 +525,7 @@ impl Store {
                 acc.add_delivery(d, w);
             }
         }
-        Ok(acc.finish(w, &lines, evictions))
+        Ok(acc.finish(w, lines, evictions))
     }
 
     /// Deliveries matching `q`, newest first, at most `q.limit`.
@@ -585,43 +627,57 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn domains_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(String, DomainCounts)>, StoreError> {
+        let split = self.domains_split(w, overlay)?;
+        let mut agg = split.days.map(|d| (*d).clone()).unwrap_or_default();
+        for (k, c) in split.rest {
+            agg.entry(k).or_default().add(&c);
+        }
+        let mut v: Vec<_> = agg.into_iter().collect();
+        v.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
+        Ok(v)
+    }
+
+    /// [`Store::domains_live`] unmerged: the whole days (shared with the
+    /// day cache) and the rest, for callers that keep derived results
+    /// of the whole days (the dashboard's top lists).
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn domains_split(&self, w: Window, overlay: Option<&Overlay>) -> Result<Split<DomainCounts>, StoreError> {
         let tx = snapshot(self, overlay)?;
         let (lo, hi) = w.hours();
-        // Full days [d0, d1) and the hours outside them.
-        let d0 = lo.div_ceil(24);
-        let d1 = hi / 24;
-        let mut agg: HashMap<Vec<u8>, DomainCounts> = HashMap::new();
-        let mut add = |k: &[u8], v: &[u8]| -> Result<(), StoreError> {
-            let c: DomainCounts = postcard::from_bytes(v)?;
-            let dom = k.get(4..).unwrap_or_default();
-            match agg.get_mut(dom) {
-                Some(a) => a.add(&c),
-                None => {
-                    agg.insert(dom.to_vec(), c);
-                }
-            }
-            Ok(())
-        };
+        let b = settled_until(&tx, lo, hi)?;
         let hours_t = tx.open_table(DOMAIN_HOURS)?;
-        let mut hour_range = |a: u32, b: u32| -> Result<(), StoreError> {
+        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, DomainCounts>| -> Result<(), StoreError> {
             for row in hours_t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
                 let (k, v) = row?;
-                add(k.value(), v.value())?;
+                add_domain_row(agg, k.value(), v.value())?;
             }
             Ok(())
         };
-        if d0 < d1 {
-            hour_range(lo, d0 * 24)?;
-            hour_range(d1 * 24, hi)?;
-            let days_t = tx.open_table(DOMAIN_DAYS)?;
-            for row in days_t.range(d0.to_be_bytes().as_slice()..d1.to_be_bytes().as_slice())? {
-                let (k, v) = row?;
-                add(k.value(), v.value())?;
-            }
+        // Hours [lo, b), settled: cached; whole days from the per-day table.
+        let days = if lo < b {
+            Some(cached(&self.day_caches.domains, &tx, lo, b, || {
+                let mut m = HashMap::new();
+                let (d0, d1) = (lo.div_ceil(24), b / 24);
+                if d0 < d1 {
+                    hour_rows(lo, d0 * 24, &mut m)?;
+                    let days_t = tx.open_table(DOMAIN_DAYS)?;
+                    for row in days_t.range(d0.to_be_bytes().as_slice()..d1.to_be_bytes().as_slice())? {
+                        let (k, v) = row?;
+                        add_domain_row(&mut m, k.value(), v.value())?;
+                    }
+                    hour_rows(d1 * 24, b, &mut m)?;
+                } else {
+                    hour_rows(lo, b, &mut m)?;
+                }
+                Ok(m)
+            })?)
         } else {
-            hour_range(lo, hi)?;
-        }
-        let mut agg: HashMap<String, DomainCounts> = agg.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
+            None
+        };
+        let mut rest = HashMap::new();
+        hour_rows(b, hi, &mut rest)?;
         // Decided recipients of messages still in flight, as `stats` counts
         // them, and a running daemon's records not yet committed.
         let inflight = match overlay {
@@ -631,19 +687,17 @@ impl Store {
         let uncommitted = overlay.into_iter().flat_map(Overlay::deliveries);
         for d in inflight.iter().chain(uncommitted) {
             if w.in_hours(d.time.0) {
-                add_delivery(agg.entry(d.recipient_domain()).or_default(), d);
+                add_delivery(rest.entry(d.recipient_domain()).or_default(), d);
             }
         }
         for e in overlay.into_iter().flat_map(Overlay::events) {
             if let crate::track::EventKind::Deferral { domain } = &e.kind
                 && w.in_hours(e.time.0)
             {
-                agg.entry(domain.clone()).or_default().deferrals += 1;
+                rest.entry(domain.clone()).or_default().deferrals += 1;
             }
         }
-        let mut v: Vec<_> = agg.into_iter().collect();
-        v.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
-        Ok(v)
+        Ok(Split { days, rest })
     }
 
     /// Outcome counters per hour over the window (all domains added), oldest
@@ -693,24 +747,69 @@ impl Store {
     /// Database or decoding failure.
     pub fn auth_by_ip(&self, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
         let tx = self.db()?.begin_read()?;
-        Self::auth_by_ip_in(&tx, w)
+        self.auth_by_ip_in(&tx, w)
     }
 
-    fn auth_by_ip_in(tx: &redb::ReadTransaction, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
-        let t = tx.open_table(AUTH_HOURS)?;
-        let (lo, hi) = w.hours();
-        let mut agg: HashMap<String, [u64; 4]> = HashMap::new();
-        for row in t.range(lo.to_be_bytes().as_slice()..hi.to_be_bytes().as_slice())? {
-            let (k, v) = row?;
-            let c: [u64; 4] = postcard::from_bytes(v.value())?;
-            let e = agg.entry(String::from_utf8_lossy(&k.value()[4..]).into_owned()).or_default();
-            for i in 0..4 {
-                e[i] += c[i];
-            }
-        }
-        let mut v: Vec<_> = agg.into_iter().collect();
+    fn auth_by_ip_in(&self, tx: &redb::ReadTransaction, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
+        let mut v: Vec<_> = self.auth_map(tx, w)?.into_iter().collect();
         v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
         Ok(v)
+    }
+
+    /// Failed logins per IP over the hours of `w`.
+    fn auth_map(&self, tx: &redb::ReadTransaction, w: Window) -> Result<HashMap<String, [u64; 4]>, StoreError> {
+        let (days, mut agg) = self.auth_parts(tx, w)?;
+        if let Some(days) = days {
+            for (ip, c) in days.iter() {
+                let e = match agg.get_mut(ip) {
+                    Some(e) => e,
+                    None => agg.entry(ip.clone()).or_default(),
+                };
+                for i in 0..4 {
+                    e[i] += c[i];
+                }
+            }
+        }
+        Ok(agg)
+    }
+
+    /// Failed logins per IP over the hours of `w`: the settled hours from
+    /// the cache, the hour being written (and any after it) from the table.
+    #[allow(clippy::type_complexity, reason = "the two halves of a Split, private")]
+    fn auth_parts(
+        &self,
+        tx: &redb::ReadTransaction,
+        w: Window,
+    ) -> Result<(Option<Arc<HashMap<String, [u64; 4]>>>, HashMap<String, [u64; 4]>), StoreError> {
+        let t = tx.open_table(AUTH_HOURS)?;
+        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, [u64; 4]>| -> Result<(), StoreError> {
+            for row in t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
+                let (k, v) = row?;
+                let c: [u64; 4] = postcard::from_bytes(v.value())?;
+                let ip = k.value().get(4..).unwrap_or_default();
+                let e = match std::str::from_utf8(ip).ok().and_then(|s| agg.get_mut(s)) {
+                    Some(e) => e,
+                    None => agg.entry(String::from_utf8_lossy(ip).into_owned()).or_default(),
+                };
+                for i in 0..4 {
+                    e[i] += c[i];
+                }
+            }
+            Ok(())
+        };
+        let (lo, hi) = w.hours();
+        let b = settled_until(tx, lo, hi)?;
+        let mut rest = HashMap::new();
+        hour_rows(b, hi, &mut rest)?;
+        if lo >= b {
+            return Ok((None, rest));
+        }
+        let days = cached(&self.day_caches.auth, tx, lo, b, || {
+            let mut m = HashMap::new();
+            hour_rows(lo, b, &mut m)?;
+            Ok(m)
+        })?;
+        Ok((Some(days), rest))
     }
 
     /// Deliveries decided inside `w` (committed, the overlay's, and the
@@ -761,17 +860,34 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn auth_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(String, [u64; 4])>, StoreError> {
-        let mut agg: HashMap<String, [u64; 4]> = Self::auth_by_ip_in(&*snapshot(self, overlay)?, w)?.into_iter().collect();
-        for e in overlay.into_iter().flat_map(Overlay::events) {
-            if let crate::track::EventKind::AuthFailure { ip, proto, count } = &e.kind
-                && w.in_hours(e.time.0)
-            {
-                agg.entry(ip.clone()).or_default()[proto.index()] += u64::from(*count);
+        let split = self.auth_split(w, overlay)?;
+        let mut agg = split.days.map(|d| (*d).clone()).unwrap_or_default();
+        for (ip, c) in split.rest {
+            let e = agg.entry(ip).or_default();
+            for i in 0..4 {
+                e[i] += c[i];
             }
         }
         let mut v: Vec<_> = agg.into_iter().collect();
         v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
         Ok(v)
+    }
+
+    /// [`Store::auth_live`] unmerged (see [`Store::domains_split`]).
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn auth_split(&self, w: Window, overlay: Option<&Overlay>) -> Result<Split<[u64; 4]>, StoreError> {
+        let tx = snapshot(self, overlay)?;
+        let (days, mut rest) = self.auth_parts(&tx, w)?;
+        for e in overlay.into_iter().flat_map(Overlay::events) {
+            if let crate::track::EventKind::AuthFailure { ip, proto, count } = &e.kind
+                && w.in_hours(e.time.0)
+            {
+                rest.entry(ip.clone()).or_default()[proto.index()] += u64::from(*count);
+            }
+        }
+        Ok(Split { days, rest })
     }
 
     /// Hours (since the epoch) in `[from, to)` with any delivery, deferral
@@ -887,5 +1003,125 @@ impl<'a> SearchHit<'a> {
             deferrals: d.deferrals,
             notification_queue_id: d.notification_queue_id.as_deref(),
         }
+    }
+}
+
+/// The window in whole hours `[lo, hi)` when both its ends are whole
+/// hours (or open): the hourly rollups answer such a window exactly.
+fn aligned_hours(w: Window) -> Option<(u32, Option<u32>)> {
+    let whole = |t: Timestamp| -> Option<u32> { if t.0 > 0 && t.0 % 3600 == 0 { u32::try_from(t.0 / 3600).ok() } else { None } };
+    let lo = match w.from {
+        None => 0,
+        Some(t) => whole(t)?,
+    };
+    let hi = match w.to {
+        None => None,
+        Some(t) => Some(whole(t)?),
+    };
+    Some((lo, hi))
+}
+
+/// Adds one per-domain counter row (key: 4 bytes of hour or day, then
+/// the domain) to `agg`.
+fn add_domain_row(agg: &mut HashMap<String, DomainCounts>, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+    let c: DomainCounts = postcard::from_bytes(v)?;
+    let dom = k.get(4..).unwrap_or_default();
+    match std::str::from_utf8(dom).ok().and_then(|d| agg.get_mut(d)) {
+        Some(a) => a.add(&c),
+        None => {
+            agg.entry(String::from_utf8_lossy(dom).into_owned()).or_default().add(&c);
+        }
+    }
+    Ok(())
+}
+
+/// A per-domain or per-IP sum in two parts: the window's settled hours
+/// (all before the hour being written; shared with the cache, the same
+/// `Arc` while they are unchanged; `None` when there are none) and the
+/// rest (that hour, uncommitted records, messages in flight).
+pub struct Split<T> {
+    pub days: Option<Arc<HashMap<String, T>>>,
+    pub rest: HashMap<String, T>,
+}
+
+/// One cached sum over the hours `[hours.0, hours.1)`.
+struct DayEntry<T> {
+    hours: (u32, u32),
+    /// The hours' marks and the retention mark it was computed under.
+    marks: (Vec<(u32, u32)>, u32),
+    value: Arc<T>,
+    used: u64,
+}
+
+type Cache<T> = std::sync::Mutex<(u64, Vec<DayEntry<T>>)>;
+
+/// Per-domain and per-IP sums over a window's settled hours, so that a
+/// long window reads them once rather than on every request (a 90-day
+/// dashboard read ~90 rows per domain and ~2,000 per attacking IP). An
+/// entry is used only while the hours' marks (`rollup::MARKS`, written
+/// with the counters) and the retention mark read from the caller's
+/// snapshot equal those it was computed under, so it is exact for that
+/// snapshot. A window sliding past an hour boundary computes a new entry.
+///
+/// Capacity: at most [`DAY_CACHE_ENTRIES`] of each kind, the least
+/// recently used evicted; a sum of more than [`DAY_CACHE_MAX_KEYS`]
+/// domains or IPs is not kept (computed per request instead).
+///
+/// [`DAY_CACHE_ENTRIES`]: crate::limits::DAY_CACHE_ENTRIES
+/// [`DAY_CACHE_MAX_KEYS`]: crate::limits::DAY_CACHE_MAX_KEYS
+#[derive(Default)]
+pub(crate) struct DayCaches {
+    domains: Cache<HashMap<String, DomainCounts>>,
+    auth: Cache<HashMap<String, [u64; 4]>>,
+}
+
+/// The cached value for the hours `[a, b)` under the marks of `tx`, else
+/// `build`'s (then cached unless too large).
+fn cached<T>(
+    cache: &Cache<HashMap<String, T>>,
+    tx: &redb::ReadTransaction,
+    a: u32,
+    b: u32,
+    build: impl FnOnce() -> Result<HashMap<String, T>, StoreError>,
+) -> Result<Arc<HashMap<String, T>>, StoreError> {
+    let retained = tx.open_table(super::META)?.get("retained")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
+    let marks = (super::rollup::marks(tx, a, b)?, retained);
+    {
+        let mut g = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.0 += 1;
+        let now = g.0;
+        if let Some(e) = g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks) {
+            e.used = now;
+            return Ok(e.value.clone());
+        }
+    }
+    // Built without the lock: requests for other windows go on.
+    let value = Arc::new(build()?);
+    if value.len() > crate::limits::DAY_CACHE_MAX_KEYS {
+        return Ok(value);
+    }
+    let mut g = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let used = g.0;
+    g.1.retain(|e| e.hours != (a, b));
+    if g.1.len() >= crate::limits::DAY_CACHE_ENTRIES
+        && let Some(i) = g.1.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i)
+    {
+        g.1.swap_remove(i);
+    }
+    g.1.push(DayEntry { hours: (a, b), marks, value: value.clone(), used });
+    Ok(value)
+}
+
+/// Where a window's settled hours end: at the hour being written (the
+/// newest mark), within `[lo, hi]`.
+fn settled_until(tx: &redb::ReadTransaction, lo: u32, hi: u32) -> Result<u32, StoreError> {
+    Ok(super::rollup::newest_mark(tx)?.map_or(lo, |h| h.clamp(lo, hi)))
+}
+
+impl DayCaches {
+    /// Forgets every entry (the database was reopened).
+    pub(crate) fn clear(&self) {
+        self.domains.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
+        self.auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
     }
 }

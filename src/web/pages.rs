@@ -330,12 +330,16 @@ impl Range {
         let Some((_, secs)) = PRESETS.iter().find(|(p, _)| *p == preset) else {
             return Err(format!("preset: '{preset}' is not one of 24h, 7d, 30d, 90d, all"));
         };
-        let from = Timestamp(now.0 - secs);
+        // Whole hours, from the start of the hour `secs` ago to the end of
+        // the current one: the per-hour tables then answer exactly, and the
+        // chart's first and last bars are whole hours.
+        let from = Timestamp((now.0 - secs).div_euclid(3600) * 3600);
+        let to = Timestamp((now.0 + 1 + 3599).div_euclid(3600) * 3600);
         Ok(Range {
             preset: preset.into(),
             from: String::new(),
             to: String::new(),
-            window: Window { from: Some(from), to: Some(Timestamp(now.0 + 1)) },
+            window: Window { from: Some(from), to: Some(to) },
             qs: format!("preset={preset}"),
         })
     }
@@ -418,15 +422,7 @@ fn time_chart(ctx: &Ctx, lang: &str, w: Window, hourly: &[(u32, crate::store::Do
     chart::stacked_bars_with(&words(lang).as_words(), &t(lang, "dash.over_time"), &t(lang, "dash.over_time_desc"), &labels, &series)
 }
 
-#[derive(Serialize, Default, Clone)]
-struct DomainRow {
-    name: String,
-    grouped: bool,
-    sent: u64,
-    bounced: u64,
-    deferred: u64,
-    total: u64,
-}
+use super::dash::DomainRow;
 
 pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestamp) -> Resp {
     let range = match Range::of(req, &ctx.cfg.tz, now, "7d") {
@@ -441,33 +437,20 @@ pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timest
         Ok(s) => s,
         Err(e) => return store_error(ctx, lang, &e),
     };
-    let (hourly, domains) = match (ctx.store.hourly_live(w, o.as_ref()), ctx.store.domains_live(w, o.as_ref())) {
+    let (hourly, domains) = match (ctx.store.hourly_live(w, o.as_ref()), ctx.store.domains_split(w, o.as_ref())) {
         (Ok(h), Ok(d)) => (h, d),
         (Err(e), _) | (_, Err(e)) => return store_error(ctx, lang, &e),
     };
     let over_time = time_chart(ctx, lang, w, &hourly);
     // Remote domains, grouped by provider.
-    let mut groups: HashMap<String, DomainRow> = HashMap::new();
-    for (dom, c) in &domains {
-        let (name, grouped) = match ctx.cfg.domain_map.group(dom, None) {
-            Some(g) => (g.to_owned(), true),
-            None => (if dom.is_empty() { t(lang, "dash.unknown_domain") } else { dom.clone() }, false),
-        };
-        let r = groups.entry(name.clone()).or_insert_with(|| DomainRow { name, grouped, ..DomainRow::default() });
-        r.sent += c.outbound[0] + c.inbound[0];
-        r.bounced += c.outbound[1] + c.inbound[1];
-        r.deferred += c.deferrals;
-        r.total += c.total();
-    }
-    let top = |f: fn(&DomainRow) -> u64| -> Vec<DomainRow> {
-        let mut v: Vec<DomainRow> = groups.values().filter(|r| f(r) > 0).cloned().collect();
-        v.sort_by(|a, b| f(b).cmp(&f(a)).then_with(|| a.name.cmp(&b.name)));
-        v.truncate(10);
-        v
-    };
-    let busiest = top(|r| r.total);
-    let bounced = top(|r| r.bounced);
-    let deferred = top(|r| r.deferred);
+    let [busiest, bounced, deferred] = super::dash::domain_tops(&ctx.dash, &ctx.cfg.domain_map, &domains).map(|mut rows| {
+        for r in &mut rows {
+            if r.name.is_empty() {
+                r.name = t(lang, "dash.unknown_domain");
+            }
+        }
+        rows
+    });
     let bar = |rows: &[DomainRow], f: fn(&DomainRow) -> u64, class: &'static str, title: &str| {
         let rows: Vec<(String, u64, &'static str)> = rows.iter().map(|r| (r.name.clone(), f(r), class)).collect();
         chart::hbars_with(&words(lang).as_words(), title, &t(lang, "dash.domains_desc"), &rows)
@@ -488,19 +471,10 @@ pub(crate) fn dashboard(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timest
         ],
     );
     // Attacks: top IPs and the protocols they tried.
-    let by_ip = match ctx.store.auth_live(w, o.as_ref()) {
-        Ok(v) => v,
+    let (ips, protos) = match ctx.store.auth_split(w, o.as_ref()) {
+        Ok(split) => super::dash::ip_tops(&ctx.dash, &split),
         Err(e) => return store_error(ctx, lang, &e),
     };
-    let mut ips: Vec<(String, u64, [u64; 4])> = by_ip.into_iter().map(|(ip, c)| (ip, c.iter().sum(), c)).collect();
-    ips.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut protos = [0u64; 4];
-    for (_, _, p) in &ips {
-        for i in 0..4 {
-            protos[i] += p[i];
-        }
-    }
-    ips.truncate(10);
     // The template shows totals only: leave the per-IP map out of it.
     let mut stats = stats;
     stats.auth_failures.by_ip.clear();
