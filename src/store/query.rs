@@ -1053,7 +1053,8 @@ struct DayEntry<T> {
     used: u64,
 }
 
-type Cache<T> = std::sync::Mutex<(u64, Vec<DayEntry<T>>)>;
+/// The entries (with a use counter) and the lock held while one is built.
+type Cache<T> = (std::sync::Mutex<(u64, Vec<DayEntry<T>>)>, std::sync::Mutex<()>);
 
 /// Per-domain and per-IP sums over a window's settled hours, so that a
 /// long window reads them once rather than on every request (a 90-day
@@ -1087,7 +1088,7 @@ fn cached<T>(
     let retained = tx.open_table(super::META)?.get("retained")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
     let marks = (super::rollup::marks(tx, a, b)?, retained);
     {
-        let mut g = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0 += 1;
         let now = g.0;
         if let Some(e) = g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks) {
@@ -1095,12 +1096,23 @@ fn cached<T>(
             return Ok(e.value.clone());
         }
     }
-    // Built without the lock: requests for other windows go on.
+    // One build at a time: concurrent requests for the same window wait
+    // for the first one's entry instead of each building (and holding)
+    // their own.
+    let _building = cache.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    {
+        let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = g.0;
+        if let Some(e) = g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks) {
+            e.used = now;
+            return Ok(e.value.clone());
+        }
+    }
     let value = Arc::new(build()?);
     if value.len() > crate::limits::DAY_CACHE_MAX_KEYS {
         return Ok(value);
     }
-    let mut g = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let used = g.0;
     g.1.retain(|e| e.hours != (a, b));
     if g.1.len() >= crate::limits::DAY_CACHE_ENTRIES
@@ -1112,16 +1124,19 @@ fn cached<T>(
     Ok(value)
 }
 
-/// Where a window's settled hours end: at the hour being written (the
-/// newest mark), within `[lo, hi]`.
+/// Where a window's settled hours end: at the start of the UTC day being
+/// written (the newest mark's), within `[lo, hi]`. A log's lines move
+/// through the day's hours as it is written, so the cached part stays the
+/// same all day; the day's own hours (at most 24 rows per domain or IP)
+/// are read per request.
 fn settled_until(tx: &redb::ReadTransaction, lo: u32, hi: u32) -> Result<u32, StoreError> {
-    Ok(super::rollup::newest_mark(tx)?.map_or(lo, |h| h.clamp(lo, hi)))
+    Ok(super::rollup::newest_mark(tx)?.map_or(lo, |h| (h / 24 * 24).clamp(lo, hi)))
 }
 
 impl DayCaches {
     /// Forgets every entry (the database was reopened).
     pub(crate) fn clear(&self) {
-        self.domains.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
-        self.auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
+        self.domains.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
+        self.auth.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
     }
 }

@@ -117,7 +117,9 @@ struct IpDays {
     protos: [u64; 4],
 }
 
-type Derived<K, V> = Mutex<Vec<(Arc<HashMap<String, K>>, Arc<V>)>>;
+/// The entries and the lock held while one is derived (concurrent
+/// requests wait for the first one's entry rather than each deriving).
+type Derived<K, V> = (Mutex<Vec<(Arc<HashMap<String, K>>, Arc<V>)>>, Mutex<()>);
 
 /// The derived entries, keyed by the whole-days value they came from.
 #[derive(Default)]
@@ -127,18 +129,23 @@ pub(crate) struct DashCache {
 }
 
 fn derive<K, V>(cache: &Derived<K, V>, days: &Arc<HashMap<String, K>>, build: impl FnOnce() -> V) -> Arc<V> {
-    {
-        let g = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, v)) = g.iter().find(|(k, _)| Arc::ptr_eq(k, days)) {
-            return v.clone();
-        }
+    let find = || {
+        let g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.iter().find(|(k, _)| Arc::ptr_eq(k, days)).map(|(_, v)| v.clone())
+    };
+    if let Some(v) = find() {
+        return v;
+    }
+    let _building = cache.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(v) = find() {
+        return v;
     }
     let v = Arc::new(build());
     // The store does not keep sums this large either: no entry would match.
     if days.len() > crate::limits::DAY_CACHE_MAX_KEYS {
         return v;
     }
-    let mut g = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if g.len() >= crate::limits::DAY_CACHE_ENTRIES {
         g.remove(0);
     }
