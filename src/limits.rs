@@ -356,6 +356,10 @@ pub const POSTFIX_POLICY_IDLE_SECS: u64 = 330;
 /// questions); further domains from the logs or settings are left out.
 pub const CHECK_MAX_DOMAINS: usize = 20;
 
+/// Sender domains counted when the health checks pick the busiest ones
+/// from a week of outbound mail; further new domains are not counted.
+pub const CHECK_MAX_SENDER_DOMAINS: usize = 10_000;
+
 /// DKIM selectors looked up per domain in a health-check run.
 pub const CHECK_MAX_SELECTORS: usize = 8;
 

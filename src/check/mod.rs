@@ -329,18 +329,25 @@ pub fn options_from_store(store: &Store) -> Result<Options, CheckError> {
         from: Some(crate::clock::Timestamp(newest.saturating_sub(LOG_WINDOW_SECS))),
         to: Some(crate::clock::Timestamp(newest.saturating_add(1))),
     };
+    // A week of a busy server is hundreds of thousands of deliveries: they
+    // are counted block by block, never held (the map keeps sender
+    // domains, at most MAX_SENDER_DOMAINS; later new ones are not counted).
     let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    for d in store.deliveries_between(w, None)? {
+    store.deliveries_each(w, None, |d| {
         if d.direction() != crate::track::Direction::Outbound {
-            continue;
+            return;
         }
         if let Some((_, dom)) = d.sender.as_deref().and_then(|s| s.rsplit_once('@')) {
+            if let Some(n) = counts.get_mut(dom) {
+                *n += 1;
+                return;
+            }
             let dom = dom.to_ascii_lowercase();
-            if domain_ok(&dom) {
+            if domain_ok(&dom) && (counts.len() < crate::limits::CHECK_MAX_SENDER_DOMAINS || counts.contains_key(&dom)) {
                 *counts.entry(dom).or_default() += 1;
             }
         }
-    }
+    })?;
     let mut by_count: Vec<(String, u64)> = counts.into_iter().collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     for (d, _) in by_count {

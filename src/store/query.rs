@@ -821,15 +821,26 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn deliveries_between(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<DeliveryRec>, StoreError> {
+        let mut out = Vec::new();
+        self.deliveries_each(w, overlay, |d| out.push(d.clone()))?;
+        Ok(out)
+    }
+
+    /// [`Store::deliveries_between`] one record at a time: memory stays at
+    /// one decoded block whatever the window holds.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn deliveries_each(&self, w: Window, overlay: Option<&Overlay>, mut f: impl FnMut(&DeliveryRec)) -> Result<(), StoreError> {
         let (lo, hi) = (w.lo(), w.hi());
         let (_, inflight, _) = self.live_view(overlay)?;
-        let mut out: Vec<DeliveryRec> = inflight
-            .iter()
-            .filter(|d| if d.outcome() == Outcome::Pending { w.contains(d.queue_time.0) } else { w.contains(d.time.0) })
-            .cloned()
-            .collect();
+        for d in inflight.iter() {
+            if if d.outcome() == Outcome::Pending { w.contains(d.queue_time.0) } else { w.contains(d.time.0) } {
+                f(d);
+            }
+        }
         if let Some(o) = overlay {
-            out.extend(o.deliveries().filter(|d| w.contains(d.time.0)).cloned());
+            o.deliveries().filter(|d| w.contains(d.time.0)).for_each(&mut f);
         }
         let tx = snapshot(self, overlay)?;
         let sums = tx.open_table(DELIVERY_SUMS)?;
@@ -848,10 +859,10 @@ impl Store {
             }
             before = 0;
             if let Some(b) = super::levels::get_block(&data, k.value())? {
-                out.extend(blocks::decode::<DeliveryRec>(&b)?.into_iter().filter(|d| w.contains(d.time.0)));
+                blocks::decode::<DeliveryRec>(&b)?.iter().filter(|d| w.contains(d.time.0)).for_each(&mut f);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Authentication failures per client IP over the window at hour
