@@ -110,12 +110,16 @@ fn rollups_equal_the_blocks_on_real_and_generated_logs() {
 
         // Retention deletes whole blocks; the rollups lose exactly their records.
         let cutoff = first + (last - first) / 2;
+        let marks = |s: &Store| s.table_space().unwrap().into_iter().find(|t| t.0 == "hour_marks").map(|t| t.1).unwrap();
+        let marks_before = marks(&store);
         let mut rounds = 0;
         while store.retention(Timestamp(cutoff), None, 4).unwrap() > 0 {
             rounds += 1;
             assert!(rounds < 10_000);
         }
         assert!(rounds > 0, "{name}: retention deleted nothing");
+        // The per-hour change marks of deleted hours go with them.
+        assert!(marks(&store) < marks_before, "{name}: hour marks kept after retention");
         let after = store.stats(Window::default()).unwrap();
         assert_ne!(after, all, "{name}: retention removed no counted record");
         check_windows(&store, &ws, None);

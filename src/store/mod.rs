@@ -947,7 +947,8 @@ impl Store {
                 let mut m = tx.open_table(META)?;
                 m.insert("retained", postcard::to_allocvec(&self.next_seq())?.as_slice())?;
                 let mut g = tx.open_table(rollup::MARKS)?;
-                let old: Vec<u32> = g.range(..hour_of(cutoff.0) / 24)?.map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+                let old: Vec<u32> =
+                    g.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
                 for d in old {
                     g.remove(d)?;
                 }

@@ -627,12 +627,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn domains_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(String, DomainCounts)>, StoreError> {
-        let split = self.domains_split(w, overlay)?;
-        let mut agg = split.days.map(|d| (*d).clone()).unwrap_or_default();
-        for (k, c) in split.rest {
-            agg.entry(k).or_default().add(&c);
-        }
-        let mut v: Vec<_> = agg.into_iter().collect();
+        let mut v: Vec<_> = self.domains_split(w, overlay)?.merged(DomainCounts::add).into_iter().collect();
         v.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
         Ok(v)
     }
@@ -751,49 +746,17 @@ impl Store {
     }
 
     fn auth_by_ip_in(&self, tx: &redb::ReadTransaction, w: Window) -> Result<Vec<(String, [u64; 4])>, StoreError> {
-        let mut v: Vec<_> = self.auth_map(tx, w)?.into_iter().collect();
-        v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
-        Ok(v)
-    }
-
-    /// Failed logins per IP over the hours of `w`.
-    fn auth_map(&self, tx: &redb::ReadTransaction, w: Window) -> Result<HashMap<String, [u64; 4]>, StoreError> {
-        let (days, mut agg) = self.auth_parts(tx, w)?;
-        if let Some(days) = days {
-            for (ip, c) in days.iter() {
-                let e = match agg.get_mut(ip) {
-                    Some(e) => e,
-                    None => agg.entry(ip.clone()).or_default(),
-                };
-                for i in 0..4 {
-                    e[i] += c[i];
-                }
-            }
-        }
-        Ok(agg)
+        Ok(by_failures(self.auth_parts(tx, w)?.merged(add4)))
     }
 
     /// Failed logins per IP over the hours of `w`: the settled hours from
     /// the cache, the hour being written (and any after it) from the table.
-    #[allow(clippy::type_complexity, reason = "the two halves of a Split, private")]
-    fn auth_parts(
-        &self,
-        tx: &redb::ReadTransaction,
-        w: Window,
-    ) -> Result<(Option<Arc<HashMap<String, [u64; 4]>>>, HashMap<String, [u64; 4]>), StoreError> {
+    fn auth_parts(&self, tx: &redb::ReadTransaction, w: Window) -> Result<Split<[u64; 4]>, StoreError> {
         let t = tx.open_table(AUTH_HOURS)?;
         let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, [u64; 4]>| -> Result<(), StoreError> {
             for row in t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
                 let (k, v) = row?;
-                let c: [u64; 4] = postcard::from_bytes(v.value())?;
-                let ip = k.value().get(4..).unwrap_or_default();
-                let e = match std::str::from_utf8(ip).ok().and_then(|s| agg.get_mut(s)) {
-                    Some(e) => e,
-                    None => agg.entry(String::from_utf8_lossy(ip).into_owned()).or_default(),
-                };
-                for i in 0..4 {
-                    e[i] += c[i];
-                }
+                add4(slot(agg, k.value().get(4..).unwrap_or_default()), &postcard::from_bytes(v.value())?);
             }
             Ok(())
         };
@@ -802,14 +765,14 @@ impl Store {
         let mut rest = HashMap::new();
         hour_rows(b, hi, &mut rest)?;
         if lo >= b {
-            return Ok((None, rest));
+            return Ok(Split { days: None, rest });
         }
         let days = cached(&self.day_caches.auth, tx, lo, b, || {
             let mut m = HashMap::new();
             hour_rows(lo, b, &mut m)?;
             Ok(m)
         })?;
-        Ok((Some(days), rest))
+        Ok(Split { days: Some(days), rest })
     }
 
     /// Deliveries decided inside `w` (committed, the overlay's, and the
@@ -871,17 +834,7 @@ impl Store {
     /// # Errors
     /// Database or decoding failure.
     pub fn auth_live(&self, w: Window, overlay: Option<&Overlay>) -> Result<Vec<(String, [u64; 4])>, StoreError> {
-        let split = self.auth_split(w, overlay)?;
-        let mut agg = split.days.map(|d| (*d).clone()).unwrap_or_default();
-        for (ip, c) in split.rest {
-            let e = agg.entry(ip).or_default();
-            for i in 0..4 {
-                e[i] += c[i];
-            }
-        }
-        let mut v: Vec<_> = agg.into_iter().collect();
-        v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
-        Ok(v)
+        Ok(by_failures(self.auth_split(w, overlay)?.merged(add4)))
     }
 
     /// [`Store::auth_live`] unmerged (see [`Store::domains_split`]).
@@ -890,7 +843,7 @@ impl Store {
     /// Database or decoding failure.
     pub fn auth_split(&self, w: Window, overlay: Option<&Overlay>) -> Result<Split<[u64; 4]>, StoreError> {
         let tx = snapshot(self, overlay)?;
-        let (days, mut rest) = self.auth_parts(&tx, w)?;
+        let Split { days, mut rest } = self.auth_parts(&tx, w)?;
         for e in overlay.into_iter().flat_map(Overlay::events) {
             if let crate::track::EventKind::AuthFailure { ip, proto, count } = &e.kind
                 && w.in_hours(e.time.0)
@@ -1035,15 +988,30 @@ fn aligned_hours(w: Window) -> Option<(u32, Option<u32>)> {
 /// Adds one per-domain counter row (key: 4 bytes of hour or day, then
 /// the domain) to `agg`.
 fn add_domain_row(agg: &mut HashMap<String, DomainCounts>, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
-    let c: DomainCounts = postcard::from_bytes(v)?;
-    let dom = k.get(4..).unwrap_or_default();
-    match std::str::from_utf8(dom).ok().and_then(|d| agg.get_mut(d)) {
-        Some(a) => a.add(&c),
-        None => {
-            agg.entry(String::from_utf8_lossy(dom).into_owned()).or_default().add(&c);
-        }
-    }
+    slot(agg, k.get(4..).unwrap_or_default()).add(&postcard::from_bytes(v)?);
     Ok(())
+}
+
+/// The entry of `agg` named by the bytes `key` (allocating only for a new one).
+fn slot<'a, V: Default>(agg: &'a mut HashMap<String, V>, key: &[u8]) -> &'a mut V {
+    match std::str::from_utf8(key) {
+        Ok(k) if agg.contains_key(k) => agg.get_mut(k).expect("present"),
+        _ => agg.entry(String::from_utf8_lossy(key).into_owned()).or_default(),
+    }
+}
+
+/// Adds failed logins per protocol.
+pub(crate) fn add4(a: &mut [u64; 4], b: &[u64; 4]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// Per-IP failures, most first (then by IP).
+fn by_failures(m: HashMap<String, [u64; 4]>) -> Vec<(String, [u64; 4])> {
+    let mut v: Vec<_> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then_with(|| a.0.cmp(&b.0)));
+    v
 }
 
 /// A per-domain or per-IP sum in two parts: the window's settled hours
@@ -1053,6 +1021,17 @@ fn add_domain_row(agg: &mut HashMap<String, DomainCounts>, k: &[u8], v: &[u8]) -
 pub struct Split<T> {
     pub days: Option<Arc<HashMap<String, T>>>,
     pub rest: HashMap<String, T>,
+}
+
+impl<T: Clone + Default> Split<T> {
+    /// Both parts in one map (`add` adds a count to another).
+    pub fn merged(self, add: impl Fn(&mut T, &T)) -> HashMap<String, T> {
+        let mut m = self.days.map(|d| (*d).clone()).unwrap_or_default();
+        for (k, c) in &self.rest {
+            add(slot(&mut m, k.as_bytes()), c);
+        }
+        m
+    }
 }
 
 /// One cached sum over the hours `[hours.0, hours.1)`.
@@ -1098,26 +1077,24 @@ fn cached<T>(
 ) -> Result<Arc<HashMap<String, T>>, StoreError> {
     let retained = tx.open_table(super::META)?.get("retained")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
     let marks = (super::rollup::marks(tx, a, b)?, retained);
-    {
+    let lookup = || {
         let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0 += 1;
         let now = g.0;
-        if let Some(e) = g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks) {
+        g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks).map(|e| {
             e.used = now;
-            return Ok(e.value.clone());
-        }
+            e.value.clone()
+        })
+    };
+    if let Some(v) = lookup() {
+        return Ok(v);
     }
     // One build at a time: concurrent requests for the same window wait
     // for the first one's entry instead of each building (and holding)
     // their own.
     let _building = cache.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    {
-        let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = g.0;
-        if let Some(e) = g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks) {
-            e.used = now;
-            return Ok(e.value.clone());
-        }
+    if let Some(v) = lookup() {
+        return Ok(v);
     }
     let value = Arc::new(build()?);
     if value.len() > crate::limits::DAY_CACHE_MAX_KEYS {

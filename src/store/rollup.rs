@@ -161,16 +161,22 @@ impl Delta {
     }
 }
 
+impl Delta {
+    /// Adds the records of a stored block of `kind` (raw lines: nothing).
+    fn block(&mut self, kind: u8, bytes: &[u8]) -> Result<(), StoreError> {
+        if kind == super::levels::Events::ID {
+            self.events(&blocks::decode::<EventRec>(bytes)?);
+        } else if kind == super::levels::Deliveries::ID {
+            self.deliveries(&blocks::decode::<DeliveryRec>(bytes)?);
+        }
+        Ok(())
+    }
+}
+
 /// Subtracts the records of a block about to be deleted.
 pub(crate) fn forget_block(tx: &Tx, kind: u8, bytes: &[u8]) -> Result<(), StoreError> {
     let mut delta = Delta::default();
-    if kind == super::levels::Events::ID {
-        delta.events(&blocks::decode::<EventRec>(bytes)?);
-    } else if kind == super::levels::Deliveries::ID {
-        delta.deliveries(&blocks::decode::<DeliveryRec>(bytes)?);
-    } else {
-        return Ok(());
-    }
+    delta.block(kind, bytes)?;
     delta.apply(tx, true)
 }
 
@@ -180,21 +186,14 @@ pub(crate) fn rebuild(tx: &Tx, generation: u32) -> Result<(), StoreError> {
     tx.delete_table(STATS_HOURS)?;
     tx.delete_table(LATE)?;
     let mut delta = Delta::default();
-    {
-        let sums = tx.open_table(super::EVENT_SUMS)?;
-        let data = tx.open_table(super::EVENT_BLOCKS)?;
-        for row in sums.iter()? {
-            let k = row?.0.value();
-            if let Some(b) = super::levels::get_block(&data, k)? {
-                delta.events(&blocks::decode::<EventRec>(&b)?);
-            }
-        }
-        let sums = tx.open_table(super::DELIVERY_SUMS)?;
-        let data = tx.open_table(super::DELIVERY_BLOCKS)?;
-        for row in sums.iter()? {
-            let k = row?.0.value();
-            if let Some(b) = super::levels::get_block(&data, k)? {
-                delta.deliveries(&blocks::decode::<DeliveryRec>(&b)?);
+    for (sums, data, kind) in [
+        (super::EVENT_SUMS, super::EVENT_BLOCKS, super::levels::Events::ID),
+        (super::DELIVERY_SUMS, super::DELIVERY_BLOCKS, super::levels::Deliveries::ID),
+    ] {
+        let data = tx.open_table(data)?;
+        for row in tx.open_table(sums)?.iter()? {
+            if let Some(b) = super::levels::get_block(&data, row?.0.value())? {
+                delta.block(kind, &b)?;
             }
         }
     }

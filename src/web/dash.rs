@@ -21,7 +21,7 @@
 //! [`DAY_CACHE_ENTRIES`]: crate::limits::DAY_CACHE_ENTRIES
 
 use crate::store::DomainCounts;
-use crate::store::query::Split;
+use crate::store::query::{Split, add4};
 use crate::web::domains::DomainMap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -202,9 +202,7 @@ pub(crate) fn ip_tops(cache: &DashCache, split: &Split<[u64; 4]>) -> (Vec<IpRow>
     let sort = |v: &mut Vec<IpRow>| v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let mut protos = [0u64; 4];
     for c in split.rest.values() {
-        for i in 0..4 {
-            protos[i] += c[i];
-        }
+        add4(&mut protos, c);
     }
     let Some(days) = &split.days else {
         let mut v: Vec<_> = split.rest.iter().map(|(ip, c)| (ip.clone(), c.iter().sum(), *c)).collect();
@@ -217,23 +215,17 @@ pub(crate) fn ip_tops(cache: &DashCache, split: &Split<[u64; 4]>) -> (Vec<IpRow>
         sort(&mut ordered);
         let mut protos = [0u64; 4];
         for (_, _, c) in &ordered {
-            for i in 0..4 {
-                protos[i] += c[i];
-            }
+            add4(&mut protos, c);
         }
         IpDays { ordered, protos }
     });
-    for (p, q) in protos.iter_mut().zip(d.protos) {
-        *p += q;
-    }
+    add4(&mut protos, &d.protos);
     let mut cand: Vec<IpRow> = split
         .rest
         .iter()
         .map(|(ip, c)| {
             let mut t = days.get(ip).copied().unwrap_or_default();
-            for i in 0..4 {
-                t[i] += c[i];
-            }
+            add4(&mut t, c);
             (ip.clone(), t.iter().sum(), t)
         })
         .collect();
