@@ -30,12 +30,17 @@ if ! command -v wrk >/dev/null 2>&1; then
         { say "bench: wrk is missing and could not be installed"; exit 1; }
 fi
 check_binary || exit 1
-# History ends today and the live lines continue today, as on a real server:
-# a window ending "now" then has no data after its end.
-START=$(date -u -d "-$DAYS days" +%F)
+# History ends yesterday at 00:00; the feeder then appends yesterday's log
+# (a day of a busy server in 100 s, like a daemon catching up a backlog). No
+# line is dated after the clock, as on a real server: a window ending "now"
+# has no data after its end, and retention's cutoff (newest line - 90 days)
+# stays before the 90-day window's first hour. A feeder dated ahead of the
+# clock would move the cutoff through the window's first hours and make
+# every deletion recompute the cached sums over those hours.
+START=$(date -u -d "-$((DAYS + 1)) days" +%F)
 gen_log "$LINES" "$DAYS" 11 "$START" || exit 1
 HIST="$GEN_LOG"
-gen_log 200000 1 12 "$(date -u +%F)" || exit 1
+gen_log 200000 1 12 "$(date -u -d yesterday +%F)" || exit 1
 LIVE="$GEN_LOG"
 
 RUN="$BENCH_DIR/web-run"

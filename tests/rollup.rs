@@ -127,6 +127,62 @@ fn rollups_equal_the_blocks_on_real_and_generated_logs() {
     }
 }
 
+/// The cached per-domain and per-IP sums under retention: after every
+/// round, each window's sums equal those computed afresh; an entry for a
+/// window starting at or after the cutoff's hour (where retention removes
+/// nothing) is kept, and one starting before it is recomputed.
+#[test]
+fn cached_sums_follow_retention() {
+    let d = TempDir::new("rollup-retention");
+    let log = genlog(&d, 60_000, 6, 5, "2026-03-02", "classic");
+    let ws = d.path().join("ws");
+    ok(&["import", "--workspace", ws.to_str().unwrap(), "--retention", "36500d", &log]);
+    let store = Store::open_existing(&ws).unwrap();
+    let (first, last) = store.time_span().unwrap().unwrap();
+    let hour = |t: i64| t.div_euclid(3600) * 3600;
+    let end = Some(Timestamp(hour(last) + 3600));
+    let cutoffs = [first + (last - first) / 4, first + (last - first) / 2];
+    // Four windows: the cache keeps four entries.
+    let starts = [hour(cutoffs[0]) - 7200, hour(cutoffs[0]), hour(cutoffs[1]), hour(cutoffs[1]) + 3 * 3600];
+    let wins: Vec<Window> = starts.iter().map(|&a| Window { from: Some(Timestamp(a)), to: end }).collect();
+    let days = |w: Window| store.domains_split(w, None).unwrap().days.expect("settled hours in the window");
+    let check = |round: &str| {
+        for &w in &wins {
+            let (dom, auth) = (store.domains(w).unwrap(), store.auth_by_ip(w).unwrap());
+            store.forget_cached();
+            assert_eq!(dom, store.domains(w).unwrap(), "{round}: domains of {w:?}");
+            assert_eq!(auth, store.auth_by_ip(w).unwrap(), "{round}: IPs of {w:?}");
+            assert!(!dom.is_empty() && !auth.is_empty(), "{round}: {w:?} counted nothing");
+        }
+    };
+    check("before retention");
+    let (mut kept, mut rebuilt) = (0, 0);
+    for cutoff in cutoffs {
+        let mut rounds = 0;
+        loop {
+            let before: Vec<_> = wins.iter().map(|&w| days(w)).collect();
+            let deleted = store.retention(Timestamp(cutoff), None, 2).unwrap();
+            for (w, old) in wins.iter().zip(&before) {
+                let same = std::sync::Arc::ptr_eq(old, &days(*w));
+                if w.from.unwrap().0 >= hour(cutoff) {
+                    assert!(same, "cutoff {cutoff}: the entry of {w:?} was dropped though retention removed nothing in it");
+                    kept += 1;
+                } else if deleted > 0 && !same {
+                    rebuilt += 1;
+                }
+            }
+            check(&format!("cutoff {cutoff}, round {rounds}"));
+            if deleted == 0 {
+                break;
+            }
+            rounds += 1;
+            assert!(rounds < 10_000);
+        }
+        assert!(rounds > 0, "retention at {cutoff} deleted nothing");
+    }
+    assert!(kept > 0 && rebuilt > 0, "kept {kept}, rebuilt {rebuilt}");
+}
+
 /// `postlens run` on `ws`, following `watch`, killed on drop (its stderr
 /// printed when the test failed).
 struct Daemon(std::process::Child, SocketAddr, PathBuf);

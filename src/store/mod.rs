@@ -942,10 +942,17 @@ impl Store {
                 removed += remove_before(tx, def, &end, max_blocks * 64)?;
             }
             if removed > 0 {
-                // Counters of old days went: every cached long window
-                // over them is stale (their marks go with them).
+                // Counters of hours before the cutoff's went: a cached sum
+                // over any of them is stale (see `query::cached`). Their
+                // marks go with them.
                 let mut m = tx.open_table(META)?;
+                let frontier = match m.get("retained_hour")? {
+                    Some(v) => postcard::from_bytes::<u32>(v.value())?,
+                    None => 0,
+                }
+                .max(hour_of(cutoff.0));
                 m.insert("retained", postcard::to_allocvec(&self.next_seq())?.as_slice())?;
+                m.insert("retained_hour", postcard::to_allocvec(&frontier)?.as_slice())?;
                 let mut g = tx.open_table(rollup::MARKS)?;
                 let old: Vec<u32> =
                     g.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;

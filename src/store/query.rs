@@ -432,6 +432,14 @@ impl Store {
         Self::stats_finish(w, acc, overlay, &lines, &inflight, evictions)
     }
 
+    /// Drops the cached per-domain and per-IP sums, so that the next
+    /// read computes them from the tables: the reference the tests compare
+    /// the cache with.
+    #[doc(hidden)]
+    pub fn forget_cached(&self) {
+        self.day_caches.clear();
+    }
+
     /// [`Store::stats_live_with`] from the block summaries and blocks,
     /// whatever the window (never from the hourly rollups): the reference
     /// the rollups are tested against.
@@ -1038,7 +1046,7 @@ impl<T: Clone + Default> Split<T> {
 struct DayEntry<T> {
     hours: (u32, u32),
     /// The hours' marks and the retention mark it was computed under.
-    marks: (Vec<(u32, u32)>, u32),
+    marks: (Vec<(u32, u32)>, Option<u32>),
     value: Arc<T>,
     used: u64,
 }
@@ -1075,8 +1083,7 @@ fn cached<T>(
     b: u32,
     build: impl FnOnce() -> Result<HashMap<String, T>, StoreError>,
 ) -> Result<Arc<HashMap<String, T>>, StoreError> {
-    let retained = tx.open_table(super::META)?.get("retained")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
-    let marks = (super::rollup::marks(tx, a, b)?, retained);
+    let marks = (super::rollup::marks(tx, a, b)?, retention_mark(tx, a)?);
     let lookup = || {
         let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0 += 1;
@@ -1110,6 +1117,21 @@ fn cached<T>(
     }
     g.1.push(DayEntry { hours: (a, b), marks, value: value.clone(), used });
     Ok(value)
+}
+
+/// What retention has done to the hours from `a` on: `None` when it has
+/// removed nothing there (it removes counters only before its cutoff's
+/// hour, and META `retained_hour` is the latest such hour), else the
+/// commit of its latest removal. A window starting at or after that hour,
+/// as a window ending now does when the log's times are not ahead of the
+/// clock, keeps its entry whatever retention deletes.
+fn retention_mark(tx: &redb::ReadTransaction, a: u32) -> Result<Option<u32>, StoreError> {
+    let meta = tx.open_table(super::META)?;
+    let get = |k: &str| -> Result<Option<u32>, StoreError> { Ok(meta.get(k)?.map(|v| postcard::from_bytes(v.value())).transpose()?) };
+    let Some(retained) = get("retained")? else { return Ok(None) };
+    // A store whose retention predates the frontier: any hour may be affected.
+    let frontier = get("retained_hour")?.unwrap_or(u32::MAX);
+    Ok((a < frontier).then_some(retained))
 }
 
 /// Where a window's settled hours end: at the start of the UTC day being
