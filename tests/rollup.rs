@@ -183,6 +183,57 @@ fn cached_sums_follow_retention() {
     assert!(kept > 0 && rebuilt > 0, "kept {kept}, rebuilt {rebuilt}");
 }
 
+/// The cached sums slide with the log: lines fed a few at a time into one
+/// store, as the daemon does, give every window's per-domain and per-IP
+/// sums equal to those summed from the tables, and most entries are slid
+/// from the previous hour's instead of summed again.
+#[test]
+fn cached_sums_slide_with_the_log() {
+    use postlens::ingest::{LogFormat, Options, Pipeline, Summary};
+    let d = TempDir::new("rollup-slide");
+    let text = std::fs::read_to_string(genlog(&d, 40_000, 3, 9, "2026-03-02", "classic")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let store = std::sync::Arc::new(Store::open(&d.path().join("ws")).unwrap());
+    let opts = Options {
+        format: LogFormat::Default,
+        tz: jiff::tz::TimeZone::UTC,
+        starting_year: Some(2026),
+        progress: false,
+        retention_secs: 3650 * 86_400,
+        max_db_size: None,
+    };
+    let mut p = Pipeline::new(store.clone(), opts).unwrap();
+    let mut feed = |part: &[&str]| p.import_reader("log", format!("{}\n", part.join("\n")).as_bytes(), &mut Summary::default()).unwrap();
+    let half = lines.len() / 2;
+    feed(&lines[..half]);
+    let (first, _) = store.time_span().unwrap().unwrap();
+    let far = Some(Timestamp(first + 30 * 86_400));
+    let (mut checked, mut slid_windows) = (0, 0);
+    for chunk in lines[half..].chunks(250) {
+        feed(chunk);
+        let newest = store.time_span().unwrap().unwrap().1.div_euclid(3600) * 3600;
+        // From a fixed hour, and the last day (its start moves too).
+        for w in [Window { from: Some(Timestamp(first + 7200)), to: far }, Window { from: Some(Timestamp(newest - 86_400)), to: far }] {
+            let before = store.cache_builds();
+            let (dom, auth) = (store.domains(w).unwrap(), store.auth_by_ip(w).unwrap());
+            if store.cache_builds()[1] > before[1] {
+                slid_windows += 1;
+            }
+            store.bypass_cache(true);
+            assert_eq!(dom, store.domains(w).unwrap(), "domains of {w:?}");
+            assert_eq!(auth, store.auth_by_ip(w).unwrap(), "IPs of {w:?}");
+            store.bypass_cache(false);
+            assert!(!dom.is_empty() && !auth.is_empty(), "{w:?} counted nothing");
+            checked += 1;
+        }
+    }
+    let [full, slid] = store.cache_builds();
+    assert!(
+        checked > 100 && slid_windows > 20 && slid > full,
+        "{checked} windows, {slid_windows} slid; builds: {full} summed, {slid} slid"
+    );
+}
+
 /// `postlens run` on `ws`, following `watch`, killed on drop (its stderr
 /// printed when the test failed).
 struct Daemon(std::process::Child, SocketAddr, PathBuf);

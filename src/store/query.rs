@@ -440,6 +440,21 @@ impl Store {
         self.day_caches.clear();
     }
 
+    /// While `off`, per-domain and per-IP sums are computed from the
+    /// tables and the cached ones neither used nor changed: the reference
+    /// the tests compare the cache with while it keeps its entries.
+    #[doc(hidden)]
+    pub fn bypass_cache(&self, off: bool) {
+        self.day_caches.bypass.store(off, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many cached per-domain and per-IP sums were summed from the
+    /// tables and how many slid from a previous one, since the start.
+    #[doc(hidden)]
+    pub fn cache_builds(&self) -> [u64; 2] {
+        self.day_caches.builds.each_ref().map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// [`Store::stats_live_with`] from the block summaries and blocks,
     /// whatever the window (never from the hourly rollups): the reference
     /// the rollups are tested against.
@@ -640,9 +655,9 @@ impl Store {
         Ok(v)
     }
 
-    /// [`Store::domains_live`] unmerged: the whole days (shared with the
-    /// day cache) and the rest, for callers that keep derived results
-    /// of the whole days (the dashboard's top lists).
+    /// [`Store::domains_live`] unmerged: the settled hours (shared with
+    /// the cache) and the rest, for callers that keep derived results of
+    /// the settled part (the dashboard's top lists).
     ///
     /// # Errors
     /// Database or decoding failure.
@@ -651,16 +666,17 @@ impl Store {
         let (lo, hi) = w.hours();
         let b = settled_until(&tx, lo, hi)?;
         let hours_t = tx.open_table(DOMAIN_HOURS)?;
-        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, DomainCounts>| -> Result<(), StoreError> {
+        let each_row = |a: u32, b: u32, f: &mut dyn FnMut(&[u8], DomainCounts)| -> Result<(), StoreError> {
             for row in hours_t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
                 let (k, v) = row?;
-                add_domain_row(agg, k.value(), v.value())?;
+                f(k.value().get(4..).unwrap_or_default(), postcard::from_bytes(v.value())?);
             }
             Ok(())
         };
+        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, DomainCounts>| each_row(a, b, &mut |k, c| slot(agg, k).add(&c));
         // Hours [lo, b), settled: cached; whole days from the per-day table.
         let days = if lo < b {
-            Some(cached(&self.day_caches.domains, &tx, lo, b, || {
+            Some(cached(&self.day_caches, &self.day_caches.domains, &tx, lo, b, &each_row, || {
                 let mut m = HashMap::new();
                 let (d0, d1) = (lo.div_ceil(24), b / 24);
                 if d0 < d1 {
@@ -722,25 +738,34 @@ impl Store {
         let tx = snapshot(self, overlay)?;
         let t = tx.open_table(HOUR_TOTALS)?;
         let (lo, hi) = w.hours();
-        let mut out: std::collections::BTreeMap<u32, DomainCounts> = std::collections::BTreeMap::new();
+        // The table's rows come in hour order; the overlay's few hours are
+        // summed apart and merged in.
+        let mut out: Vec<(u32, DomainCounts)> = Vec::new();
         for row in t.range(lo..hi)? {
             let (k, v) = row?;
-            out.insert(k.value(), postcard::from_bytes(v.value())?);
+            out.push((k.value(), postcard::from_bytes(v.value())?));
         }
         if let Some(o) = overlay {
             let hour = |t: i64| u32::try_from(t.max(0) / 3600).unwrap_or(u32::MAX);
+            let mut more: std::collections::BTreeMap<u32, DomainCounts> = std::collections::BTreeMap::new();
             for d in o.inflight.iter().chain(o.deliveries()) {
                 if w.in_hours(d.time.0) {
-                    add_delivery(out.entry(hour(d.time.0)).or_default(), d);
+                    add_delivery(more.entry(hour(d.time.0)).or_default(), d);
                 }
             }
             for e in o.events() {
                 if matches!(e.kind, crate::track::EventKind::Deferral { .. }) && w.in_hours(e.time.0) {
-                    out.entry(hour(e.time.0)).or_default().deferrals += 1;
+                    more.entry(hour(e.time.0)).or_default().deferrals += 1;
+                }
+            }
+            for (h, c) in more {
+                match out.binary_search_by_key(&h, |r| r.0) {
+                    Ok(i) => out[i].1.add(&c),
+                    Err(i) => out.insert(i, (h, c)),
                 }
             }
         }
-        Ok(out.into_iter().collect())
+        Ok(out)
     }
 
     /// Authentication failures per client IP over the window, at hour
@@ -761,13 +786,14 @@ impl Store {
     /// the cache, the hour being written (and any after it) from the table.
     fn auth_parts(&self, tx: &redb::ReadTransaction, w: Window) -> Result<Split<[u64; 4]>, StoreError> {
         let t = tx.open_table(AUTH_HOURS)?;
-        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, [u64; 4]>| -> Result<(), StoreError> {
+        let each_row = |a: u32, b: u32, f: &mut dyn FnMut(&[u8], [u64; 4])| -> Result<(), StoreError> {
             for row in t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
                 let (k, v) = row?;
-                add4(slot(agg, k.value().get(4..).unwrap_or_default()), &postcard::from_bytes(v.value())?);
+                f(k.value().get(4..).unwrap_or_default(), postcard::from_bytes(v.value())?);
             }
             Ok(())
         };
+        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, [u64; 4]>| each_row(a, b, &mut |k, c| add4(slot(agg, k), &c));
         let (lo, hi) = w.hours();
         let b = settled_until(tx, lo, hi)?;
         let mut rest = HashMap::new();
@@ -775,7 +801,7 @@ impl Store {
         if lo >= b {
             return Ok(Split { days: None, rest });
         }
-        let days = cached(&self.day_caches.auth, tx, lo, b, || {
+        let days = cached(&self.day_caches, &self.day_caches.auth, tx, lo, b, &each_row, || {
             let mut m = HashMap::new();
             hour_rows(lo, b, &mut m)?;
             Ok(m)
@@ -1060,11 +1086,18 @@ type Cache<T> = (std::sync::Mutex<(u64, Vec<DayEntry<T>>)>, std::sync::Mutex<()>
 /// entry is used only while the hours' marks (`rollup::MARKS`, written
 /// with the counters) and the retention mark read from the caller's
 /// snapshot equal those it was computed under, so it is exact for that
-/// snapshot. A window sliding past an hour boundary computes a new entry.
+/// snapshot.
+///
+/// A window that slides forward (the hour being written moved on, or the
+/// clock) is derived from its previous entry when that entry still holds:
+/// the rows of the hours it lost are subtracted and those of the hours it
+/// gained added, at most [`SLIDE_MAX_HOURS`] of them, instead of summing
+/// every hour again.
 ///
 /// Capacity: at most [`DAY_CACHE_ENTRIES`] of each kind, the least
-/// recently used evicted; a sum of more than [`DAY_CACHE_MAX_KEYS`]
-/// domains or IPs is not kept (computed per request instead).
+/// recently used evicted; a sum of more
+/// than [`DAY_CACHE_MAX_KEYS`] domains or IPs is not kept (computed per
+/// request instead).
 ///
 /// [`DAY_CACHE_ENTRIES`]: crate::limits::DAY_CACHE_ENTRIES
 /// [`DAY_CACHE_MAX_KEYS`]: crate::limits::DAY_CACHE_MAX_KEYS
@@ -1072,17 +1105,67 @@ type Cache<T> = (std::sync::Mutex<(u64, Vec<DayEntry<T>>)>, std::sync::Mutex<()>
 pub(crate) struct DayCaches {
     domains: Cache<HashMap<String, DomainCounts>>,
     auth: Cache<HashMap<String, [u64; 4]>>,
+    /// Entries summed from the tables, and entries slid from another.
+    builds: [std::sync::atomic::AtomicU64; 2],
+    /// Tests: sum from the tables without reading or changing the entries.
+    bypass: std::sync::atomic::AtomicBool,
 }
 
+/// The most hours a cached sum is slid by (lost plus gained); further
+/// than that a new sum reads whole days from the per-day table instead.
+const SLIDE_MAX_HOURS: u32 = 48;
+
+/// A per-domain or per-IP count that can be added and taken away again.
+pub(crate) trait Tally: Clone + Default + PartialEq {
+    fn add(&mut self, o: &Self);
+    /// `None` when `o` is not part of `self` (an inconsistent sum).
+    fn sub(&mut self, o: &Self) -> Option<()>;
+}
+
+impl Tally for DomainCounts {
+    fn add(&mut self, o: &Self) {
+        DomainCounts::add(self, o);
+    }
+    fn sub(&mut self, o: &Self) -> Option<()> {
+        for (x, y) in self.outbound.iter_mut().chain(&mut self.inbound).zip(o.outbound.iter().chain(&o.inbound)) {
+            *x = x.checked_sub(*y)?;
+        }
+        self.deferrals = self.deferrals.checked_sub(o.deferrals)?;
+        Some(())
+    }
+}
+
+impl Tally for [u64; 4] {
+    fn add(&mut self, o: &Self) {
+        add4(self, o);
+    }
+    fn sub(&mut self, o: &Self) -> Option<()> {
+        for (x, y) in self.iter_mut().zip(o) {
+            *x = x.checked_sub(*y)?;
+        }
+        Some(())
+    }
+}
+
+/// Calls `f` with each (key, count) row of the hours `[a, b)`.
+type EachRow<'a, T> = dyn Fn(u32, u32, &mut dyn FnMut(&[u8], T)) -> Result<(), StoreError> + 'a;
+
 /// The cached value for the hours `[a, b)` under the marks of `tx`, else
-/// `build`'s (then cached unless too large).
-fn cached<T>(
+/// one slid from an entry over `[a0, b0)` (`a0 <= a < b0 <= b`) whose
+/// marks still hold and whose hours retention has not touched, else
+/// `build`'s; then cached unless too large.
+fn cached<T: Tally>(
+    caches: &DayCaches,
     cache: &Cache<HashMap<String, T>>,
     tx: &redb::ReadTransaction,
     a: u32,
     b: u32,
+    rows: &EachRow<'_, T>,
     build: impl FnOnce() -> Result<HashMap<String, T>, StoreError>,
 ) -> Result<Arc<HashMap<String, T>>, StoreError> {
+    if caches.bypass.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(Arc::new(build()?));
+    }
     let marks = (super::rollup::marks(tx, a, b)?, retention_mark(tx, a)?);
     let lookup = || {
         let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -1103,7 +1186,28 @@ fn cached<T>(
     if let Some(v) = lookup() {
         return Ok(v);
     }
-    let value = Arc::new(build()?);
+    let base = {
+        let g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.1.iter()
+            .filter(|e| {
+                let (a0, b0) = e.hours;
+                a0 <= a && a < b0 && b0 <= b && (a - a0) + (b - b0) <= SLIDE_MAX_HOURS && e.marks.1.is_none()
+            })
+            .max_by_key(|e| e.used)
+            .map(|e| (e.hours, e.marks.0.clone(), e.value.clone()))
+    };
+    let mut slid = None;
+    if let Some(((a0, b0), base_marks, value)) = base
+        && retention_mark(tx, a0)?.is_none()
+        && super::rollup::marks(tx, a0, b0)? == base_marks
+    {
+        slid = slide(&value, a0, a, b0, b, rows)?;
+    }
+    caches.builds[usize::from(slid.is_some())].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let value = Arc::new(match slid {
+        Some(m) => m,
+        None => build()?,
+    });
     if value.len() > crate::limits::DAY_CACHE_MAX_KEYS {
         return Ok(value);
     }
@@ -1117,6 +1221,38 @@ fn cached<T>(
     }
     g.1.push(DayEntry { hours: (a, b), marks, value: value.clone(), used });
     Ok(value)
+}
+
+/// The sum over `[a, b)` from the sum `base` over `[a0, b0)`: the rows of
+/// `[a0, a)` taken away, those of `[b0, b)` added; keys left at zero go,
+/// as a sum from the tables would not have them (no row is all zeros).
+/// `None` when a row to take away is not in `base` (then it is summed
+/// afresh).
+fn slide<T: Tally>(
+    base: &HashMap<String, T>,
+    a0: u32,
+    a: u32,
+    b0: u32,
+    b: u32,
+    rows: &EachRow<'_, T>,
+) -> Result<Option<HashMap<String, T>>, StoreError> {
+    let mut m = base.clone();
+    let mut whole = true;
+    rows(a0, a, &mut |k, c| {
+        let v = std::str::from_utf8(k).ok().and_then(|k| m.get_mut(k).map(|v| (k, v)));
+        match v.and_then(|(k, v)| v.sub(&c).map(|()| (k, *v == T::default()))) {
+            Some((k, true)) => {
+                m.remove(k);
+            }
+            Some((_, false)) => {}
+            None => whole = false,
+        }
+    })?;
+    if !whole {
+        return Ok(None);
+    }
+    rows(b0, b, &mut |k, c| slot(&mut m, k).add(&c))?;
+    Ok(Some(m))
 }
 
 /// What retention has done to the hours from `a` on: `None` when it has
@@ -1134,13 +1270,11 @@ fn retention_mark(tx: &redb::ReadTransaction, a: u32) -> Result<Option<u32>, Sto
     Ok((a < frontier).then_some(retained))
 }
 
-/// Where a window's settled hours end: at the start of the UTC day being
-/// written (the newest mark's), within `[lo, hi]`. A log's lines move
-/// through the day's hours as it is written, so the cached part stays the
-/// same all day; the day's own hours (at most 24 rows per domain or IP)
-/// are read per request.
+/// Where a window's settled hours end: at the hour being written (the
+/// newest mark's), within `[lo, hi]`. Only that hour and any after it are
+/// read per request; the cached part slides by an hour when the log does.
 fn settled_until(tx: &redb::ReadTransaction, lo: u32, hi: u32) -> Result<u32, StoreError> {
-    Ok(super::rollup::newest_mark(tx)?.map_or(lo, |h| (h / 24 * 24).clamp(lo, hi)))
+    Ok(super::rollup::newest_mark(tx)?.map_or(lo, |h| h.clamp(lo, hi)))
 }
 
 impl DayCaches {

@@ -2,21 +2,23 @@
 //! IPs) without touching every domain and IP on every request.
 //!
 //! The store answers a window's per-domain and per-IP sums in two parts
-//! ([`Split`]): its whole days, shared and unchanged between requests
-//! while those days are, and the rest (edge hours, uncommitted records,
-//! messages in flight), small. What the lists need from the whole days
-//! (rows grouped by provider, their orders by each measure, the per-IP
-//! order and protocol totals) is derived once per whole-days value and
-//! kept here; each request then merges only the rest:
+//! ([`Split`]): its settled hours (all before the hour being written),
+//! shared and unchanged between requests while those hours are, and the
+//! rest (that hour, uncommitted records, messages in flight), small. What
+//! the lists need from the settled part (rows grouped by provider, their
+//! orders by each measure, the per-IP order and protocol totals) is
+//! derived once per settled value and kept here; each request then merges
+//! only the rest:
 //!
-//! the top `n` of (days + rest) by a measure are among the groups the rest
-//! touches (with their combined counts) and the first `n` groups of the
-//! days' order that the rest does not touch (whose counts are the days').
+//! the top `n` of (settled + rest) by a measure are among the groups the
+//! rest touches (with their combined counts) and the first `n` groups of
+//! the settled order that the rest does not touch (whose counts are the
+//! settled ones).
 //!
-//! ("Days" here are the window's settled hours: see `store::query::Split`.)
+//! (The code calls the settled part "days", after `Split::days`.)
 //!
 //! Capacity: [`DAY_CACHE_ENTRIES`] derived entries of each kind, the
-//! oldest replaced; each holds its whole-days map alive.
+//! oldest replaced; each holds its settled map alive.
 //!
 //! [`DAY_CACHE_ENTRIES`]: crate::limits::DAY_CACHE_ENTRIES
 
@@ -100,7 +102,7 @@ fn order(rows: &mut Vec<DomainRow>, by: By) {
     rows.sort_by(|a, b| by.of(b).cmp(&by.of(a)).then_with(|| a.name.cmp(&b.name)));
 }
 
-/// What the domain lists need from a window's whole days.
+/// What the domain lists need from a window's settled hours.
 struct DomainDays {
     rows: HashMap<String, DomainRow>,
     /// Group names ordered by [`By::Total`], [`By::Bounced`], [`By::Deferred`].
@@ -110,7 +112,7 @@ struct DomainDays {
 /// One attacking IP: (ip, total, per protocol).
 pub(crate) type IpRow = (String, u64, [u64; 4]);
 
-/// What the attackers' list needs from a window's whole days.
+/// What the attackers' list needs from a window's settled hours.
 struct IpDays {
     /// (ip, total, per protocol), most failures first.
     ordered: Vec<IpRow>,
@@ -121,7 +123,7 @@ struct IpDays {
 /// requests wait for the first one's entry rather than each deriving).
 type Derived<K, V> = (Mutex<Vec<(Arc<HashMap<String, K>>, Arc<V>)>>, Mutex<()>);
 
-/// The derived entries, keyed by the whole-days value they came from.
+/// The derived entries, keyed by the settled value they came from.
 #[derive(Default)]
 pub(crate) struct DashCache {
     domains: Derived<DomainCounts, DomainDays>,

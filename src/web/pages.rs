@@ -378,40 +378,7 @@ fn time_chart(ctx: &Ctx, lang: &str, w: Window, hourly: &[(u32, crate::store::Do
         (_, _, Some(a), Some(b)) => (i64::from(a.0) * 3600, i64::from(b.0) * 3600 + 3600),
         _ => (0, 0),
     };
-    let by_day = hi - lo > 3 * 86_400;
-    let tz = &ctx.cfg.tz;
-    let key = |t: i64| -> (i64, String) {
-        let zoned = jiff::Timestamp::from_second(t).unwrap_or_default().to_zoned(tz.clone());
-        if by_day {
-            let d = zoned.date();
-            (d.to_zoned(tz.clone()).map_or(t, |z| z.timestamp().as_second()), d.to_string())
-        } else {
-            (t - t.rem_euclid(3600), format!("{:02}:00", zoned.hour()))
-        }
-    };
-    let mut buckets: Vec<(i64, String)> = Vec::new();
-    let step = if by_day { 86_400 } else { 3600 };
-    let mut at = lo;
-    while at < hi && buckets.len() < 400 {
-        let k = key(at);
-        if buckets.last().is_none_or(|b| b.0 != k.0) {
-            buckets.push(k);
-        }
-        at += step;
-    }
-    let mut sent = vec![0u64; buckets.len()];
-    let mut bounced = vec![0u64; buckets.len()];
-    let mut deferred = vec![0u64; buckets.len()];
-    let mut expired = vec![0u64; buckets.len()];
-    for (h, c) in hourly {
-        let k = key(i64::from(*h) * 3600).0;
-        if let Ok(i) = buckets.binary_search_by_key(&k, |b| b.0) {
-            sent[i] += c.outbound[0] + c.inbound[0];
-            bounced[i] += c.outbound[1] + c.inbound[1];
-            expired[i] += c.outbound[2] + c.inbound[2];
-            deferred[i] += c.deferrals;
-        }
-    }
+    let (buckets, [sent, deferred, bounced, expired]) = chart_buckets(&ctx.cfg.tz, lo, hi, hourly);
     let labels: Vec<chart::Bucket> = buckets.into_iter().map(|(_, label)| chart::Bucket { label }).collect();
     let series = vec![
         chart::Series { name: t(lang, "status.sent"), class: "s-sent", values: sent },
@@ -420,6 +387,65 @@ fn time_chart(ctx: &Ctx, lang: &str, w: Window, hourly: &[(u32, crate::store::Do
         chart::Series { name: t(lang, "status.expired"), class: "s-expired", values: expired },
     ];
     chart::stacked_bars_with(&words(lang).as_words(), &t(lang, "dash.over_time"), &t(lang, "dash.over_time_desc"), &labels, &series)
+}
+
+/// The bucket of time `t` in `tz`: (its start, its label), an hour, or a
+/// local day when `by_day`.
+fn chart_key(tz: &jiff::tz::TimeZone, by_day: bool, t: i64) -> (i64, String) {
+    let zoned = jiff::Timestamp::from_second(t).unwrap_or_default().to_zoned(tz.clone());
+    if by_day {
+        let d = zoned.date();
+        (d.to_zoned(tz.clone()).map_or(t, |z| z.timestamp().as_second()), d.to_string())
+    } else {
+        (t - t.rem_euclid(3600), format!("{:02}:00", zoned.hour()))
+    }
+}
+
+/// The start of the bucket after the one starting at `start`.
+fn chart_next(tz: &jiff::tz::TimeZone, by_day: bool, start: i64) -> i64 {
+    // A local day lasts 23 to 25 hours: 26 hours on is inside the next.
+    if by_day { chart_key(tz, true, start + 26 * 3600).0 } else { start + 3600 }
+}
+
+/// The buckets of `[lo, hi)` (at most 400: hours up to three days, else
+/// local days) and per bucket the sent, deferred, bounced and expired
+/// counts of the `hourly` rows (in hour order).
+fn chart_buckets(
+    tz: &jiff::tz::TimeZone,
+    lo: i64,
+    hi: i64,
+    hourly: &[(u32, crate::store::DomainCounts)],
+) -> (Vec<(i64, String)>, [Vec<u64>; 4]) {
+    let by_day = hi - lo > 3 * 86_400;
+    // From bucket start to bucket start: stepping a fixed 24 hours from
+    // the window's start would skip the day after a 23-hour one.
+    let mut buckets: Vec<(i64, String)> = Vec::new();
+    let mut start = chart_key(tz, by_day, lo).0;
+    while start < hi && buckets.len() < 400 {
+        buckets.push(chart_key(tz, by_day, start));
+        start = chart_next(tz, by_day, start);
+    }
+    let mut v: [Vec<u64>; 4] = std::array::from_fn(|_| vec![0; buckets.len()]);
+    // Bucket `i` holds the hours from its start to the next one's, the
+    // last to the window's end (or the next bucket's start when the cap
+    // cut the list). The rows are in order: one walk, no time zone
+    // arithmetic per row.
+    let end = buckets.last().map_or(hi, |b| hi.min(chart_next(tz, by_day, b.0)));
+    let mut i = 0;
+    for (h, c) in hourly {
+        let t = i64::from(*h) * 3600;
+        while buckets.get(i + 1).is_some_and(|b| b.0 <= t) {
+            i += 1;
+        }
+        if buckets.get(i).is_none_or(|b| t < b.0) || t >= end {
+            continue;
+        }
+        v[0][i] += c.outbound[0] + c.inbound[0];
+        v[1][i] += c.deferrals;
+        v[2][i] += c.outbound[1] + c.inbound[1];
+        v[3][i] += c.outbound[2] + c.inbound[2];
+    }
+    (buckets, v)
 }
 
 use super::dash::DomainRow;
@@ -1105,6 +1131,66 @@ pub(crate) fn escalate(ctx: &Ctx, req: &Req, lang: &str, now: Timestamp) -> Resp
 
 #[cfg(test)]
 mod tests {
+    /// The one-walk bucketing against the per-row bucket key, over windows
+    /// crossing daylight-saving changes, cut by the bucket cap, and with
+    /// rows before and after the window.
+    #[test]
+    fn chart_buckets_match_the_per_row_key() {
+        let tz = jiff::tz::TimeZone::get("Europe/Berlin").expect("bundled tzdb");
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for case in 0..300 {
+            // Around the 2026 changes (29 March, 25 October) and far spans.
+            let base = [1_774_742_400_i64, 1_792_886_400, 1_767_225_600][case % 3];
+            let lo = base - i64::try_from(next(10 * 86_400)).unwrap();
+            let len = [3600 * 20, 86_400 * 3, 86_400 * 9, 86_400 * 500][case % 4];
+            let hi = lo + 3600 + i64::try_from(next(len)).unwrap();
+            let h0 = u32::try_from(lo / 3600).unwrap() - 2;
+            let h1 = u32::try_from(hi / 3600).unwrap() + 2;
+            let mut hourly: Vec<(u32, crate::store::DomainCounts)> = Vec::new();
+            for h in h0..h1 {
+                if next(3) > 0 {
+                    let c = crate::store::DomainCounts {
+                        outbound: [next(9), next(3), next(2)],
+                        inbound: [next(9), next(2), 0],
+                        deferrals: next(5),
+                    };
+                    hourly.push((h, c));
+                }
+            }
+            let (buckets, got) = super::chart_buckets(&tz, lo, hi, &hourly);
+            let by_day = hi - lo > 3 * 86_400;
+            // Capped: the hours up to the next bucket's start only; else
+            // the last bucket holds the window's last second.
+            let last = buckets.last().unwrap().0;
+            let end = hi.min(super::chart_next(&tz, by_day, last));
+            // Every hour of the window has its bucket (up to the cap).
+            for t in (lo..end).step_by(3600).chain([end - 1]) {
+                let k = super::chart_key(&tz, by_day, t).0;
+                assert!(buckets.binary_search_by_key(&k, |b| b.0).is_ok(), "case {case}: no bucket for {t}");
+            }
+            let mut want: [Vec<u64>; 4] = std::array::from_fn(|_| vec![0; buckets.len()]);
+            for (h, c) in &hourly {
+                let t = i64::from(*h) * 3600;
+                let k = super::chart_key(&tz, by_day, t).0;
+                if let Ok(i) = buckets.binary_search_by_key(&k, |b| b.0)
+                    && t < end
+                {
+                    want[0][i] += c.outbound[0] + c.inbound[0];
+                    want[1][i] += c.deferrals;
+                    want[2][i] += c.outbound[1] + c.inbound[1];
+                    want[3][i] += c.outbound[2] + c.inbound[2];
+                }
+            }
+            assert_eq!(got, want, "case {case}: [{lo}, {hi})");
+        }
+    }
+
     use super::*;
 
     #[test]
