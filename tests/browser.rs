@@ -727,6 +727,11 @@ fn end_user_escalates_an_undelivered_message_once_the_admin_enables_the_public_d
     b.goto(&pl.url("insights?archived=1")).unwrap();
     b.wait_for("article.insight.muted", PAGE).unwrap();
     shoot(&b, "insights-archived", false);
+    // The dashboard's panel (kept between requests) drops it too.
+    b.goto(&pl.url("?preset=all")).unwrap();
+    b.wait_for("#kpi-sent", PAGE).unwrap();
+    let panel = b.find_all("#insights").unwrap().into_iter().map(|e| e.text().unwrap()).collect::<String>();
+    assert!(!panel.contains(rcpt), "archived insight still in the dashboard's panel: {panel}");
 
     drop(b);
     eprintln!("public detective flow: {:.1?}", t0.elapsed());

@@ -15,6 +15,12 @@ fn doc(id: u64, e: &serde_json::Error) -> StoreError {
 }
 
 impl Store {
+    /// Changes whenever the stored insights do (see `insights_update`):
+    /// read it before the insights to know what a derived value is from.
+    pub fn insights_generation(&self) -> u64 {
+        self.insights_gen.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Every stored insight, oldest number first.
     ///
     /// # Errors
@@ -77,6 +83,7 @@ impl Store {
             added
         };
         tx.commit()?;
+        self.insights_gen.fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(added)
     }
 }

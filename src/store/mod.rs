@@ -257,8 +257,12 @@ pub struct Store {
     seq: std::sync::atomic::AtomicU32,
     /// The number of the last batch this process committed.
     batch_done: std::sync::atomic::AtomicU64,
-    /// Long windows' per-domain and per-IP sums over whole days.
+    /// Long windows' per-domain and per-IP sums over settled hours.
     day_caches: query::DayCaches,
+    /// Bumped by every change of the insights table this process makes
+    /// (the only writer: redb allows one process per file), so that
+    /// readers can keep what they derived from it until it changes.
+    insights_gen: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -279,6 +283,7 @@ impl Store {
             seq: std::sync::atomic::AtomicU32::new(0),
             batch_done: std::sync::atomic::AtomicU64::new(0),
             day_caches: query::DayCaches::default(),
+            insights_gen: std::sync::atomic::AtomicU64::new(0),
         };
         store.init()?;
         Ok(store)

@@ -134,10 +134,25 @@ pub(crate) fn action(ctx: &Ctx, req: &Req, who: &Who, lang: &str, now: Timestamp
     }
 }
 
+/// Every insight but the archived ones, newest first (`insights::list`).
+pub(crate) type Listed = std::sync::Arc<Vec<(u64, insights::Insight)>>;
+
 /// The dashboard's panel: the most severe open insights, newest first.
 pub(crate) fn panel(ctx: &Ctx) -> Vec<Value> {
-    let mut v = insights::list(&ctx.store, &Filter::default()).unwrap_or_default();
-    v.retain(|(_, i)| i.status == insights::Status::Open);
+    let generation = ctx.store.insights_generation();
+    let cached = {
+        let g = ctx.insights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.1.clone().filter(|_| g.0 == generation)
+    };
+    let all = if let Some(v) = cached {
+        v
+    } else {
+        let Ok(v) = insights::list(&ctx.store, &Filter::default()) else { return Vec::new() };
+        let v = std::sync::Arc::new(v);
+        *ctx.insights.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (generation, Some(v.clone()));
+        v
+    };
+    let mut v: Vec<&(u64, insights::Insight)> = all.iter().filter(|(_, i)| i.status == insights::Status::Open).collect();
     v.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then_with(|| b.1.time.cmp(&a.1.time)));
     v.truncate(5);
     v.iter().map(|(id, i)| view(*id, i, &ctx.cfg.tz)).collect()

@@ -83,8 +83,11 @@ pub(crate) struct Ctx {
     pub public_limiter: Mutex<pages::PublicLimiter>,
     /// The daemon's notification sender (status, tests, new channels).
     pub notifier: Option<Arc<crate::notify::Notifier>>,
-    /// The dashboard's top lists derived from whole days (see `dash`).
+    /// The dashboard's top lists derived from settled hours (see `dash`).
     pub dash: dash::DashCache,
+    /// The insights as last listed and the store's insights generation
+    /// then (the dashboard's panel reads them on every request).
+    pub insights: Mutex<(u64, Option<insights::Listed>)>,
 }
 
 /// A response: status, content type, body and extra headers.
@@ -187,6 +190,7 @@ pub fn serve(
         public_limiter: Mutex::new(pages::PublicLimiter::default()),
         notifier,
         dash: dash::DashCache::default(),
+        insights: Mutex::new((0, None)),
     });
     for i in 0..crate::limits::HTTP_WORKERS {
         let (server, ctx) = (server.clone(), ctx.clone());
@@ -215,7 +219,9 @@ fn respond(r: tiny_http::Request, resp: Resp) {
         let n = resp.body.len();
         (Box::new(std::io::Cursor::new(resp.body)), Some(n))
     };
-    let mut out = tiny_http::Response::new(resp.status.into(), Vec::new(), data, len, None);
+    // With its length known a body goes out whole, not chunked (tiny_http
+    // chunks anything over 32 KiB unless told otherwise).
+    let mut out = tiny_http::Response::new(resp.status.into(), Vec::new(), data, len, None).with_chunked_threshold(usize::MAX);
     let fixed = [
         ("Content-Type", resp.ctype),
         (
