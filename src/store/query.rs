@@ -1075,6 +1075,8 @@ struct DayEntry<T> {
     marks: (Vec<(u32, u32)>, Option<u32>),
     value: Arc<T>,
     used: u64,
+    /// The commit (`META` `seq`) of the snapshot it was last found valid in.
+    checked: u32,
 }
 
 /// The entries (with a use counter) and the lock held while one is built.
@@ -1166,15 +1168,33 @@ fn cached<T: Tally>(
     if caches.bypass.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(Arc::new(build()?));
     }
-    let marks = (super::rollup::marks(tx, a, b)?, retention_mark(tx, a)?);
+    // Every commit writes a new `seq`: an entry found valid in a snapshot
+    // with this `seq` and the same retention mark is valid in this one
+    // (retention outside a commit leaves `seq` but changes the mark when
+    // it removes counters from these hours). Requests between two commits
+    // then skip reading the hours' marks.
+    let seq = tx.open_table(super::META)?.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
+    let ret = retention_mark(tx, a)?;
+    let hit = |e: &mut DayEntry<HashMap<String, T>>, now: u64| {
+        e.used = now;
+        e.checked = seq;
+        e.value.clone()
+    };
+    let seen = || {
+        let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.0 += 1;
+        let now = g.0;
+        g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks.1 == ret && e.checked == seq).map(|e| hit(e, now))
+    };
+    if let Some(v) = seen() {
+        return Ok(v);
+    }
+    let marks = (super::rollup::marks(tx, a, b)?, ret);
     let lookup = || {
         let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0 += 1;
         let now = g.0;
-        g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks).map(|e| {
-            e.used = now;
-            e.value.clone()
-        })
+        g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks).map(|e| hit(e, now))
     };
     if let Some(v) = lookup() {
         return Ok(v);
@@ -1219,7 +1239,7 @@ fn cached<T: Tally>(
     {
         g.1.swap_remove(i);
     }
-    g.1.push(DayEntry { hours: (a, b), marks, value: value.clone(), used });
+    g.1.push(DayEntry { hours: (a, b), marks, value: value.clone(), used, checked: seq });
     Ok(value)
 }
 
