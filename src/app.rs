@@ -15,7 +15,7 @@ use crate::control::LiveStatus;
 use crate::ingest::stream::{self, Chunk};
 use crate::ingest::watch::{self, Group};
 use crate::ingest::{IngestError, Pipeline};
-use crate::limits::{DURABLE_COMMIT_SECS, LIVE_COMMIT_MS, PUMP_BUDGET, STREAM_QUEUE};
+use crate::limits::{DURABLE_COMMIT_SECS, LIVE_COMMIT_MS, OVERLAY_MAX_RAW_BYTES, PUMP_BUDGET, STREAM_QUEUE};
 use crate::store::{Checkpoint, Store, StoreError};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -301,6 +301,7 @@ async fn daemon(
                 // reader of raw lines waits for the writer's queue first.
                 // (Bounded: while commits fail the answer comes without them.)
                 if raw {
+                    ship_raw_for_reader(&mut p, &streams).await?;
                     let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
                 }
                 let _ = req.send(p.overlay(raw));
@@ -314,6 +315,7 @@ async fn daemon(
             _ = insights_tick.tick(), if history_done_logged && insights_job.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) => {
                 // Raw lines in the writer's queue are not in the overlay: let
                 // them land so the remote-block detector sees every line.
+                ship_raw_for_reader(&mut p, &streams).await?;
                 let _ = tokio::time::timeout(Duration::from_millis(500), p.settle()).await;
                 let overlay = p.overlay(true);
                 let (store, notifier, applied) = (p.store_arc(), notifier.cloned(), applied.clone());
@@ -409,6 +411,19 @@ async fn commit(p: &mut Pipeline, durable: bool) -> Result<(), IngestError> {
         Err(IngestError::Store(StoreError::RolledBack)) => Ok(()),
         r => r,
     }
+}
+
+/// Before an overlay with raw lines: past `OVERLAY_MAX_RAW_BYTES` of raw
+/// text not yet handed to the writer, commit it (non-durable) instead of
+/// having the overlay copy it line by line. A burst then costs one more
+/// commit, not megabytes of copies held while the reader runs. Not while
+/// commits are failing: the reader must not wait for the writer then.
+async fn ship_raw_for_reader(p: &mut Pipeline, streams: &HashMap<Arc<str>, StreamState>) -> Result<(), IngestError> {
+    if p.unshipped_raw_bytes() > OVERLAY_MAX_RAW_BYTES && !p.stalled() {
+        journal_checkpoint(p, streams);
+        commit(p, false).await?;
+    }
+    Ok(())
 }
 
 /// `EventStream::next` without pulling in `futures`.

@@ -457,6 +457,12 @@ impl Pipeline {
         self.since_commit
     }
 
+    /// Text bytes of the raw lines not yet handed to the writer: what an
+    /// [`Pipeline::overlay`] with raw lines copies.
+    pub fn unshipped_raw_bytes(&self) -> usize {
+        self.raw.bytes_from(self.raw_shipped)
+    }
+
     fn job(&mut self, durable: bool) -> Result<Job, IngestError> {
         // redb cannot reuse pages freed after the last durable commit (a
         // crash must be able to return to it), so a long run of non-durable

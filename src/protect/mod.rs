@@ -26,6 +26,7 @@ pub mod net;
 pub mod persist;
 pub mod policy;
 pub mod postfix_policy;
+mod table;
 
 pub use config::ProtectConfig;
 pub use net::IpKey;
@@ -215,7 +216,7 @@ pub struct Protect {
     cfg: ProtectConfig,
     nets: Vec<Cidr>,
     /// Invariant: `ips.len() <= PROTECT_MAX_IPS`.
-    ips: HashMap<IpKey, IpState>,
+    ips: table::Table<IpState>,
     /// Last successful login per address. Invariant: `len <= PROTECT_MAX_SUCCESS_IPS`.
     ok: HashMap<IpKey, Timestamp>,
     /// The admin's allowlist (edited on the blocklist page, saved in the
@@ -255,7 +256,7 @@ impl Protect {
         Ok(Protect {
             cfg,
             nets,
-            ips: HashMap::with_capacity(PROTECT_MAX_IPS),
+            ips: table::Table::with_capacity(PROTECT_MAX_IPS),
             ok: HashMap::with_capacity(PROTECT_MAX_SUCCESS_IPS),
             admin_allow: Vec::new(),
             dirty: false,
@@ -286,7 +287,7 @@ impl Protect {
         nets.extend(extra.iter().copied());
         self.nets = nets;
         self.admin_allow = list;
-        for (k, s) in &mut self.ips {
+        for (k, s) in self.ips.iter_mut() {
             if s.block.is_some_and(|b| b.reason != Reason::Manual) && extra.iter().any(|c| c.covers(*k)) {
                 s.block = None;
             }
@@ -377,7 +378,7 @@ impl Protect {
         if !self.ips.contains_key(&k) && self.ips.len() >= PROTECT_MAX_IPS {
             self.evict(now);
         }
-        self.ips.entry(k).or_default()
+        self.ips.entry(k)
     }
 
     /// Frees at least one slot: idle, unblocked entries first; then the

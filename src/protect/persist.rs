@@ -68,7 +68,7 @@ impl Protect {
             let k = IpKey::parse(b.ip.trim_end_matches("/64").as_bytes());
             match k {
                 Some(k) if b.until > now.0 && (self.ips.contains_key(&k) || self.ips.len() < crate::limits::PROTECT_MAX_IPS) => {
-                    let s = self.ips.entry(k).or_default();
+                    let s = self.ips.entry(k);
                     s.block = Some(Block { since: Timestamp(b.since), until: Timestamp(b.until), reason: b.reason, evidence: b.evidence });
                     s.strikes = b.strikes;
                     s.last = s.last.max(b.since);

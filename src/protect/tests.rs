@@ -247,7 +247,7 @@ fn per_ip_sets_saturate_without_growing() {
     }
     let e = p.blocked(at(100))[0].evidence;
     assert_eq!((e.failures, e.passwords), (10, 8), "evidence as of the block (the set saturates)");
-    let s = &p.ips[&ip];
+    let s = p.ips.get(&ip).expect("the address is known");
     assert_eq!((s.hashes.len(), s.logins.len()), (crate::limits::PROTECT_MAX_HASHES_PER_IP, 1));
 }
 

@@ -37,6 +37,11 @@ impl RawLines {
         self.text.len()
     }
 
+    /// Text bytes (with the newlines) of the lines from `i` on.
+    pub fn bytes_from(&self, i: usize) -> usize {
+        self.text.len() - self.start(i)
+    }
+
     pub fn len(&self) -> usize {
         self.times.len()
     }

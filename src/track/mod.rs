@@ -371,6 +371,8 @@ impl Tracker {
         }
         // Deterministic order whatever the hash map's.
         v.sort_by(|a, b| (a.time, &a.queue_ids, &a.recipient).cmp(&(b.time, &b.queue_ids, &b.recipient)));
+        // Readers share this view until the next line is fed: no room to spare.
+        v.shrink_to_fit();
         v
     }
 
