@@ -148,6 +148,8 @@ fn cached_sums_follow_retention() {
     let days = |w: Window| store.domains_split(w, None).unwrap().days.expect("settled hours in the window");
     let check = |round: &str| {
         for &w in &wins {
+            // `stats`' rollup sums, kept per commit, against the blocks.
+            assert_eq!(store.stats_live_with(w, None, false).unwrap(), store.stats_by_blocks(w, false).unwrap(), "{round}: stats of {w:?}");
             let (dom, auth) = (store.domains(w).unwrap(), store.auth_by_ip(w).unwrap());
             store.forget_cached();
             assert_eq!(dom, store.domains(w).unwrap(), "{round}: domains of {w:?}");
@@ -160,7 +162,7 @@ fn cached_sums_follow_retention() {
     for cutoff in cutoffs {
         let mut rounds = 0;
         loop {
-            let before: Vec<_> = wins.iter().map(|&w| days(w)).collect();
+            let before: Vec<_> = wins.iter().map(|&w| (store.stats_live_with(w, None, false).unwrap(), days(w)).1).collect();
             let deleted = store.retention(Timestamp(cutoff), None, 2).unwrap();
             for (w, old) in wins.iter().zip(&before) {
                 let same = std::sync::Arc::ptr_eq(old, &days(*w));

@@ -319,7 +319,9 @@ impl Store {
                         return Err(StoreError::OldSchema { found: v });
                     }
                     let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
-                    self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                    // The next number is a new one: a transaction writes a
+                    // `seq` no earlier state of the store had.
+                    self.seq.store(seq.saturating_add(1), std::sync::atomic::Ordering::Relaxed);
                     if v == SCHEMA_VERSION && tx.open_table(RAW_SUMS).is_ok() {
                         return Ok(());
                     }
@@ -331,7 +333,7 @@ impl Store {
             let mut meta = tx.open_table(META)?;
             let found = meta.get("schema")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?;
             let seq = meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
-            self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+            self.seq.store(seq.saturating_add(1), std::sync::atomic::Ordering::Relaxed);
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(v) if v < 3 => return Err(StoreError::OldSchema { found: v }),
@@ -945,6 +947,12 @@ impl Store {
             let end = domain_key(hour_of(cutoff.0), "");
             for def in [DOMAIN_HOURS, AUTH_HOURS] {
                 removed += remove_before(tx, def, &end, max_blocks * 64)?;
+            }
+            if deleted > 0 || removed > 0 {
+                // The rollups or counters changed: a new commit number for
+                // the readers' caches (`query::snapshot_seq`), also when
+                // this runs outside a batch's commit.
+                tx.open_table(META)?.insert("seq", postcard::to_allocvec(&self.next_seq())?.as_slice())?;
             }
             if removed > 0 {
                 // Counters of hours before the cutoff's went: a cached sum

@@ -421,7 +421,7 @@ impl Store {
         // retention, the blocks whole.)
         match aligned_hours(w).filter(|_| !by_ip) {
             Some((lo, hi)) => {
-                let s = super::rollup::sum(&tx, lo, hi)?;
+                let s = self.day_caches.sums(&tx, lo, hi)?;
                 acc.ev = s.ev;
                 acc.auth_total = s.auth_total;
                 acc.counts = s.counts;
@@ -1111,7 +1111,13 @@ pub(crate) struct DayCaches {
     builds: [std::sync::atomic::AtomicU64; 2],
     /// Tests: sum from the tables without reading or changing the entries.
     bypass: std::sync::atomic::AtomicBool,
+    /// `stats`' rollup sums by (first hour, end hour, snapshot's commit),
+    /// the most recent first: requests between two commits sum once.
+    sums: std::sync::Mutex<Vec<(SumsKey, super::rollup::Sums)>>,
 }
+
+/// First hour, end hour (`None`: open), commit.
+type SumsKey = (u32, Option<u32>, u32);
 
 /// The most hours a cached sum is slid by (lost plus gained); further
 /// than that a new sum reads whole days from the per-day table instead.
@@ -1168,12 +1174,10 @@ fn cached<T: Tally>(
     if caches.bypass.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(Arc::new(build()?));
     }
-    // Every commit writes a new `seq`: an entry found valid in a snapshot
-    // with this `seq` and the same retention mark is valid in this one
-    // (retention outside a commit leaves `seq` but changes the mark when
-    // it removes counters from these hours). Requests between two commits
+    // An entry found valid in a snapshot of this commit and with the same
+    // retention mark is valid in this one: requests between two commits
     // then skip reading the hours' marks.
-    let seq = tx.open_table(super::META)?.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0);
+    let seq = snapshot_seq(tx)?;
     let ret = retention_mark(tx, a)?;
     let hit = |e: &mut DayEntry<HashMap<String, T>>, now: u64| {
         e.used = now;
@@ -1297,10 +1301,38 @@ fn settled_until(tx: &redb::ReadTransaction, lo: u32, hi: u32) -> Result<u32, St
     Ok(super::rollup::newest_mark(tx)?.map_or(lo, |h| h.clamp(lo, hi)))
 }
 
+/// The commit a snapshot shows: every commit, and retention that deletes
+/// anything, writes a new `seq` (the counters and rollups change only in
+/// such transactions).
+fn snapshot_seq(tx: &redb::ReadTransaction) -> Result<u32, StoreError> {
+    Ok(tx.open_table(super::META)?.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0))
+}
+
 impl DayCaches {
     /// Forgets every entry (the database was reopened).
     pub(crate) fn clear(&self) {
         self.domains.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
         self.auth.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
+        self.sums.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// [`super::rollup::sum`] over `[lo, hi)` in `tx`, kept for the
+    /// snapshots of the same commit (at most [`DAY_CACHE_ENTRIES`] windows).
+    ///
+    /// [`DAY_CACHE_ENTRIES`]: crate::limits::DAY_CACHE_ENTRIES
+    fn sums(&self, tx: &redb::ReadTransaction, lo: u32, hi: Option<u32>) -> Result<super::rollup::Sums, StoreError> {
+        if self.bypass.load(std::sync::atomic::Ordering::Relaxed) {
+            return super::rollup::sum(tx, lo, hi);
+        }
+        let key = (lo, hi, snapshot_seq(tx)?);
+        if let Some((_, s)) = self.sums.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().find(|(k, _)| *k == key) {
+            return Ok(s.clone());
+        }
+        let s = super::rollup::sum(tx, lo, hi)?;
+        let mut g = self.sums.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.retain(|(k, _)| *k != key);
+        g.insert(0, (key, s.clone()));
+        g.truncate(crate::limits::DAY_CACHE_ENTRIES);
+        Ok(s)
     }
 }

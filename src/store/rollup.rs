@@ -222,7 +222,7 @@ pub(crate) fn mark_hours(tx: &Tx, hours: impl IntoIterator<Item = u32>, generati
 }
 
 /// The rollups summed over some hours.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Sums {
     pub ev: EventCounts,
     pub auth_total: u64,
