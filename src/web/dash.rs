@@ -176,26 +176,27 @@ pub(crate) fn domain_tops(cache: &DashCache, map: &DomainMap, split: &Split<Doma
         });
         DomainDays { rows, orders }
     });
-    let mut out = [Vec::new(), Vec::new(), Vec::new()];
-    for (i, by) in measures.into_iter().enumerate() {
-        let mut cand: Vec<DomainRow> = rest
-            .values()
-            .map(|r| {
-                let mut c = d.rows.get(&r.name).cloned().unwrap_or_else(|| DomainRow {
-                    name: r.name.clone(),
-                    grouped: r.grouped,
-                    ..DomainRow::default()
-                });
-                c.merge(r);
+    // The rest's groups with their settled counts added, once for all
+    // three lists; each list then orders references and copies its top.
+    let merged: Vec<DomainRow> = rest
+        .into_values()
+        .map(|r| match d.rows.get(&r.name) {
+            Some(c) => {
+                let mut c = c.clone();
+                c.merge(&r);
                 c
-            })
-            .collect();
-        cand.extend(d.orders[i].iter().filter(|n| !rest.contains_key(*n)).take(TOP).filter_map(|n| d.rows.get(n).cloned()));
-        order(&mut cand, by);
-        cand.truncate(TOP);
-        out[i] = cand;
-    }
-    out
+            }
+            None => r,
+        })
+        .collect();
+    let names: std::collections::HashSet<&str> = merged.iter().map(|r| r.name.as_str()).collect();
+    std::array::from_fn(|i| {
+        let by = measures[i];
+        let mut cand: Vec<&DomainRow> = merged.iter().filter(|r| by.of(r) > 0).collect();
+        cand.extend(d.orders[i].iter().filter(|n| !names.contains(n.as_str())).take(TOP).filter_map(|n| d.rows.get(n)));
+        cand.sort_by(|a, b| by.of(b).cmp(&by.of(a)).then_with(|| a.name.cmp(&b.name)));
+        cand.into_iter().take(TOP).cloned().collect()
+    })
 }
 
 /// The attacking IPs with most failures (ip, total, per protocol), and the
