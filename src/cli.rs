@@ -433,18 +433,22 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
             .iter()
             .map(|(k, c)| serde_json::json!({"id": k, "name": c.name, "offset": c.offset, "last_time": Timestamp(c.last_time).rfc3339()}))
             .collect();
-        let (raw_lines, raw_original, raw_stored) = store.raw_sizes()?;
-        let (stored, metadata, fragmented, allocated) = store.space()?;
-        let tables: serde_json::Map<String, serde_json::Value> = store
-            .table_space()?
-            .into_iter()
-            .map(|(name, stored, frag)| (name.to_owned(), serde_json::json!({"stored_bytes": stored, "fragmented_bytes": frag})))
+        // A running daemon answers from a measurement at most a minute old:
+        // it reads every table, and pollers call `status` often.
+        let space = store.space_report(crate::clock::now(), if live.is_some() { crate::limits::STATUS_SPACE_MAX_AGE_SECS } else { 0 })?;
+        let (raw_lines, raw_original, raw_stored) = space.raw;
+        let (stored, metadata, fragmented, allocated) = space.space;
+        let tables: serde_json::Map<String, serde_json::Value> = space
+            .tables
+            .iter()
+            .map(|(name, stored, frag)| ((*name).to_owned(), serde_json::json!({"stored_bytes": stored, "fragmented_bytes": frag})))
             .collect();
         let v = serde_json::json!({
             "db_tables": tables,
             "running": live.is_some(),
             "raw_lines": {"lines": raw_lines, "original_bytes": raw_original, "stored_bytes": raw_stored},
             "db_space": {"stored_bytes": stored, "metadata_bytes": metadata, "fragmented_bytes": fragmented, "allocated_bytes": allocated},
+            "space_measured": space.at.rfc3339(),
             "live": live,
             "sources": sources,
             "db_bytes": size,

@@ -125,6 +125,11 @@ pub const DURABLE_BULK_MS: u64 = 2_000;
 /// file and pauses ingestion meanwhile. Imports compact when they end.
 pub const COMPACT_EVERY_SECS: u64 = 3_600;
 
+/// A running daemon's `status --json` reports the store's space as
+/// measured at most this long ago (measuring reads every table and waits
+/// for the writer; the soak's feeder polls `status` continuously).
+pub const STATUS_SPACE_MAX_AGE_SECS: i64 = 60;
+
 /// A control-socket request is a command line: anything longer is refused.
 pub const MAX_CONTROL_REQUEST: u64 = 64 * 1024;
 

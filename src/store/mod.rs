@@ -263,6 +263,20 @@ pub struct Store {
     /// (the only writer: redb allows one process per file), so that
     /// readers can keep what they derived from it until it changes.
     insights_gen: std::sync::atomic::AtomicU64,
+    /// The last [`Store::space_report`] and when it was measured.
+    space_report: std::sync::Mutex<Option<(Timestamp, Arc<SpaceReport>)>>,
+}
+
+/// Where the store's space goes (`status --json`).
+pub struct SpaceReport {
+    /// Raw lines: (lines, original bytes, stored bytes).
+    pub raw: (u64, u64, u64),
+    /// (stored, metadata, fragmented, allocated) bytes.
+    pub space: (u64, u64, u64, u64),
+    /// Per table: (name, stored bytes, fragmented bytes).
+    pub tables: Vec<(&'static str, u64, u64)>,
+    /// When it was measured.
+    pub at: Timestamp,
 }
 
 impl Store {
@@ -284,6 +298,7 @@ impl Store {
             batch_done: std::sync::atomic::AtomicU64::new(0),
             day_caches: query::DayCaches::default(),
             insights_gen: std::sync::atomic::AtomicU64::new(0),
+            space_report: std::sync::Mutex::new(None),
         };
         store.init()?;
         Ok(store)
@@ -437,6 +452,26 @@ impl Store {
         }
         drop(g);
         Ok(before.saturating_sub(self.file_size()))
+    }
+
+    /// [`Store::raw_sizes`], [`Store::space`] and [`Store::table_space`]
+    /// as measured at most `max_age` seconds before `now` (0: now). They
+    /// read every table (and `space` waits for the writer), which a
+    /// daemon's status poller would otherwise do on every call.
+    ///
+    /// # Errors
+    /// Database or decoding failure.
+    pub fn space_report(&self, now: Timestamp, max_age: i64) -> Result<Arc<SpaceReport>, StoreError> {
+        let mut g = self.space_report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, r)) = g.as_ref()
+            && max_age > 0
+            && (at.0..=at.0 + max_age).contains(&now.0)
+        {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(SpaceReport { raw: self.raw_sizes()?, space: self.space()?, tables: self.table_space()?, at: now });
+        *g = Some((now, r.clone()));
+        Ok(r)
     }
 
     /// redb's own accounting: (stored leaf bytes, metadata bytes,
