@@ -61,9 +61,9 @@ pub const BLOCK_DELIVERIES: usize = 1_024;
 pub const DB_CACHE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Cached per-domain and per-IP sums over a window's settled hours (long
-/// dashboard windows; `store::query::DayCaches`, and the dashboard's top
+/// dashboard windows; `store::query::SumCaches`, and the dashboard's top
 /// lists derived from them, `web::dash`), of each kind. Eviction: the
-/// least recently used; an entry whose hours changed is rebuilt.
+/// least recently used; an entry whose hours changed is slid or rebuilt.
 pub const DAY_CACHE_ENTRIES: usize = 4;
 
 /// Domains or IPs in one cached sum at most (a few MiB with the derived

@@ -258,7 +258,7 @@ pub struct Store {
     /// The number of the last batch this process committed.
     batch_done: std::sync::atomic::AtomicU64,
     /// Long windows' per-domain and per-IP sums over settled hours.
-    day_caches: query::DayCaches,
+    sum_caches: query::SumCaches,
     /// Bumped by every change of the insights table this process makes
     /// (the only writer: redb allows one process per file), so that
     /// readers can keep what they derived from it until it changes.
@@ -296,7 +296,7 @@ impl Store {
             path,
             seq: std::sync::atomic::AtomicU32::new(0),
             batch_done: std::sync::atomic::AtomicU64::new(0),
-            day_caches: query::DayCaches::default(),
+            sum_caches: query::SumCaches::default(),
             insights_gen: std::sync::atomic::AtomicU64::new(0),
             space_report: std::sync::Mutex::new(None),
         };
@@ -420,7 +420,7 @@ impl Store {
         };
         *g = Some(db);
         drop(g);
-        self.day_caches.clear();
+        self.sum_caches.clear();
         // Reload the block sequence as committed.
         self.init()
     }

@@ -421,7 +421,7 @@ impl Store {
         // retention, the blocks whole.)
         match aligned_hours(w).filter(|_| !by_ip) {
             Some((lo, hi)) => {
-                let s = self.day_caches.sums(&tx, lo, hi)?;
+                let s = self.sum_caches.sums(&tx, lo, hi)?;
                 acc.ev = s.ev;
                 acc.auth_total = s.auth_total;
                 acc.counts = s.counts;
@@ -437,7 +437,7 @@ impl Store {
     /// the cache with.
     #[doc(hidden)]
     pub fn forget_cached(&self) {
-        self.day_caches.clear();
+        self.sum_caches.clear();
     }
 
     /// While `off`, per-domain and per-IP sums are computed from the
@@ -445,14 +445,14 @@ impl Store {
     /// the tests compare the cache with while it keeps its entries.
     #[doc(hidden)]
     pub fn bypass_cache(&self, off: bool) {
-        self.day_caches.bypass.store(off, std::sync::atomic::Ordering::Relaxed);
+        self.sum_caches.bypass.store(off, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many cached per-domain and per-IP sums were summed from the
     /// tables and how many slid from a previous one, since the start.
     #[doc(hidden)]
     pub fn cache_builds(&self) -> [u64; 2] {
-        self.day_caches.builds.each_ref().map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+        self.sum_caches.builds.each_ref().map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// [`Store::stats_live_with`] from the block summaries and blocks,
@@ -676,7 +676,7 @@ impl Store {
         let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, DomainCounts>| each_row(a, b, &mut |k, c| slot(agg, k).add(&c));
         // Hours [lo, b), settled: cached; whole days from the per-day table.
         let days = if lo < b {
-            Some(cached(&self.day_caches, &self.day_caches.domains, &tx, lo, b, &each_row, || {
+            Some(cached(&self.sum_caches, &self.sum_caches.domains, &tx, lo, b, &each_row, || {
                 let mut m = HashMap::new();
                 let (d0, d1) = (lo.div_ceil(24), b / 24);
                 if d0 < d1 {
@@ -801,7 +801,7 @@ impl Store {
         if lo >= b {
             return Ok(Split { days: None, rest });
         }
-        let days = cached(&self.day_caches, &self.day_caches.auth, tx, lo, b, &each_row, || {
+        let days = cached(&self.sum_caches, &self.sum_caches.auth, tx, lo, b, &each_row, || {
             let mut m = HashMap::new();
             hour_rows(lo, b, &mut m)?;
             Ok(m)
@@ -1069,7 +1069,7 @@ impl<T: Clone + Default> Split<T> {
 }
 
 /// One cached sum over the hours `[hours.0, hours.1)`.
-struct DayEntry<T> {
+struct SumEntry<T> {
     hours: (u32, u32),
     /// The hours' marks and the retention mark it was computed under.
     marks: (Vec<(u32, u32)>, Option<u32>),
@@ -1080,7 +1080,7 @@ struct DayEntry<T> {
 }
 
 /// The entries (with a use counter) and the lock held while one is built.
-type Cache<T> = (std::sync::Mutex<(u64, Vec<DayEntry<T>>)>, std::sync::Mutex<()>);
+type Cache<T> = (std::sync::Mutex<(u64, Vec<SumEntry<T>>)>, std::sync::Mutex<()>);
 
 /// Per-domain and per-IP sums over a window's settled hours, so that a
 /// long window reads them once rather than on every request (a 90-day
@@ -1097,14 +1097,13 @@ type Cache<T> = (std::sync::Mutex<(u64, Vec<DayEntry<T>>)>, std::sync::Mutex<()>
 /// every hour again.
 ///
 /// Capacity: at most [`DAY_CACHE_ENTRIES`] of each kind, the least
-/// recently used evicted; a sum of more
-/// than [`DAY_CACHE_MAX_KEYS`] domains or IPs is not kept (computed per
-/// request instead).
+/// recently used evicted; a sum of more than [`DAY_CACHE_MAX_KEYS`]
+/// domains or IPs is not kept (computed per request instead).
 ///
 /// [`DAY_CACHE_ENTRIES`]: crate::limits::DAY_CACHE_ENTRIES
 /// [`DAY_CACHE_MAX_KEYS`]: crate::limits::DAY_CACHE_MAX_KEYS
 #[derive(Default)]
-pub(crate) struct DayCaches {
+pub(crate) struct SumCaches {
     domains: Cache<HashMap<String, DomainCounts>>,
     auth: Cache<HashMap<String, [u64; 4]>>,
     /// Entries summed from the tables, and entries slid from another.
@@ -1163,7 +1162,7 @@ type EachRow<'a, T> = dyn Fn(u32, u32, &mut dyn FnMut(&[u8], T)) -> Result<(), S
 /// marks still hold and whose hours retention has not touched, else
 /// `build`'s; then cached unless too large.
 fn cached<T: Tally>(
-    caches: &DayCaches,
+    caches: &SumCaches,
     cache: &Cache<HashMap<String, T>>,
     tx: &redb::ReadTransaction,
     a: u32,
@@ -1179,7 +1178,7 @@ fn cached<T: Tally>(
     // then skip reading the hours' marks.
     let seq = snapshot_seq(tx)?;
     let ret = retention_mark(tx, a)?;
-    let hit = |e: &mut DayEntry<HashMap<String, T>>, now: u64| {
+    let hit = |e: &mut SumEntry<HashMap<String, T>>, now: u64| {
         e.used = now;
         e.checked = seq;
         e.value.clone()
@@ -1243,7 +1242,7 @@ fn cached<T: Tally>(
     {
         g.1.swap_remove(i);
     }
-    g.1.push(DayEntry { hours: (a, b), marks, value: value.clone(), used, checked: seq });
+    g.1.push(SumEntry { hours: (a, b), marks, value: value.clone(), used, checked: seq });
     Ok(value)
 }
 
@@ -1308,7 +1307,7 @@ fn snapshot_seq(tx: &redb::ReadTransaction) -> Result<u32, StoreError> {
     Ok(tx.open_table(super::META)?.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0))
 }
 
-impl DayCaches {
+impl SumCaches {
     /// Forgets every entry (the database was reopened).
     pub(crate) fn clear(&self) {
         self.domains.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clear();
