@@ -61,8 +61,8 @@ trap 'kill $FEED 2>/dev/null; stop_daemon' EXIT
 URL="http://127.0.0.1:$PORT"
 # Measure the daemon in its steady state, not its one-off start-up work on a
 # freshly imported store: the first insights run checks every hour of the
-# history (minutes of CPU for 90 days), and the first health-check run
-# comes a minute after start.
+# history (13 s for 90 days here), and the first health-check run comes a
+# minute after start.
 while ! grep -q "insights: .* hours of history checked" "$RUN/daemon.err" 2>/dev/null; do
     [ $(($(date +%s) - START_T)) -gt 900 ] && { say "bench: the first insights run did not finish within 900 s"; break; }
     sleep 1

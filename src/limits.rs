@@ -332,9 +332,10 @@ pub const DNS_TIMEOUT_MS: u64 = 2_000;
 
 /// Addresses (IPv4, or IPv6 /64) whose recent failures are remembered. The
 /// table is allocated at start-up (about 0.5 KB an entry, resident only
-/// once used: `protect::table`) so recording a failure never allocates. When full: entries idle for longer than the
-/// window go first, then the unblocked entry seen longest ago, then the
-/// block ending first (`protect::Protect::evictions` counts them).
+/// once used: `protect::table`) so recording a failure never allocates.
+/// When full: entries idle for longer than the window go first, then the
+/// unblocked entry seen longest ago, then the block ending first
+/// (`protect::Protect::evictions` counts them).
 pub const PROTECT_MAX_IPS: usize = 8_192;
 
 /// Distinct truncated password hashes (`pwhash` of Dovecot's policy

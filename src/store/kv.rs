@@ -74,22 +74,4 @@ mod tests {
         assert!(s.kv_get::<String>("x").is_err(), "a document of another shape is an error, not a default");
         let _ = std::fs::remove_dir_all(&d);
     }
-
-    /// `status`' space figures: kept up to their age limit, then measured
-    /// again (and always measured with no age allowed).
-    #[test]
-    fn space_report_is_kept_for_its_age_only() {
-        use crate::clock::Timestamp;
-        use std::sync::Arc;
-        let d = std::env::temp_dir().join(format!("postlens-space-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let s = super::Store::open(&d).unwrap();
-        let first = s.space_report(Timestamp(1_000), 60).unwrap();
-        assert!(first.space.3 > 0 && first.tables.iter().any(|t| t.0 == "raw_blocks"));
-        assert!(Arc::ptr_eq(&first, &s.space_report(Timestamp(1_060), 60).unwrap()));
-        let later = s.space_report(Timestamp(1_061), 60).unwrap();
-        assert!(!Arc::ptr_eq(&first, &later) && later.at == Timestamp(1_061));
-        assert!(!Arc::ptr_eq(&later, &s.space_report(Timestamp(1_061), 0).unwrap()));
-        let _ = std::fs::remove_dir_all(&d);
-    }
 }

@@ -101,6 +101,11 @@ fn remove_before(tx: &redb::WriteTransaction, def: TableDefinition<&[u8], &[u8]>
     Ok(doomed.len())
 }
 
+/// A number kept in the META table, as the snapshot `tx` has it.
+fn meta_u32(tx: &redb::ReadTransaction, key: &str) -> Result<Option<u32>, StoreError> {
+    Ok(tx.open_table(META)?.get(key)?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?)
+}
+
 fn hour_of(t: i64) -> u32 {
     u32::try_from(t.max(0) / 3600).unwrap_or(u32::MAX)
 }
@@ -740,9 +745,7 @@ impl Store {
     /// # Errors
     /// Database failure.
     pub fn committed_seq(&self) -> Result<u32, StoreError> {
-        let tx = self.db()?.begin_read()?;
-        let meta = tx.open_table(META)?;
-        Ok(meta.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0))
+        Ok(meta_u32(&self.db()?.begin_read()?, "seq")?.unwrap_or(0))
     }
 
     pub fn path(&self) -> &Path {
@@ -987,28 +990,50 @@ impl Store {
                 // The rollups or counters changed: a new commit number for
                 // the readers' caches (`query::snapshot_seq`), also when
                 // this runs outside a batch's commit.
-                tx.open_table(META)?.insert("seq", postcard::to_allocvec(&self.next_seq())?.as_slice())?;
-            }
-            if removed > 0 {
-                // Counters of hours before the cutoff's went: a cached sum
-                // over any of them is stale (see `query::cached`). Their
-                // marks go with them.
+                let seq = postcard::to_allocvec(&self.next_seq())?;
                 let mut m = tx.open_table(META)?;
-                let frontier = match m.get("retained_hour")? {
-                    Some(v) => postcard::from_bytes::<u32>(v.value())?,
-                    None => 0,
-                }
-                .max(hour_of(cutoff.0));
-                m.insert("retained", postcard::to_allocvec(&self.next_seq())?.as_slice())?;
-                m.insert("retained_hour", postcard::to_allocvec(&frontier)?.as_slice())?;
-                let mut g = tx.open_table(rollup::MARKS)?;
-                let old: Vec<u32> =
-                    g.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
-                for d in old {
-                    g.remove(d)?;
+                m.insert("seq", seq.as_slice())?;
+                if removed > 0 {
+                    // Counters of hours before the cutoff's went: a cached
+                    // sum over any of them is stale (see `query::cached`).
+                    let frontier = match m.get("retained_hour")? {
+                        Some(v) => postcard::from_bytes::<u32>(v.value())?,
+                        None => 0,
+                    }
+                    .max(hour_of(cutoff.0));
+                    m.insert("retained", seq.as_slice())?;
+                    m.insert("retained_hour", postcard::to_allocvec(&frontier)?.as_slice())?;
+                    // The marks of those hours go with them.
+                    let mut g = tx.open_table(rollup::MARKS)?;
+                    let old: Vec<u32> =
+                        g.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+                    for d in old {
+                        g.remove(d)?;
+                    }
                 }
             }
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `status`' space figures: kept up to their age limit, then measured
+    /// again (and always measured with no age allowed).
+    #[test]
+    fn space_report_is_kept_for_its_age_only() {
+        use crate::clock::Timestamp;
+        use std::sync::Arc;
+        let d = std::env::temp_dir().join(format!("postlens-space-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let s = super::Store::open(&d).unwrap();
+        let first = s.space_report(Timestamp(1_000), 60).unwrap();
+        assert!(first.space.3 > 0 && first.tables.iter().any(|t| t.0 == "raw_blocks"));
+        assert!(Arc::ptr_eq(&first, &s.space_report(Timestamp(1_060), 60).unwrap()));
+        let later = s.space_report(Timestamp(1_061), 60).unwrap();
+        assert!(!Arc::ptr_eq(&first, &later) && later.at == Timestamp(1_061));
+        assert!(!Arc::ptr_eq(&later, &s.space_report(Timestamp(1_061), 0).unwrap()));
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

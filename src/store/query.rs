@@ -432,17 +432,9 @@ impl Store {
         Self::stats_finish(w, acc, overlay, &lines, &inflight, evictions)
     }
 
-    /// Drops the cached per-domain and per-IP sums, so that the next
-    /// read computes them from the tables: the reference the tests compare
-    /// the cache with.
-    #[doc(hidden)]
-    pub fn forget_cached(&self) {
-        self.sum_caches.clear();
-    }
-
-    /// While `off`, per-domain and per-IP sums are computed from the
-    /// tables and the cached ones neither used nor changed: the reference
-    /// the tests compare the cache with while it keeps its entries.
+    /// While `off`, per-domain and per-IP sums and `stats`' rollup sums are
+    /// computed from the tables and the cached ones neither used nor
+    /// changed: the reference the tests compare the caches with.
     #[doc(hidden)]
     pub fn bypass_cache(&self, off: bool) {
         self.sum_caches.bypass.store(off, std::sync::atomic::Ordering::Relaxed);
@@ -666,14 +658,8 @@ impl Store {
         let (lo, hi) = w.hours();
         let b = settled_until(&tx, lo, hi)?;
         let hours_t = tx.open_table(DOMAIN_HOURS)?;
-        let each_row = |a: u32, b: u32, f: &mut dyn FnMut(&[u8], DomainCounts)| -> Result<(), StoreError> {
-            for row in hours_t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
-                let (k, v) = row?;
-                f(k.value().get(4..).unwrap_or_default(), postcard::from_bytes(v.value())?);
-            }
-            Ok(())
-        };
-        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, DomainCounts>| each_row(a, b, &mut |k, c| slot(agg, k).add(&c));
+        let each_row = |a: u32, b: u32, f: &mut dyn FnMut(&[u8], DomainCounts)| hour_rows_of(&hours_t, a, b, f);
+        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, DomainCounts>| add_rows(&each_row, a, b, agg);
         // Hours [lo, b), settled: cached; whole days from the per-day table.
         let days = if lo < b {
             Some(cached(&self.sum_caches, &self.sum_caches.domains, &tx, lo, b, &each_row, || {
@@ -786,14 +772,8 @@ impl Store {
     /// the cache, the hour being written (and any after it) from the table.
     fn auth_parts(&self, tx: &redb::ReadTransaction, w: Window) -> Result<Split<[u64; 4]>, StoreError> {
         let t = tx.open_table(AUTH_HOURS)?;
-        let each_row = |a: u32, b: u32, f: &mut dyn FnMut(&[u8], [u64; 4])| -> Result<(), StoreError> {
-            for row in t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
-                let (k, v) = row?;
-                f(k.value().get(4..).unwrap_or_default(), postcard::from_bytes(v.value())?);
-            }
-            Ok(())
-        };
-        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, [u64; 4]>| each_row(a, b, &mut |k, c| add4(slot(agg, k), &c));
+        let each_row = |a: u32, b: u32, f: &mut dyn FnMut(&[u8], [u64; 4])| hour_rows_of(&t, a, b, f);
+        let hour_rows = |a: u32, b: u32, agg: &mut HashMap<String, [u64; 4]>| add_rows(&each_row, a, b, agg);
         let (lo, hi) = w.hours();
         let b = settled_until(tx, lo, hi)?;
         let mut rest = HashMap::new();
@@ -1082,6 +1062,9 @@ struct SumEntry<T> {
 /// The entries (with a use counter) and the lock held while one is built.
 type Cache<T> = (std::sync::Mutex<(u64, Vec<SumEntry<T>>)>, std::sync::Mutex<()>);
 
+/// An entry of a per-domain or per-IP sum.
+type Entry<T> = SumEntry<HashMap<String, T>>;
+
 /// Per-domain and per-IP sums over a window's settled hours, so that a
 /// long window reads them once rather than on every request (a 90-day
 /// dashboard read ~90 rows per domain and ~2,000 per attacking IP). An
@@ -1157,6 +1140,26 @@ impl Tally for [u64; 4] {
 /// Calls `f` with each (key, count) row of the hours `[a, b)`.
 type EachRow<'a, T> = dyn Fn(u32, u32, &mut dyn FnMut(&[u8], T)) -> Result<(), StoreError> + 'a;
 
+/// [`EachRow`] over a per-hour counter table (key: 4 bytes of hour, then
+/// the domain or IP).
+fn hour_rows_of<T: serde::de::DeserializeOwned>(
+    t: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    a: u32,
+    b: u32,
+    f: &mut dyn FnMut(&[u8], T),
+) -> Result<(), StoreError> {
+    for row in t.range(a.to_be_bytes().as_slice()..b.to_be_bytes().as_slice())? {
+        let (k, v) = row?;
+        f(k.value().get(4..).unwrap_or_default(), postcard::from_bytes(v.value())?);
+    }
+    Ok(())
+}
+
+/// Adds the rows of the hours `[a, b)` to `agg`.
+fn add_rows<T: Tally>(rows: &EachRow<'_, T>, a: u32, b: u32, agg: &mut HashMap<String, T>) -> Result<(), StoreError> {
+    rows(a, b, &mut |k, c| slot(agg, k).add(&c))
+}
+
 /// The cached value for the hours `[a, b)` under the marks of `tx`, else
 /// one slid from an entry over `[a0, b0)` (`a0 <= a < b0 <= b`) whose
 /// marks still hold and whose hours retention has not touched, else
@@ -1178,27 +1181,23 @@ fn cached<T: Tally>(
     // then skip reading the hours' marks.
     let seq = snapshot_seq(tx)?;
     let ret = retention_mark(tx, a)?;
-    let hit = |e: &mut SumEntry<HashMap<String, T>>, now: u64| {
-        e.used = now;
-        e.checked = seq;
-        e.value.clone()
-    };
-    let seen = || {
+    // The entry for `[a, b)` that `valid` accepts, marked as used and as
+    // valid in this snapshot.
+    let find = |valid: &dyn Fn(&Entry<T>) -> bool| {
         let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0 += 1;
         let now = g.0;
-        g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks.1 == ret && e.checked == seq).map(|e| hit(e, now))
+        g.1.iter_mut().find(|e| e.hours == (a, b) && valid(e)).map(|e| {
+            e.used = now;
+            e.checked = seq;
+            e.value.clone()
+        })
     };
-    if let Some(v) = seen() {
+    if let Some(v) = find(&|e| e.marks.1 == ret && e.checked == seq) {
         return Ok(v);
     }
     let marks = (super::rollup::marks(tx, a, b)?, ret);
-    let lookup = || {
-        let mut g = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.0 += 1;
-        let now = g.0;
-        g.1.iter_mut().find(|e| e.hours == (a, b) && e.marks == marks).map(|e| hit(e, now))
-    };
+    let lookup = || find(&|e| e.marks == marks);
     if let Some(v) = lookup() {
         return Ok(v);
     }
@@ -1262,19 +1261,20 @@ fn slide<T: Tally>(
     let mut m = base.clone();
     let mut whole = true;
     rows(a0, a, &mut |k, c| {
-        let v = std::str::from_utf8(k).ok().and_then(|k| m.get_mut(k).map(|v| (k, v)));
-        match v.and_then(|(k, v)| v.sub(&c).map(|()| (k, *v == T::default()))) {
-            Some((k, true)) => {
-                m.remove(k);
-            }
-            Some((_, false)) => {}
-            None => whole = false,
+        let Some((k, v)) = std::str::from_utf8(k).ok().and_then(|k| m.get_mut(k).map(|v| (k, v))) else {
+            whole = false;
+            return;
+        };
+        if v.sub(&c).is_none() {
+            whole = false;
+        } else if *v == T::default() {
+            m.remove(k);
         }
     })?;
     if !whole {
         return Ok(None);
     }
-    rows(b0, b, &mut |k, c| slot(&mut m, k).add(&c))?;
+    add_rows(rows, b0, b, &mut m)?;
     Ok(Some(m))
 }
 
@@ -1285,11 +1285,9 @@ fn slide<T: Tally>(
 /// as a window ending now does when the log's times are not ahead of the
 /// clock, keeps its entry whatever retention deletes.
 fn retention_mark(tx: &redb::ReadTransaction, a: u32) -> Result<Option<u32>, StoreError> {
-    let meta = tx.open_table(super::META)?;
-    let get = |k: &str| -> Result<Option<u32>, StoreError> { Ok(meta.get(k)?.map(|v| postcard::from_bytes(v.value())).transpose()?) };
-    let Some(retained) = get("retained")? else { return Ok(None) };
+    let Some(retained) = super::meta_u32(tx, "retained")? else { return Ok(None) };
     // A store whose retention predates the frontier: any hour may be affected.
-    let frontier = get("retained_hour")?.unwrap_or(u32::MAX);
+    let frontier = super::meta_u32(tx, "retained_hour")?.unwrap_or(u32::MAX);
     Ok((a < frontier).then_some(retained))
 }
 
@@ -1304,7 +1302,7 @@ fn settled_until(tx: &redb::ReadTransaction, lo: u32, hi: u32) -> Result<u32, St
 /// anything, writes a new `seq` (the counters and rollups change only in
 /// such transactions).
 fn snapshot_seq(tx: &redb::ReadTransaction) -> Result<u32, StoreError> {
-    Ok(tx.open_table(super::META)?.get("seq")?.map(|v| postcard::from_bytes::<u32>(v.value())).transpose()?.unwrap_or(0))
+    Ok(super::meta_u32(tx, "seq")?.unwrap_or(0))
 }
 
 impl SumCaches {

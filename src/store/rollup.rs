@@ -159,9 +159,7 @@ impl Delta {
         }
         Ok(())
     }
-}
 
-impl Delta {
     /// Adds the records of a stored block of `kind` (raw lines: nothing).
     fn block(&mut self, kind: u8, bytes: &[u8]) -> Result<(), StoreError> {
         if kind == super::levels::Events::ID {
