@@ -496,8 +496,7 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
 fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
     let opts = a.format.build(&a.common, false)?;
     let f = std::fs::File::open(&a.file).map_err(|e| Failure::Usage(format!("{}: {e}", a.file.display())))?;
-    let r = crate::ingest::reader::ThreadedRead::spawn(f).map_err(|e| Failure::Runtime(e.to_string()))?;
-    let mut lr = crate::ingest::reader::LineReader::new(r);
+    let mut lr = crate::ingest::reader::LineReader::read_ahead(f).map_err(|e| Failure::Runtime(e.to_string()))?;
     let mut tracker = crate::track::Tracker::new();
     let year = opts.starting_year.unwrap_or(2026);
     let mut res = crate::clock::Resolver::new(opts.tz.clone(), year);

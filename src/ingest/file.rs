@@ -7,7 +7,7 @@
 //! replaces it with a longer copy; device and inode are recorded to tell
 //! rotation (a new inode at the live name) from growth.
 
-use super::reader::{Line, LineReader, ThreadedRead};
+use super::reader::{Line, LineReader};
 use super::{IngestError, Options, Pipeline};
 use crate::clock::{Resolver, Timestamp, start_year_for};
 use crate::parse;
@@ -148,20 +148,20 @@ impl FileSource {
         // Compressed archives never grow: one read to the end is final.
         let done = c != Codec::Plain && prev.as_ref().is_some_and(|c| c.done);
         let f = std::fs::File::open(path).map_err(open_err)?;
-        let inner: Box<dyn Read + Send> = if done {
+        let reader: LineReader<Box<dyn Read + Send>> = if done {
             // Read to its end before: nothing to decode.
-            Box::new(io::empty())
+            LineReader::new(Box::new(io::empty()))
         } else if live && c == Codec::Plain {
-            Box::new(f)
+            LineReader::new(Box::new(f))
         } else {
-            Box::new(ThreadedRead::spawn(decoder(f, c)).map_err(open_err)?)
+            LineReader::read_ahead(decoder(f, c)).map_err(open_err)?
         };
         let mut src = FileSource {
             path: path.to_owned(),
             key,
             cp: Checkpoint { name: path.display().to_string(), year, dev: meta.dev(), ino: meta.ino(), ..Checkpoint::default() },
             res: Resolver::new(opts.tz.clone(), year),
-            reader: LineReader::new(inner),
+            reader,
             live,
             dev: meta.dev(),
             ino: meta.ino(),

@@ -3,8 +3,13 @@
 //! than `MAX_LINE` is skipped up to its newline and reported as
 //! [`Line::TooLong`], never buffered whole. Tracks the byte offset after the
 //! last complete line, which is what checkpoints store.
+//!
+//! A reader made with [`LineReader::read_ahead`] reads (and decompresses) on
+//! a helper thread and takes over its filled chunks as its own buffer: the
+//! bytes are not copied again, only the partial line at a chunk's end is
+//! moved into the headroom in front of the next chunk.
 
-use crate::limits::{MAX_LINE, READ_BUF};
+use crate::limits::{MAX_LINE, READ_AHEAD_CHUNKS, READ_BUF, READ_CHUNK};
 use std::io::{self, Read};
 
 pub enum Line<'a> {
@@ -14,7 +19,10 @@ pub enum Line<'a> {
 
 pub struct LineReader<R> {
     inner: R,
-    buf: Box<[u8]>,
+    /// Chunks from the read-ahead thread; `inner` is not read when set.
+    ahead: Option<ReadAhead>,
+    /// Plain: a fixed buffer. Read-ahead: the current chunk.
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     eof: bool,
@@ -28,7 +36,8 @@ impl<R: Read> LineReader<R> {
     pub fn new(inner: R) -> Self {
         LineReader {
             inner,
-            buf: vec![0; READ_BUF.max(MAX_LINE * 2)].into_boxed_slice(),
+            ahead: None,
+            buf: vec![0; READ_BUF.max(MAX_LINE * 2)],
             start: 0,
             end: 0,
             eof: false,
@@ -71,6 +80,23 @@ impl<R: Read> LineReader<R> {
     fn fill(&mut self) -> io::Result<bool> {
         if self.eof {
             return Ok(false);
+        }
+        if let Some(a) = &self.ahead {
+            let Some(mut next) = a.next()? else { return Ok(false) };
+            let keep = &self.buf[self.start..self.end];
+            // `next_line` drops a partial line longer than MAX_LINE before
+            // filling, so it fits the headroom; the other branch only keeps
+            // this free of a panic.
+            if let Some(at) = HEADROOM.checked_sub(keep.len()) {
+                next[at..HEADROOM].copy_from_slice(keep);
+                self.start = at;
+            } else {
+                next.splice(..HEADROOM, keep.iter().copied());
+                self.start = 0;
+            }
+            self.end = next.len();
+            a.recycle(std::mem::replace(&mut self.buf, next));
+            return Ok(true);
         }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -142,33 +168,43 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-/// Reads (and decompresses) a source on a helper thread, handing over
-/// filled chunks through a bounded channel, so system calls and gzip/bzip2
-/// decoding overlap with parsing. At most `READ_AHEAD_CHUNKS` chunks of
-/// `READ_CHUNK` bytes exist at a time (they are recycled).
-pub struct ThreadedRead {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    back: std::sync::mpsc::SyncSender<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-    done: bool,
-}
+/// Bytes in front of each read-ahead chunk for the partial line carried
+/// over from the previous one (at most `MAX_LINE`).
+const HEADROOM: usize = MAX_LINE;
 
-impl ThreadedRead {
-    /// Starts the reading thread.
+impl LineReader<Box<dyn Read + Send>> {
+    /// A reader of `src` that reads (and decompresses) it on a helper
+    /// thread, so system calls and gzip/bzip2 decoding overlap with parsing.
+    /// At most `READ_AHEAD_CHUNKS` + 2 chunks of `READ_CHUNK` bytes exist at
+    /// a time (they are recycled).
     ///
     /// # Errors
     /// The OS refused to start a thread.
-    pub fn spawn(mut inner: impl Read + Send + 'static) -> io::Result<ThreadedRead> {
-        use crate::limits::{READ_AHEAD_CHUNKS, READ_CHUNK};
+    pub fn read_ahead(src: impl Read + Send + 'static) -> io::Result<Self> {
+        let mut r = LineReader::new(Box::new(io::empty()) as Box<dyn Read + Send>);
+        r.buf = Vec::new();
+        r.ahead = Some(ReadAhead::spawn(src, READ_CHUNK)?);
+        Ok(r)
+    }
+}
+
+/// The channel pair of a read-ahead thread: filled chunks in, spent ones
+/// back for reuse.
+struct ReadAhead {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl ReadAhead {
+    fn spawn(mut inner: impl Read + Send + 'static, chunk: usize) -> io::Result<ReadAhead> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(READ_AHEAD_CHUNKS);
         let (back, recycled) = std::sync::mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_CHUNKS + 1);
         std::thread::Builder::new().name("postlens-read".into()).spawn(move || {
             let mut spare = Vec::new();
             loop {
                 let mut buf = recycled.try_recv().ok().or_else(|| spare.pop()).unwrap_or_default();
-                buf.resize(READ_CHUNK, 0);
-                let mut n = 0;
+                buf.resize(HEADROOM + chunk, 0);
+                let mut n = HEADROOM;
                 // Fill the chunk (short reads are common from decoders).
                 while n < buf.len() {
                     match inner.read(&mut buf[n..]) {
@@ -181,7 +217,7 @@ impl ThreadedRead {
                         }
                     }
                 }
-                if n == 0 {
+                if n == HEADROOM {
                     return;
                 }
                 buf.truncate(n);
@@ -195,36 +231,22 @@ impl ThreadedRead {
                 }
             }
         })?;
-        Ok(ThreadedRead { rx, back, cur: Vec::new(), pos: 0, done: false })
+        Ok(ReadAhead { rx, back })
     }
-}
 
-impl Read for ThreadedRead {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            if self.done {
-                return Ok(0);
-            }
-            match self.rx.recv() {
-                Ok(Ok(next)) => {
-                    let old = std::mem::replace(&mut self.cur, next);
-                    let _ = self.back.try_send(old);
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => {
-                    self.done = true;
-                    return Err(e);
-                }
-                Err(_) => {
-                    self.done = true;
-                    return Ok(0);
-                }
-            }
+    /// The next chunk (data from `HEADROOM` on), `None` at end of input.
+    fn next(&self) -> io::Result<Option<Vec<u8>>> {
+        match self.rx.recv() {
+            Ok(r) => r.map(Some),
+            // The thread is gone: end of input, or after an error it sent.
+            Err(_) => Ok(None),
         }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+    }
+
+    fn recycle(&self, buf: Vec<u8>) {
+        if buf.capacity() > 0 {
+            let _ = self.back.try_send(buf);
+        }
     }
 }
 
@@ -233,7 +255,19 @@ mod tests {
     use super::*;
 
     fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
-        let mut r = LineReader::new(input);
+        collect(LineReader::new(input), input)
+    }
+
+    /// The same through the read-ahead thread, with `chunk`-byte chunks so
+    /// that lines straddle chunk boundaries.
+    fn lines_ahead(input: &[u8], chunk: usize) -> Vec<Option<Vec<u8>>> {
+        let mut r = LineReader::new(Box::new(io::empty()) as Box<dyn Read + Send>);
+        r.buf = Vec::new();
+        r.ahead = Some(ReadAhead::spawn(io::Cursor::new(input.to_vec()), chunk).expect("thread"));
+        collect(r, input)
+    }
+
+    fn collect<R: Read>(mut r: LineReader<R>, input: &[u8]) -> Vec<Option<Vec<u8>>> {
         let mut v = Vec::new();
         while let Some(l) = r.next_line(true).expect("read") {
             v.push(match l {
@@ -251,6 +285,20 @@ mod tests {
         let mut big = vec![b'x'; MAX_LINE * 5];
         big.extend_from_slice(b"\nok\n");
         assert_eq!(lines(&big), [None, Some(b"ok".to_vec())]);
+        for chunk in [7, 4096, MAX_LINE + 3] {
+            assert_eq!(lines_ahead(&big, chunk), [None, Some(b"ok".to_vec())], "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn read_ahead_skips_to_a_checkpoint() {
+        let input = b"one\ntwo\nthree\n";
+        let mut r = LineReader::read_ahead(io::Cursor::new(input.to_vec())).expect("thread");
+        assert_eq!(r.skip(4).expect("skip"), 4);
+        assert!(matches!(r.next_line(true).expect("io"), Some(Line::Ok(b"two"))));
+        assert_eq!(r.offset(), 8);
+        assert!(matches!(r.next_line(true).expect("io"), Some(Line::Ok(b"three"))));
+        assert!(r.next_line(true).expect("io").is_none());
     }
 
     #[test]
@@ -265,6 +313,8 @@ mod tests {
         #[test]
         fn matches_naive_split(input in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::prelude::any::<u8>()], 0..4000)) {
             let got = lines(&input);
+            let chunk = 1 + input.len() % 97;
+            proptest::prop_assert_eq!(&lines_ahead(&input, chunk), &got);
             let mut want: Vec<Option<Vec<u8>>> = input.split(|&c| c == b'\n').map(|l| if l.len() > MAX_LINE { None } else { Some(l.to_vec()) }).collect();
             if input.last() == Some(&b'\n') || input.is_empty() { want.pop(); }
             proptest::prop_assert_eq!(got, want);

@@ -27,7 +27,9 @@ impl<'a> QueueId<'a> {
     pub(crate) fn new(s: &'a [u8]) -> Option<Self> {
         let ok = match s.len() {
             5..=21 if s.iter().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c)) => true,
-            10..=24 => s.iter().all(|c| c.is_ascii_alphanumeric() && !b"AEIOUaeiou".contains(c)),
+            10..=24 => s
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() && !matches!(c, b'A' | b'E' | b'I' | b'O' | b'U' | b'a' | b'e' | b'i' | b'o' | b'u')),
             _ => false,
         };
         ok.then_some(QueueId(s))

@@ -4,7 +4,7 @@
 //! component and the daemon the last.
 
 use super::header::Header;
-use super::scan::{angle, field, find_byte, finder, leading_u32, parse_u32, parse_u64, rfind_byte, split_colon, split_once, unbracket};
+use super::scan::{angle, field, find_byte, finder, leading_u32, parse_u32, parse_u64, rfind_byte, split_once, unbracket};
 use super::{Daemon, Delivery, Event, Kind, Notice, QueueId, Status, Unparsed, peer};
 
 /// A line of a program named `postfix…`; `Err(OtherProgram)` when the
@@ -62,8 +62,11 @@ fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
     if let Some(k) = diagnostic(daemon, msg) {
         return Some(k);
     }
-    // Lines about a queued message start with its ID.
-    if let Some((id, rest)) = split_colon(msg) {
+    // Lines about a queued message start with its ID (letters and digits
+    // only) and `": "`; nothing else needs looking at to tell.
+    let n = msg.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+    if let Some(rest) = msg[n..].strip_prefix(b": ") {
+        let id = &msg[..n];
         if let Some(qid) = QueueId::new(id) {
             return queued(daemon, qid, rest);
         }
@@ -79,7 +82,9 @@ fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
             starts_any(msg, &[b"statistics: ", b"status: ", b"lost connection", b"connect to ", b"cache "])
                 .then_some(Kind::Info { client: None })
         }
-        Daemon::Dnsblog => msg.starts_with(b"addr ").then(|| Kind::Info { client: field(msg, finder!(b"addr ")).or(None) }),
+        Daemon::Dnsblog => msg
+            .strip_prefix(b"addr ")
+            .map(|a| Kind::Info { client: Some(&a[..a.iter().position(|&c| c == b',' || c == b' ').unwrap_or(a.len())]) }),
         Daemon::Tlsproxy => tls_line(msg).or_else(|| {
             starts_any(msg, &[b"CONNECT from ", b"DISCONNECT ", b"warning: "]).then(|| Kind::Info { client: bracket_addr(msg) })
         }),
@@ -201,6 +206,12 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
             }
             if let Some(f) = rest.strip_prefix(b"from=") {
                 let (from, after) = bracketed_or_bare(f)?;
+                // The common `, size=N, nrcpt=N (queue active)`, read in place.
+                if let Some((size, r)) = after.strip_prefix(b", size=").and_then(leading_u64)
+                    && let Some((nrcpt, _)) = r.strip_prefix(b", nrcpt=").and_then(leading_u32)
+                {
+                    return Some(Kind::QueueActive { qid, from, size, nrcpt });
+                }
                 // `status=force-expired` (postsuper -e) returns the message
                 // to its sender just the same.
                 if finder!(b"status=expired").find(after).is_some() || finder!(b"status=force-expired").find(after).is_some() {
@@ -328,8 +339,8 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
         let eq = find_byte(b'=', s)?;
         let key = &s[..eq];
         let v = &s[eq + 1..];
-        // `relay=` can contain ", " only never; values end at ", ".
-        let end = finder!(b", ").find(v).unwrap_or(v.len());
+        // Values end at ", " (`relay=` never contains one).
+        let end = comma_space(v).unwrap_or(v.len());
         let val = &v[..end];
         match key {
             b"relay" => d.relay = val,
@@ -340,6 +351,25 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
         }
         s = &v[end..];
     }
+}
+
+/// Position of the first `", "` in `s`.
+fn comma_space(s: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b',', &s[from..]) {
+        let at = from + i;
+        if s.get(at + 1) == Some(&b' ') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Leading decimal digits of `s` as a `u64`, and the rest.
+fn leading_u64(s: &[u8]) -> Option<(u64, &[u8])> {
+    let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    Some((parse_u64(&s[..n])?, &s[n..]))
 }
 
 /// `<addr>` or a bare `addr` up to the next `,` (some relays log bare).
@@ -377,7 +407,9 @@ fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
     }
     if let Some(r) = msg.strip_prefix(b"disconnect from ") {
         let (client, after) = peer(r)?;
-        let commands = field(after, finder!(b"commands=")).and_then(|v| {
+        // Postfix writes `commands=` last: look there first.
+        let last = rfind_byte(b' ', after).map_or(after, |i| &after[i + 1..]);
+        let commands = last.strip_prefix(b"commands=").or_else(|| field(after, finder!(b"commands="))).and_then(|v| {
             // `commands=5/6` when some failed: total is after the slash.
             let v = v.rsplit(|&c| c == b'/').next().unwrap_or(v);
             parse_u32(v)
