@@ -9,6 +9,9 @@ use super::{Daemon, Event, Kind, Unparsed};
 
 /// Strips `Info: ` and the other level words Dovecot puts before messages.
 fn strip_level(msg: &[u8]) -> &[u8] {
+    if !matches!(msg.first(), Some(b'I' | b'W' | b'E' | b'F' | b'P' | b'D')) {
+        return msg;
+    }
     for lvl in [&b"Info: "[..], b"Warning: ", b"Error: ", b"Fatal: ", b"Panic: ", b"Debug: ", b"Warn: "] {
         if let Some(r) = msg.strip_prefix(lvl) {
             return r;
@@ -72,11 +75,11 @@ fn finish<'a>(h: &Header<'a>, daemon: Daemon, kind: Option<Kind<'a>>) -> Result<
 }
 
 fn rip(msg: &[u8]) -> Option<&[u8]> {
-    field(msg, finder!(b"rip=")).map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip))
+    field(msg, b"rip=").map(|ip| ip.strip_prefix(b"::ffff:").unwrap_or(ip))
 }
 
 fn user(msg: &[u8]) -> &[u8] {
-    field(msg, finder!(b"user=")).map_or(b"", unbracket)
+    field(msg, b"user=").map_or(b"", unbracket)
 }
 
 fn message(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
@@ -127,8 +130,8 @@ fn auth<'a>(name: &'a [u8], msg: &'a [u8]) -> Option<Kind<'a>> {
     // PAM's own message: `pam_unix(dovecot:auth): authentication failure; … rhost=IP  user=U`.
     if msg.starts_with(b"pam_unix(") {
         if finder!(b"authentication failure").find(msg).is_some() {
-            let rhost = field(msg, finder!(b"rhost="));
-            let u = field(msg, finder!(b"user=")).unwrap_or(b"");
+            let rhost = field(msg, b"rhost=");
+            let u = field(msg, b"user=").unwrap_or(b"");
             return Some(Kind::AuthEvidence { user: u, rip: rhost, unknown_user: false });
         }
         return Some(Kind::Info { client: None });

@@ -38,6 +38,10 @@ fn bracket_addr(s: &[u8]) -> Option<&[u8]> {
 /// `warning: …` and friends: the SASL failure is an event, the rest are
 /// recognised diagnostics.
 fn diagnostic(daemon: Daemon, msg: &[u8]) -> Option<Kind<'_>> {
+    // Most lines are not diagnostics: one byte tells.
+    if !matches!(msg.first(), Some(b'w' | b'e' | b'f' | b'p' | b'i')) {
+        return None;
+    }
     let rest = msg
         .strip_prefix(b"warning: ")
         .or_else(|| msg.strip_prefix(b"error: "))
@@ -153,8 +157,8 @@ fn reject<'a>(qid: Option<QueueId<'a>>, rest: &'a [u8]) -> Option<Kind<'a>> {
     if client.is_none() {
         reply = body[stage_end..].trim_ascii_start();
     }
-    let from = field(rest, finder!(b"from=")).map(unbracket);
-    let to = field(rest, finder!(b"to=")).map(unbracket);
+    let from = field(rest, b"from=").map(unbracket);
+    let to = field(rest, b"to=").map(unbracket);
     // For header/body checks the reply follows the last ": " after helo=.
     if !smtp_stage {
         if let Some(i) = memchr::memmem::rfind(rest, b": ") {
@@ -178,7 +182,7 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
         Daemon::Smtpd => {
             if let Some(c) = rest.strip_prefix(b"client=") {
                 let (client, after) = peer(c)?;
-                let sasl_user = field(after, finder!(b"sasl_username="));
+                let sasl_user = field(after, b"sasl_username=");
                 return Some(Kind::Client { qid, client, sasl_user });
             }
             // Actions from access/header checks that do not refuse, and
@@ -217,8 +221,8 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
                 if finder!(b"status=expired").find(after).is_some() || finder!(b"status=force-expired").find(after).is_some() {
                     return Some(Kind::Expired { qid, from });
                 }
-                let size = field(after, finder!(b"size=")).and_then(parse_u64).unwrap_or(0);
-                let nrcpt = field(after, finder!(b"nrcpt=")).and_then(parse_u32).unwrap_or(0);
+                let size = field(after, b"size=").and_then(parse_u64).unwrap_or(0);
+                let nrcpt = field(after, b"nrcpt=").and_then(parse_u32).unwrap_or(0);
                 return Some(Kind::QueueActive { qid, from, size, nrcpt });
             }
             starts_any(rest, &[b"skipped, still being delivered", b"requeued", b"held"]).then_some(Kind::Info { client: None })
@@ -261,7 +265,7 @@ fn queued<'a>(daemon: Daemon, qid: QueueId<'a>, rest: &'a [u8]) -> Option<Kind<'
             Some(Kind::Notification { qid, kind, new_qid: QueueId::new(new.trim_ascii())? })
         }
         Daemon::Pickup => {
-            let from = field(rest, finder!(b"from=")).map(unbracket)?;
+            let from = field(rest, b"from=").map(unbracket)?;
             Some(Kind::Pickup { qid, from })
         }
         Daemon::Postsuper => match rest {
@@ -409,7 +413,7 @@ fn smtpd(msg: &[u8]) -> Option<Kind<'_>> {
         let (client, after) = peer(r)?;
         // Postfix writes `commands=` last: look there first.
         let last = rfind_byte(b' ', after).map_or(after, |i| &after[i + 1..]);
-        let commands = last.strip_prefix(b"commands=").or_else(|| field(after, finder!(b"commands="))).and_then(|v| {
+        let commands = last.strip_prefix(b"commands=").or_else(|| field(after, b"commands=")).and_then(|v| {
             // `commands=5/6` when some failed: total is after the slash.
             let v = v.rsplit(|&c| c == b'/').next().unwrap_or(v);
             parse_u32(v)
@@ -484,30 +488,25 @@ fn client_side(msg: &[u8]) -> Option<Kind<'_>> {
 }
 
 fn postscreen(msg: &[u8]) -> Option<Kind<'_>> {
-    let known = [
-        &b"CONNECT from "[..],
-        b"PASS NEW ",
-        b"PASS OLD ",
-        b"DNSBL rank ",
-        b"HANGUP after ",
-        b"PREGREET ",
-        b"DISCONNECT ",
-        b"COMMAND ",
-        b"NON-SMTP COMMAND ",
-        b"BARE NEWLINE ",
-        b"WHITELISTED ",
-        b"ALLOWLISTED ",
-        b"BLACKLISTED ",
-        b"DENYLISTED ",
-        b"WHITELIST VETO ",
-        b"ALLOWLIST VETO ",
-        b"cache ",
-        b"reject: ",
-        b"NOQUEUE: ",
-        b"warning: ",
-        b"statistics: ",
-    ];
-    if starts_any(msg, &known) {
+    // Known when the first word (and for some the second) is one postscreen
+    // writes: `CONNECT from `, `PASS NEW `, `PASS OLD `, `DNSBL rank `,
+    // `HANGUP after `, `NON-SMTP COMMAND `, `BARE NEWLINE `, `WHITELIST VETO `,
+    // `ALLOWLIST VETO `, or one of the words below followed by a space.
+    let end = find_byte(b' ', msg).unwrap_or(msg.len());
+    let (word, rest) = msg.split_at(end);
+    let known = match word {
+        b"CONNECT" => rest.starts_with(b" from "),
+        b"PASS" => rest.starts_with(b" NEW ") || rest.starts_with(b" OLD "),
+        b"DNSBL" => rest.starts_with(b" rank "),
+        b"HANGUP" => rest.starts_with(b" after "),
+        b"NON-SMTP" => rest.starts_with(b" COMMAND "),
+        b"BARE" => rest.starts_with(b" NEWLINE "),
+        b"WHITELIST" | b"ALLOWLIST" => rest.starts_with(b" VETO "),
+        b"PREGREET" | b"DISCONNECT" | b"COMMAND" | b"WHITELISTED" | b"ALLOWLISTED" | b"BLACKLISTED" | b"DENYLISTED" | b"cache"
+        | b"reject:" | b"NOQUEUE:" | b"warning:" | b"statistics:" => !rest.is_empty(),
+        _ => false,
+    };
+    if known {
         return info(bracket_addr(msg));
     }
     // `COMMAND PIPELINING`, `NOQUEUE: reject` handled above; numbered forms:
@@ -521,6 +520,77 @@ mod tests {
 
     fn kind(line: &str) -> Kind<'_> {
         parse(line.as_bytes()).unwrap_or_else(|e| panic!("{e:?}: {line}")).kind
+    }
+
+    #[test]
+    fn postscreen_words_match_the_prefix_list() {
+        let prefixes: [&[u8]; 21] = [
+            b"CONNECT from ",
+            b"PASS NEW ",
+            b"PASS OLD ",
+            b"DNSBL rank ",
+            b"HANGUP after ",
+            b"PREGREET ",
+            b"DISCONNECT ",
+            b"COMMAND ",
+            b"NON-SMTP COMMAND ",
+            b"BARE NEWLINE ",
+            b"WHITELISTED ",
+            b"ALLOWLISTED ",
+            b"BLACKLISTED ",
+            b"DENYLISTED ",
+            b"WHITELIST VETO ",
+            b"ALLOWLIST VETO ",
+            b"cache ",
+            b"reject: ",
+            b"NOQUEUE: ",
+            b"warning: ",
+            b"statistics: ",
+        ];
+        let words = [
+            "CONNECT",
+            "PASS",
+            "DNSBL",
+            "HANGUP",
+            "PREGREET",
+            "DISCONNECT",
+            "COMMAND",
+            "NON-SMTP",
+            "BARE",
+            "WHITELISTED",
+            "WHITELIST",
+            "ALLOWLIST",
+            "ALLOWLISTED",
+            "BLACKLISTED",
+            "DENYLISTED",
+            "cache",
+            "reject:",
+            "NOQUEUE:",
+            "warning:",
+            "statistics:",
+            "from",
+            "NEW",
+            "OLD",
+            "rank",
+            "after",
+            "VETO",
+            "NEWLINE",
+            "PIPELINING",
+            "12",
+            "CONNECTED",
+            "pass",
+            "",
+        ];
+        for a in words {
+            for b in words {
+                for tail in ["", " ", " [1.2.3.4]:25"] {
+                    let msg = format!("{a} {b}{tail}");
+                    let m = msg.as_bytes();
+                    let old = prefixes.iter().any(|p| m.starts_with(p)) || super::leading_u32(m).is_some();
+                    assert_eq!(super::postscreen(m).is_some(), old, "{msg:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -85,19 +85,22 @@ pub(crate) fn digits(s: &[u8], at: usize, width: usize) -> Option<u32> {
     Some(n)
 }
 
-/// The value of `key` (e.g. `b"rip="`) in a `, `-separated list, up to the
-/// next `,` or end. Keys are matched at the start or after `", "`/`" "`.
-pub(crate) fn field<'a>(s: &'a [u8], f: &memmem::Finder<'_>) -> Option<&'a [u8]> {
-    let key = f.needle();
+/// The value of `key` (e.g. `b"rip="`, always ending in `=`) in a
+/// `, `-separated list, up to the next `,` or space. Keys are matched at the
+/// start or after a space, `,`, `(` or tab. Found from the `=` signs, which
+/// are few, rather than with a substring search.
+pub(crate) fn field<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    debug_assert!(key.ends_with(b"="), "field keys end with '='");
     let mut from = 0;
-    while let Some(i) = f.find(&s[from..]) {
-        let at = from + i;
-        if at == 0 || matches!(s[at - 1], b' ' | b',' | b'(' | b'\t') {
-            let v = &s[at + key.len()..];
+    while let Some(i) = memchr::memchr(b'=', &s[from..]) {
+        let eq = from + i;
+        from = eq + 1;
+        let Some(at) = (eq + 1).checked_sub(key.len()) else { continue };
+        if &s[at..=eq] == key && (at == 0 || matches!(s[at - 1], b' ' | b',' | b'(' | b'\t')) {
+            let v = &s[eq + 1..];
             let end = v.iter().position(|&c| c == b',' || c == b' ').unwrap_or(v.len());
             return Some(&v[..end]);
         }
-        from = at + 1;
     }
     None
 }
@@ -133,10 +136,34 @@ mod tests {
 
     #[test]
     fn field_matches_only_at_word_start() {
-        assert_eq!(field(b"xrip=1, rip=2.3.4.5, lip=1", finder!(b"rip=")), Some(&b"2.3.4.5"[..]));
-        assert_eq!(field(b"user=<a>, method=PLAIN", finder!(b"method=")), Some(&b"PLAIN"[..]));
-        assert_eq!(field(b"nothing", finder!(b"rip=")), None);
+        assert_eq!(field(b"xrip=1, rip=2.3.4.5, lip=1", b"rip="), Some(&b"2.3.4.5"[..]));
+        assert_eq!(field(b"user=<a>, method=PLAIN", b"method="), Some(&b"PLAIN"[..]));
+        assert_eq!(field(b"nothing", b"rip="), None);
+        assert_eq!(field(b"from=<a> to=<b> proto=ESMTP", b"to="), Some(&b"<b>"[..]));
+        assert_eq!(field(b"proto=ESMTP", b"to="), None);
+        assert_eq!(field(b"x=y=z, to=1", b"to="), Some(&b"1"[..]));
         assert_eq!(split_colon(b"a:b: c"), Some((&b"a:b"[..], &b"c"[..])));
+    }
+
+    /// The plain definition: the first occurrence of `key` at a word start.
+    fn field_oracle<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+        (0..s.len()).find_map(|at| {
+            let starts = at == 0 || matches!(s[at - 1], b' ' | b',' | b'(' | b'\t');
+            (starts && s[at..].starts_with(key)).then(|| {
+                let v = &s[at + key.len()..];
+                &v[..v.iter().position(|&c| c == b',' || c == b' ').unwrap_or(v.len())]
+            })
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn field_matches_the_oracle(
+            s in proptest::collection::vec(proptest::sample::select(b"to=rip, (\tx<>".to_vec()), 0..60),
+            key in proptest::sample::select(vec![&b"to="[..], b"rip=", b"o=", b"="]),
+        ) {
+            proptest::prop_assert_eq!(field(&s, key), field_oracle(&s, key));
+        }
     }
 
     #[test]
