@@ -281,35 +281,36 @@ impl Msg {
     }
 
     /// Consumes the message into its deliveries (decided ones, and pending
-    /// ones if `include_pending`), moving rather than copying the text.
+    /// ones if `include_pending`), moving rather than copying the text: the
+    /// last recipient takes the message's fields, the others get copies.
     fn into_deliveries(mut self, include_pending: bool, out: &mut Vec<DeliveryRec>) {
         if self.is_generated() {
             return;
         }
         let rcpts = std::mem::take(&mut self.rcpts);
         let mut keep = rcpts.into_iter().filter(|r| !r.handed_off && (r.outcome.is_some() || include_pending)).peekable();
-        let Some(first) = keep.next() else { return };
         if keep.peek().is_none() {
-            // One recipient (the common case): move everything.
-            let mut ids = std::mem::take(&mut self.chain);
-            ids.push(std::mem::take(&mut self.qid));
-            let base = DeliveryRec {
-                time: Timestamp(self.queue_time()),
-                queue_time: Timestamp(self.queue_time()),
-                queue_ids: ids,
-                message_id: self.message_id,
-                sender: self.sender,
-                notification_queue_id: self.notification_qid,
-                sasl_user: self.sasl_user,
-                client_ip: self.client_ip,
-                ..DeliveryRec::default()
-            };
-            out.push(Msg::fill(base, first));
             return;
         }
-        let base = self.base();
-        out.push(Msg::fill(base.clone(), first));
-        for r in keep {
+        let qt = Timestamp(self.queue_time());
+        let mut ids = std::mem::take(&mut self.chain);
+        ids.push(std::mem::take(&mut self.qid));
+        let base = DeliveryRec {
+            time: qt,
+            queue_time: qt,
+            queue_ids: ids,
+            message_id: self.message_id,
+            sender: self.sender,
+            notification_queue_id: self.notification_qid,
+            sasl_user: self.sasl_user,
+            client_ip: self.client_ip,
+            ..DeliveryRec::default()
+        };
+        while let Some(r) = keep.next() {
+            if keep.peek().is_none() {
+                out.push(Msg::fill(base, r));
+                return;
+            }
             out.push(Msg::fill(base.clone(), r));
         }
     }
@@ -635,17 +636,6 @@ impl Tracker {
     fn link(&mut self, pk: u64, ck: u64) {
         let child_qid = self.msgs.get(&ck).map(|c| c.qid.clone());
         let Some(parent) = self.msgs.get_mut(&pk) else { return };
-        let mut chain = parent.chain.clone();
-        chain.push(parent.qid.clone());
-        let (origin, qt, sender, mid, sasl, ip, dc) = (
-            parent.origin,
-            parent.queue_time(),
-            parent.sender.clone(),
-            parent.message_id.clone(),
-            parent.sasl_user.clone(),
-            parent.client_ip.clone(),
-            parent.deferral_counted,
-        );
         let mut awaiting_left = false;
         for r in &mut parent.rcpts {
             if r.awaiting.is_some() && r.awaiting == child_qid {
@@ -654,6 +644,19 @@ impl Tracker {
             }
             awaiting_left |= r.awaiting.is_some();
         }
+        // Once every announced recipient went to the copy, the parent's own
+        // deliveries and in-flight view are empty: its fields move over.
+        let all_handed_off = parent.qmgr_seen
+            && parent.rcpts.len() >= usize::try_from(parent.nrcpt).unwrap_or(usize::MAX)
+            && parent.rcpts.iter().all(|r| r.handed_off);
+        let mut chain = parent.chain.clone();
+        chain.push(parent.qid.clone());
+        let (origin, qt, dc) = (parent.origin, parent.queue_time(), parent.deferral_counted);
+        let (sender, mid, sasl, ip) = if all_handed_off {
+            (parent.sender.take(), parent.message_id.take(), parent.sasl_user.take(), parent.client_ip.take())
+        } else {
+            (parent.sender.clone(), parent.message_id.clone(), parent.sasl_user.clone(), parent.client_ip.clone())
+        };
         let parent_done = parent.removed && !awaiting_left;
         let Some(c) = self.msgs.get_mut(&ck) else { return };
         let retract = c.queued_counted.then(|| c.queue_time());
