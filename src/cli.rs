@@ -511,7 +511,8 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
             let t = res.resolve(ev.time);
             tracker.push(&ev, t);
         }
-        if n % 65_536 == 0 {
+        // Handed over as often as the import hands a batch to its writer.
+        if n % crate::limits::COMMIT_LINES == 0 {
             let o = tracker.drain();
             deliveries += o.deliveries.len();
             events += o.events.len();

@@ -338,6 +338,16 @@ mod tests {
     }
 
     #[test]
+    fn odd_pids_leave_the_header_valid() {
+        for (p, want) in [("[]", None), ("[12a]", None), ("[4294967296]", None), ("[4294967295]", Some(u32::MAX)), ("[007]", Some(7))] {
+            let line = format!("Mar  6 07:08:59 host postfix/qmgr{p}: A1E1E1880093: removed");
+            let x = h(&line);
+            assert_eq!((x.program, x.pid, x.msg), (&b"postfix/qmgr"[..], want, &b"A1E1E1880093: removed"[..]), "{line}");
+        }
+        assert!(header(b"Mar  6 07:08:59 host postfix/qmgr[12: x").is_none());
+    }
+
+    #[test]
     fn garbage_is_rejected() {
         for s in ["", "x", "Mar", "Mar 66 00:00:00 h p: m", "2023-13-01T00:00:00Z h p: m", "@40", "Jan: x"] {
             assert!(header(s.as_bytes()).is_none(), "{s}");
