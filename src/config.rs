@@ -519,8 +519,13 @@ impl Common {
             Some(name) if name.starts_with(['+', '-']) => fixed_offset(name)
                 .map(TimeZone::fixed)
                 .ok_or_else(|| ConfigError(format!("--log-timezone / POSTLENS_LOG_TIMEZONE: bad offset '{name}' (use +01:00)"))),
-            Some(name) => TimeZone::get(name)
-                .map_err(|e| ConfigError(format!("--log-timezone / POSTLENS_LOG_TIMEZONE: unknown time zone '{name}': {e}"))),
+            Some(name) => TimeZone::get(name).map_err(|e| {
+                ConfigError(format!(
+                    "--log-timezone / POSTLENS_LOG_TIMEZONE: unknown time zone '{name}': {e} \
+                     (names are looked up in the system's time zone database, /usr/share/zoneinfo or $TZDIR: \
+                     install tzdata, or give an offset like +01:00)"
+                ))
+            }),
             None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),
         }
     }
@@ -575,6 +580,20 @@ mod tests {
         assert!(parse_duration("0d").is_err());
         assert_eq!(parse_size("512MiB"), Ok(512 << 20));
         assert!(parse_size("lots").is_err());
+    }
+
+    /// Zone names come from the system's database (no bundled copy): one
+    /// that exists resolves, one that does not is an error naming the
+    /// setting and where names are looked up; offsets need no database.
+    #[test]
+    fn log_timezone_names_come_from_the_system_database() {
+        let tz = |name: &str| Common { workspace: None, log_timezone: Some(name.to_owned()) }.timezone();
+        if std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").exists() {
+            assert_eq!(tz("Europe/Berlin").expect("in /usr/share/zoneinfo").iana_name(), Some("Europe/Berlin"));
+        }
+        let e = tz("Mars/Olympus").expect_err("no such zone").0;
+        assert!(e.starts_with("--log-timezone") && e.contains("Mars/Olympus") && e.contains("/usr/share/zoneinfo"), "{e}");
+        assert!(tz("+01:00").is_ok());
     }
 
     #[test]
