@@ -98,7 +98,7 @@ mkdir -p "$WORK" "$(dirname "$OUT")"
 
 log "debootstrap $SUITE arm64 from $MIRROR"
 debootstrap --arch=arm64 --variant=minbase --components=main,non-free-firmware \
-  --include=systemd-sysv,udev,kmod,apt,ca-certificates,curl,iproute2 \
+  --include=systemd-sysv,udev,kmod,apt,ca-certificates,curl,iproute2,tzdata \
   "$SUITE" "$rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
   { tail -30 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
 
