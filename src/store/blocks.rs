@@ -1,6 +1,8 @@
 //! Block encoding: records are kept in time-ordered blocks of at most
-//! `BLOCK_RECORDS` (postcard, then deflate; open blocks, which are
-//! rewritten as they merge, LZ4 behind a tag byte), each with a small summary row
+//! `BLOCK_RECORDS` (sealed blocks columnar, see `columns`; open blocks,
+//! which are rewritten as they merge, postcard and LZ4 behind a tag byte;
+//! sealed blocks of schema 4 and before, postcard and deflate, are still
+//! read), each with a small summary row
 //! (time bounds, counters, a Bloom filter for detective look-ups) so `stats`
 //! adds summaries and decodes only blocks that straddle a window edge, and
 //! `search` decodes only blocks whose filter may hold the key.
@@ -17,28 +19,48 @@ pub enum CodecError {
     Io(#[from] std::io::Error),
 }
 
-pub(crate) fn encode<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
-    thread_local! {
-        // One compressor per thread, reset per block: its state (a few
-        // hundred KiB) is not allocated and freed for every block.
-        static DEFLATE: std::cell::RefCell<flate2::Compress> = std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+/// A record kind kept in blocks: open blocks are postcard behind LZ4
+/// ([`encode_open`]), sealed ones columnar (`columns`); sealed blocks
+/// written before the columnar format are postcard, deflated.
+pub(crate) trait Record: Serialize + DeserializeOwned + Sized {
+    /// Encodes a sealed block.
+    ///
+    /// # Errors
+    /// Compression failure.
+    fn encode_sealed(items: &[Self]) -> Result<Vec<u8>, CodecError>;
+    /// Decodes a columnar block (without its tag).
+    ///
+    /// # Errors
+    /// The block is corrupt.
+    fn decode_columnar(packed: &[u8]) -> Result<Vec<Self>, CodecError>;
+}
+
+impl Record for DeliveryRec {
+    fn encode_sealed(items: &[Self]) -> Result<Vec<u8>, CodecError> {
+        super::columns::encode_deliveries(items)
     }
+    fn decode_columnar(packed: &[u8]) -> Result<Vec<Self>, CodecError> {
+        super::columns::decode_deliveries(packed)
+    }
+}
+
+impl Record for EventRec {
+    fn encode_sealed(items: &[Self]) -> Result<Vec<u8>, CodecError> {
+        super::columns::encode_events(items)
+    }
+    fn decode_columnar(packed: &[u8]) -> Result<Vec<Self>, CodecError> {
+        super::columns::decode_events(packed)
+    }
+}
+
+/// The sealed-block encoding of schema 4 and before (postcard, then fast
+/// deflate): still read; written only by tests that build an old store.
+#[cfg(test)]
+pub(crate) fn encode_legacy<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
     let raw = postcard::to_allocvec(items)?;
-    DEFLATE.with_borrow_mut(|z| {
-        z.reset();
-        let mut out = Vec::with_capacity(raw.len() / 3 + 64);
-        loop {
-            let done = usize::try_from(z.total_in()).unwrap_or(usize::MAX).min(raw.len());
-            if out.len() == out.capacity() {
-                out.reserve(out.capacity() / 2 + 64);
-            }
-            match z.compress_vec(&raw[done..], &mut out, flate2::FlushCompress::Finish) {
-                Ok(flate2::Status::StreamEnd) => return Ok(out),
-                Ok(_) => {}
-                Err(e) => return Err(CodecError::Io(std::io::Error::other(e))),
-            }
-        }
-    })
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut z, &raw)?;
+    Ok(z.finish()?)
 }
 
 /// First byte of an LZ4 block. A raw deflate stream never starts with it:
@@ -60,8 +82,12 @@ pub(crate) fn encode_open<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecErr
     Ok(out)
 }
 
-/// Decodes a block of either encoding.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, CodecError> {
+/// Decodes a block of any encoding: open (LZ4), sealed (columnar) or
+/// sealed by schema 4 and before (deflated postcard).
+pub(crate) fn decode<T: Record>(bytes: &[u8]) -> Result<Vec<T>, CodecError> {
+    if let Some(packed) = bytes.strip_prefix(&[super::columns::COLUMNAR_TAG]) {
+        return T::decode_columnar(packed);
+    }
     if let Some(packed) = bytes.strip_prefix(&[LZ4_TAG]) {
         let raw =
             super::raw::lz4_decompress(packed).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt LZ4 block"))?;
@@ -215,13 +241,11 @@ impl DeliverySummaryHead {
 
 impl DeliverySummary {
     pub fn of(ds: &[DeliveryRec]) -> DeliverySummary {
-        let mut s = DeliverySummary {
-            min: i64::MAX,
-            max: i64::MIN,
-            min_queue: i64::MAX,
-            bloom: Bloom::with_items(ds.len() * 6),
-            ..DeliverySummary::default()
-        };
+        let mut s = DeliverySummary { min: i64::MAX, max: i64::MIN, min_queue: i64::MAX, ..DeliverySummary::default() };
+        // The filter is sized for the block's distinct keys (about three
+        // per delivery: a message's recipients share its sender, IDs and
+        // domains), not for every key of every delivery (six).
+        let mut keys = Vec::with_capacity(ds.len() * 6);
         for d in ds {
             s.min = s.min.min(d.time.0);
             s.max = s.max.max(d.time.0);
@@ -230,7 +254,13 @@ impl DeliverySummary {
             if d.outcome() == Outcome::Sent && d.deferrals > 0 {
                 s.deferred_then_sent += 1;
             }
-            for_each_search_key(d, |k| s.bloom.insert(k));
+            for_each_search_key(d, |k| keys.push(Bloom::hash(k)));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        s.bloom = Bloom::with_items(keys.len());
+        for h in keys {
+            s.bloom.insert_hash(h);
         }
         s
     }
@@ -274,26 +304,40 @@ mod serde_bytes_compat {
 }
 
 impl Bloom {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.bits.len()
+    }
+
     fn with_items(n: usize) -> Bloom {
         let bytes = (n * 10).div_ceil(8).clamp(8, 1 << 20);
         Bloom { bits: vec![0; bytes] }
     }
 
-    fn probes(&self, key: &[u8]) -> [usize; 3] {
+    /// The hash a key's probes derive from (of its lower-cased bytes).
+    fn hash(key: &[u8]) -> u64 {
         let mut f = crate::hash::Fnv::default();
         f.write_lower(key);
-        let h = f.finish();
+        f.finish()
+    }
+
+    fn probes(&self, h: u64) -> [usize; 3] {
         let h2 = h.rotate_left(31).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let m = (self.bits.len() * 8) as u64;
         let idx = |i: u64| usize::try_from(h.wrapping_add(i.wrapping_mul(h2)) % m).unwrap_or(0);
         [idx(0), idx(1), idx(2)]
     }
 
+    #[cfg(test)]
     fn insert(&mut self, key: &[u8]) {
+        self.insert_hash(Bloom::hash(key));
+    }
+
+    fn insert_hash(&mut self, h: u64) {
         if self.bits.is_empty() {
             return;
         }
-        for p in self.probes(key) {
+        for p in self.probes(h) {
             self.bits[p / 8] |= 1 << (p % 8);
         }
     }
@@ -301,7 +345,7 @@ impl Bloom {
     /// May the filter hold `key` (compared case-insensitively)? An empty
     /// filter answers yes.
     pub fn may_contain(&self, key: &[u8]) -> bool {
-        self.bits.is_empty() || self.probes(key).iter().all(|&p| self.bits[p / 8] & (1 << (p % 8)) != 0)
+        self.bits.is_empty() || self.probes(Bloom::hash(key)).iter().all(|&p| self.bits[p / 8] & (1 << (p % 8)) != 0)
     }
 }
 
@@ -345,7 +389,9 @@ mod tests {
     #[test]
     fn blocks_round_trip() {
         let d = vec![DeliveryRec { recipient: Some("a@b".into()), ..DeliveryRec::default() }; 3];
-        let back: Vec<DeliveryRec> = decode(&encode(&d).expect("enc")).expect("dec");
+        let back: Vec<DeliveryRec> = decode(&DeliveryRec::encode_sealed(&d).expect("enc")).expect("dec");
+        assert_eq!(back, d);
+        let back: Vec<DeliveryRec> = decode(&encode_legacy(&d).expect("enc")).expect("dec");
         assert_eq!(back, d);
         let back: Vec<DeliveryRec> = decode(&encode_open(&d).expect("enc")).expect("dec");
         assert_eq!(back, d);

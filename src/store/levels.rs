@@ -134,7 +134,7 @@ macro_rules! record_kind {
                 let row = postcard::to_allocvec(&<$sum>::of(chunk))?;
                 // Every summary row starts with its time span.
                 let min = postcard::from_bytes::<blocks::SpanHead>(&row)?.min;
-                let bytes = if sealed { blocks::encode(chunk)? } else { blocks::encode_open(chunk)? };
+                let bytes = if sealed { <$rec as blocks::Record>::encode_sealed(chunk)? } else { blocks::encode_open(chunk)? };
                 Ok((row, min, bytes))
             }
             fn copy(s: &Self::Set, r: Range<usize>) -> Self::Set {

@@ -8,7 +8,12 @@
 //! crash rolls all of them back together (exactly once). One writer; the
 //! page cache is capped at `DB_CACHE_BYTES`.
 
+#[cfg(test)]
+mod analyze;
 pub(crate) mod blocks;
+mod columns;
+#[cfg(test)]
+mod format_tests;
 mod insights;
 mod kv;
 pub(crate) mod levels;
@@ -58,9 +63,10 @@ const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 /// 2: blocks stored in pieces, open blocks merged by level, front-coded
 /// raw lines; 3: per-day domain counters and hourly totals; 4: exact
 /// hourly rollups of `stats` (see `rollup`), built from the blocks when a
-/// version 3 store is opened. Older stores (development builds only) are
-/// refused.
-const SCHEMA_VERSION: u32 = 4;
+/// version 3 store is opened; 5: sealed blocks columnar (`columns`; the
+/// deflated postcard blocks of 4 are still read, so a version 4 store is
+/// only relabelled). Older stores (development builds only) are refused.
+const SCHEMA_VERSION: u32 = 5;
 
 pub(crate) type Tx = redb::WriteTransaction;
 
@@ -135,6 +141,8 @@ pub enum StoreError {
     RolledBack,
     #[error("stored document {key}: {reason}")]
     Document { key: String, reason: String },
+    #[error("the database is being compacted; try again in a moment")]
+    Busy,
     #[error("the store writer stopped")]
     WriterGone,
     #[error("database schema version {found} is newer than this postlens ({SCHEMA_VERSION}); upgrade postlens")]
@@ -358,6 +366,11 @@ impl Store {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(v) if v < 3 => return Err(StoreError::OldSchema { found: v }),
                 Some(SCHEMA_VERSION) => {}
+                Some(4) => {
+                    // Its blocks are read as they are; new sealed blocks are
+                    // columnar, which a version 4 postlens cannot read.
+                    meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
+                }
                 Some(_) => {
                     // Version 3: the same data without the rollups.
                     eprintln!("postlens: building the hourly rollups of {} (once, after an upgrade)", self.path.display());
@@ -430,30 +443,58 @@ impl Store {
         self.init()
     }
 
-    /// Compacts the file when more than half of it is free space (large
-    /// values leave holes redb only reuses for values of similar size).
-    /// Waits until no reader holds the database. Returns bytes saved.
+    /// The file's free bytes when they are worth giving back by compacting:
+    /// at least `COMPACT_MIN_FREE_BYTES` and `1 / COMPACT_FREE_PART` of the
+    /// file's disk blocks. Only free pages that take disk space count:
+    /// redb grows a file below 4 GiB by doubling its length, and the part
+    /// never written stays sparse (the soak's 514 MiB file took 421 MiB of
+    /// disk, its allocated pages 419 MiB); compacting would only shorten
+    /// its length. Pages written and later freed (retention, a size cap,
+    /// rewritten rows redb has not reused) do take disk. `None` when they
+    /// are not worth it.
     ///
     /// # Errors
     /// Database failure.
-    pub fn compact_if_fragmented(&self) -> Result<u64, StoreError> {
-        let (stored, _, fragmented, _) = self.space()?;
-        if fragmented < (16 << 20) || fragmented < stored {
-            return Ok(0);
-        }
-        self.compact_now()
+    pub fn compaction_due(&self) -> Result<Option<u64>, StoreError> {
+        let (_, _, _, allocated) = self.space()?;
+        let size = self.disk_size();
+        let free = size.saturating_sub(allocated);
+        Ok((free >= crate::limits::COMPACT_MIN_FREE_BYTES && free >= size / crate::limits::COMPACT_FREE_PART).then_some(free))
     }
 
-    /// Compacts the file now (waits until no reader holds the database).
-    /// Returns bytes saved.
+    /// Disk space the file takes (its blocks; at most its length).
+    pub fn disk_size(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(&self.path).map_or(0, |m| m.blocks().saturating_mul(512).min(m.len()))
+    }
+
+    /// Compacts the file now. Returns bytes saved.
+    ///
+    /// redb compacts only with no read transaction open: new readers wait
+    /// for the lock meanwhile ([`Store::snapshot`] does not: it fails at
+    /// once, so the ingesting thread never waits), and those already
+    /// reading get up to `COMPACT_WAIT_READERS_MS` to finish; if they have
+    /// not, the compaction is skipped (the next check tries again).
+    /// Compaction commits with redb's two-phase commit: a crash during it
+    /// leaves the store as before or as after, whole.
     ///
     /// # Errors
     /// Database failure.
     pub fn compact_now(&self) -> Result<u64, StoreError> {
         let before = self.file_size();
         let mut g = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut waited = 0;
         if let Some(db) = g.as_mut() {
-            db.compact().map_err(|e| StoreError::Db(e.into()))?;
+            loop {
+                match db.compact() {
+                    Ok(_) => break,
+                    Err(redb::CompactionError::TransactionInProgress) if waited < crate::limits::COMPACT_WAIT_READERS_MS => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        waited += 5;
+                    }
+                    Err(e) => return Err(StoreError::Db(e.into())),
+                }
+            }
         }
         drop(g);
         Ok(before.saturating_sub(self.file_size()))
@@ -807,9 +848,30 @@ impl Store {
 
     /// A read snapshot, shareable between threads.
     ///
+    /// Never waits: while the file is being compacted (or reopened) it fails with
+    /// [`StoreError::Busy`] (the ingesting thread takes snapshots for its
+    /// readers' overlays and must not stall). Readers that can wait use
+    /// [`Store::snapshot_wait`].
+    ///
+    /// # Errors
+    /// Database failure, or the file is being compacted.
+    pub fn snapshot(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
+        let g = match self.db.try_read() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(StoreError::Busy),
+        };
+        match g.as_ref() {
+            Some(db) => Ok(Arc::new(db.begin_read()?)),
+            None => Err(StoreError::Unavailable),
+        }
+    }
+
+    /// A read snapshot, waiting while the file is being compacted.
+    ///
     /// # Errors
     /// Database failure.
-    pub fn snapshot(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
+    pub fn snapshot_wait(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
         Ok(Arc::new(self.db()?.begin_read()?))
     }
 

@@ -301,7 +301,7 @@ impl Overlay {
 fn snapshot(store: &Store, overlay: Option<&Overlay>) -> Result<Arc<redb::ReadTransaction>, StoreError> {
     match overlay.and_then(|o| o.tx.clone()) {
         Some(tx) => Ok(tx),
-        None => store.snapshot(),
+        None => store.snapshot_wait(),
     }
 }
 
@@ -457,7 +457,7 @@ impl Store {
     pub fn stats_by_blocks(&self, w: Window, by_ip: bool) -> Result<Stats, StoreError> {
         let (lines, inflight, evictions) = self.live_view(None)?;
         let mut acc = Acc { by_ip, ..Acc::default() };
-        Self::stats_scan(&*self.snapshot()?, w, &mut acc)?;
+        Self::stats_scan(&*self.snapshot_wait()?, w, &mut acc)?;
         Self::stats_finish(w, acc, None, &lines, &inflight, evictions)
     }
 

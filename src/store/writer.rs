@@ -7,6 +7,10 @@
 //! same batch until it succeeds: nothing is lost or reordered, the queue
 //! fills, and ingestion pauses until space returns. Readers keep answering
 //! meanwhile (MVCC).
+//!
+//! Compaction runs here, between commits, so it never races a commit:
+//! ingestion waits for it (the queue fills), readers wait for it or, for
+//! the ingesting thread's snapshots, go without (see `Store::compact_now`).
 
 use super::{Batch, Store, StoreError};
 use crate::clock::Timestamp;
@@ -24,8 +28,11 @@ pub struct Job {
     pub retention: Option<(Timestamp, Option<u64>)>,
     /// Answered once this job is committed.
     pub ack: Option<oneshot::Sender<()>>,
-    /// Compact the file afterwards if it is mostly free space (the end of
-    /// an import; the daemon's writer also does so at most hourly).
+    /// Compact the file afterwards if enough of it is free (the end of an
+    /// import). The writer also checks by itself, for files up to
+    /// `COMPACT_LIVE_MAX_BYTES`, when a burst of `COMPACT_AFTER_LINES`
+    /// lines is followed by `COMPACT_IDLE_MS` without a job (a catch-up
+    /// ended), and at most every `COMPACT_EVERY_SECS`.
     pub compact: bool,
 }
 
@@ -59,8 +66,31 @@ impl Writer {
             .spawn(move || {
                 let mut last_seq = store.committed_seq().unwrap_or(0);
                 let mut last_compact = std::time::Instant::now();
-                'jobs: while let Some(job) = rx.blocking_recv() {
-                    let Job { batch, durable, retention, ack, compact } = job;
+                // Lines committed since the last compaction check, and the
+                // lifetime line count of the last batch.
+                let mut bulk = 0u64;
+                let mut last_read: Option<u64> = None;
+                'jobs: loop {
+                    let job = if bulk >= crate::limits::COMPACT_AFTER_LINES {
+                        // A burst (history import, catch-up): when no job comes
+                        // for a moment it is over, and the pages it freed can go.
+                        match next_job(&mut rx, std::time::Duration::from_millis(crate::limits::COMPACT_IDLE_MS)) {
+                            Next::Job(j) => *j,
+                            Next::Idle => {
+                                bulk = 0;
+                                last_compact = std::time::Instant::now();
+                                compact(&store, Some(crate::limits::COMPACT_LIVE_MAX_BYTES));
+                                continue;
+                            }
+                            Next::Closed => break,
+                        }
+                    } else {
+                        match rx.blocking_recv() {
+                            Some(j) => j,
+                            None => break,
+                        }
+                    };
+                    let Job { batch, durable, retention, ack, compact: compact_asked } = job;
                     let Some(mut batch) = batch else {
                         if let Some(a) = ack {
                             let _ = a.send(());
@@ -77,6 +107,9 @@ impl Writer {
                         match store.commit(&mut batch, durable, retention) {
                             Ok(()) => {
                                 last_seq = store.written_seq();
+                                let read = batch.lines.read;
+                                bulk += last_read.map_or(0, |r| read.saturating_sub(r));
+                                last_read = Some(read);
                                 break;
                             }
                             Err(e) => {
@@ -127,11 +160,10 @@ impl Writer {
                     }
                     // When asked (end of an import), or after a durable commit
                     // with nothing queued behind it, at most every COMPACT_EVERY_SECS.
-                    if compact || (durable && rx.is_empty() && last_compact.elapsed().as_secs() >= crate::limits::COMPACT_EVERY_SECS) {
+                    if compact_asked || (durable && rx.is_empty() && last_compact.elapsed().as_secs() >= crate::limits::COMPACT_EVERY_SECS) {
+                        bulk = 0;
                         last_compact = std::time::Instant::now();
-                        if let Err(e) = store.compact_if_fragmented() {
-                            eprintln!("postlens: compacting the database: {e}");
-                        }
+                        compact(&store, (!compact_asked).then_some(crate::limits::COMPACT_LIVE_MAX_BYTES));
                     }
                     if let Some(a) = job_ack {
                         let _ = a.send(());
@@ -200,6 +232,50 @@ impl Writer {
     /// A sender for async code that must not borrow the writer.
     pub fn sender(&self) -> Option<mpsc::Sender<Job>> {
         self.tx.clone()
+    }
+}
+
+enum Next {
+    Job(Box<Job>),
+    /// Nothing came within the wait.
+    Idle,
+    /// Every sender is gone.
+    Closed,
+}
+
+/// The next job, or `Idle` when none comes within `wait`.
+fn next_job(rx: &mut mpsc::Receiver<Job>, wait: std::time::Duration) -> Next {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match rx.try_recv() {
+            Ok(j) => return Next::Job(Box::new(j)),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+            Err(mpsc::error::TryRecvError::Empty) if std::time::Instant::now() >= until => return Next::Idle,
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Gives the file's free pages back if they are worth it (see
+/// [`Store::compaction_due`]); a failure is reported and left for the
+/// next check. Files larger than `max_file` (when given) are left alone.
+fn compact(store: &Store, max_file: Option<u64>) {
+    if max_file.is_some_and(|m| store.disk_size() > m) {
+        return;
+    }
+    let free = match store.compaction_due() {
+        Ok(Some(free)) => free,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("postlens: measuring the database's free space: {e}");
+            return;
+        }
+    };
+    eprintln!("postlens: compacting the database ({} of {} MiB on disk free)", free >> 20, store.disk_size() >> 20);
+    let t0 = std::time::Instant::now();
+    match store.compact_now() {
+        Ok(saved) => eprintln!("postlens: compacted the database: {} MiB shorter in {:.2} s", saved >> 20, t0.elapsed().as_secs_f64()),
+        Err(e) => eprintln!("postlens: compacting the database: {e}"),
     }
 }
 

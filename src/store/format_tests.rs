@@ -1,0 +1,146 @@
+//! Stores written before the columnar format (schema 4: sealed blocks are
+//! deflated postcard) open, answer exactly as before, and keep working when
+//! new columnar blocks are added next to the old ones.
+
+use super::levels::{self, Kind as _};
+use super::{META, Store, blocks, columns};
+use crate::clock::{Resolver, Timestamp};
+use crate::ingest::{Options, Pipeline};
+use crate::store::query::{Query, Window};
+use crate::track::{DeliveryRec, EventRec, Outcome};
+use redb::{ReadableDatabase, ReadableTable};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+fn genlog(dir: &Path, lines: usize) -> Vec<String> {
+    let out = dir.join("gen.log");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/genlog.py");
+    let st = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--lines", &lines.to_string(), "--days", "2", "--seed", "5", "--start", "2026-03-01", "--format", "classic"])
+        .args(["--utc-offset", "+00:00", "--queue-lifetime", "2d", "--quiet", "-o"])
+        .arg(&out)
+        .status()
+        .expect("python3 runs benches/genlog.py");
+    assert!(st.success());
+    std::fs::read_to_string(out).unwrap().lines().map(str::to_owned).collect()
+}
+
+fn feed(store: &Arc<Store>, lines: &[String]) {
+    let mut res = Resolver::new(jiff::tz::TimeZone::UTC, 2026);
+    let mut p = Pipeline::new(store.clone(), Options::utc_2026()).unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        p.feed(l.as_bytes(), &mut res);
+        if (i + 1) % 7_000 == 0 {
+            p.commit(false).unwrap();
+        }
+    }
+    p.commit(true).unwrap();
+}
+
+/// What the readers answer: `stats` over several windows and detective
+/// searches by sender, recipient domain, ID and status.
+fn answers(s: &Store) -> String {
+    let (first, last) = s.time_span().unwrap().unwrap();
+    let mut out = String::new();
+    let mid = Timestamp(i64::midpoint(first, last));
+    for w in [
+        Window::default(),
+        Window { from: Some(mid), to: None },
+        Window { from: Some(Timestamp(first + 4_000)), to: Some(Timestamp(first + 9_000)) },
+    ] {
+        writeln!(out, "{:?}", s.stats(w).unwrap()).unwrap();
+        writeln!(out, "{:?}", s.domains(w).unwrap()).unwrap();
+    }
+    let some: Vec<DeliveryRec> = s.search(&Query { limit: 50, ..Query::default() }).unwrap();
+    assert!(some.len() == 50);
+    for d in some.iter().step_by(7) {
+        for q in [
+            Query { sender: d.sender.clone(), limit: 1_000, ..Query::default() },
+            Query {
+                recipient: d.recipient.as_ref().and_then(|r| r.rfind('@').map(|i| r[i..].to_owned())),
+                limit: 1_000,
+                ..Query::default()
+            },
+            Query { id: d.queue_ids.first().cloned(), limit: 1_000, ..Query::default() },
+            Query { id: d.message_id.clone(), limit: 1_000, ..Query::default() },
+            Query { status: Some(Outcome::Bounced.as_str().to_owned()), limit: 1_000, ..Query::default() },
+            Query { status: Some("deferred".to_owned()), limit: 1_000, ..Query::default() },
+        ] {
+            writeln!(out, "{:?}", s.search(&q).unwrap()).unwrap();
+        }
+    }
+    out
+}
+
+/// Rewrites every sealed block as schema 4 wrote it and labels the store
+/// version 4; returns how many blocks were rewritten.
+fn downgrade(s: &Store) -> usize {
+    let tx = s.db().unwrap().begin_write().unwrap();
+    let mut n = 0;
+    {
+        let open: std::collections::HashSet<(u8, u64)> =
+            tx.open_table(levels::OPEN_BLOCKS).unwrap().iter().unwrap().map(|r| r.unwrap().0.value()).collect();
+        for (kind, blocks_def, sums_def) in [
+            (levels::Deliveries::ID, levels::Deliveries::BLOCKS, levels::Deliveries::SUMS),
+            (levels::Events::ID, levels::Events::BLOCKS, levels::Events::SUMS),
+        ] {
+            let keys: Vec<u64> = tx.open_table(sums_def).unwrap().iter().unwrap().map(|r| r.unwrap().0.value()).collect();
+            let mut b = tx.open_table(blocks_def).unwrap();
+            for k in keys.into_iter().filter(|k| !open.contains(&(kind, *k))) {
+                let bytes = levels::get_block(&b, k).unwrap().unwrap();
+                assert_eq!(bytes[0], columns::COLUMNAR_TAG);
+                let legacy = if kind == levels::Deliveries::ID {
+                    blocks::encode_legacy(&blocks::decode::<DeliveryRec>(&bytes).unwrap()).unwrap()
+                } else {
+                    blocks::encode_legacy(&blocks::decode::<EventRec>(&bytes).unwrap()).unwrap()
+                };
+                levels::remove_block(&mut b, k).unwrap();
+                levels::put_block(&mut b, k, &legacy).unwrap();
+                n += 1;
+            }
+        }
+        tx.open_table(META).unwrap().insert("schema", postcard::to_allocvec(&4u32).unwrap().as_slice()).unwrap();
+    }
+    tx.commit().unwrap();
+    n
+}
+
+fn first_bytes(s: &Store) -> Vec<u8> {
+    let tx = s.db().unwrap().begin_read().unwrap();
+    let t = tx.open_table(levels::Deliveries::BLOCKS).unwrap();
+    t.iter().unwrap().map(|r| r.unwrap()).filter(|(k, _)| k.value().1 == 0).map(|(_, v)| v.value()[0]).collect()
+}
+
+#[test]
+fn a_version_4_store_answers_as_before_and_takes_new_blocks() {
+    let dir = std::env::temp_dir().join(format!("postlens-format-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines = genlog(&dir, 60_000);
+    let cut = lines.len() * 2 / 3;
+    // Reference: everything in the current format.
+    let all = Arc::new(Store::open(&dir.join("all")).unwrap());
+    feed(&all, &lines);
+    let want = answers(&all);
+
+    // The first two thirds, as a version 4 postlens stored them.
+    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
+    feed(&old, &lines[..cut]);
+    let before = answers(&old);
+    assert!(downgrade(&old) >= 3, "sealed blocks of both kinds to rewrite");
+    drop(old);
+    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
+    let schema = super::meta_u32(&old.db().unwrap().begin_read().unwrap(), "schema").unwrap();
+    assert_eq!(schema, Some(super::SCHEMA_VERSION), "relabelled on opening");
+    assert!(first_bytes(&old).iter().all(|&b| b != columns::COLUMNAR_TAG), "old blocks are read, not rewritten");
+    assert_eq!(answers(&old), before);
+
+    // The rest: new columnar blocks next to the old ones.
+    feed(&old, &lines[cut..]);
+    let tags = first_bytes(&old);
+    assert!(tags.contains(&columns::COLUMNAR_TAG) && tags.iter().any(|&b| b != columns::COLUMNAR_TAG));
+    assert_eq!(answers(&old), want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
