@@ -9,7 +9,7 @@
 //! detective's per-IP limiter (`PUBLIC_LIMITER_CLIENTS` entries).
 
 use super::i18n::t;
-use super::req::{Method, Req, encode};
+use super::req::{Method, Req, encode, encode_keeping};
 use super::{Ctx, PRE_CSRF_COOKIE, Resp, SESSION_COOKIE, Who, chart, cookie};
 use crate::auth::{self, Role};
 use crate::clock::Timestamp;
@@ -68,7 +68,16 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
     // The filters the templates use besides `safe` and `escape` (always
     // there), with minijinja's meaning, so that its "builtins" feature
     // (some fifty filters, tests and functions: 83 KB of x86_64 code) is
-    // left out (tests::filters_the_templates_use).
+    // left out (tests::filters_the_templates_use). `urlencode` for the
+    // scalars the templates pass: every byte but letters, digits and
+    // `/.-_` as %XX; none and undefined give "".
+    env.add_filter("urlencode", |v: JValue| {
+        if v.is_none() || v.is_undefined() {
+            String::new()
+        } else {
+            encode_keeping(v.as_str().map_or_else(|| v.to_string(), str::to_owned).as_str(), b"/.-_")
+        }
+    });
     env.add_filter("length", |v: JValue| {
         v.len().ok_or_else(|| minijinja::Error::new(JErrorKind::InvalidOperation, format!("{} has no length", v.kind())))
     });
@@ -1235,11 +1244,12 @@ mod tests {
         let got = env
             .render_str(
                 "{{ v|length }} {{ s|length }} [{{ missing|default('') }}] {{ missing|default('d') }} {{ s|default('d') }} \
-                 {{ v|join(' → ') }} {{ v|join }}{% for k, x in missing|default([]) %}x{% endfor %}",
+                 {{ v|join(' → ') }} {{ v|join }}{% for k, x in missing|default([]) %}x{% endfor %} \
+                 {{ 'a b/c@d~é.-_'|urlencode }} {{ 42|urlencode }}[{{ missing|urlencode }}]",
                 minijinja::context! { v => vec!["A1", "B2"], s => "abc" },
             )
             .expect("renders");
-        assert_eq!(got, "2 3 [] d abc A1 → B2 A1B2");
+        assert_eq!(got, "2 3 [] d abc A1 → B2 A1B2 a%20b/c%40d%7E%C3%A9.-_ 42[]");
         let defined = ["num", "length", "default", "join", "safe", "escape", "e", "urlencode"];
         for (name, src) in TEMPLATES {
             for block in ["{{", "{%"].into_iter().flat_map(|open| src.split(open).skip(1)) {

@@ -164,9 +164,15 @@ pub(crate) fn decode(s: &str) -> String {
 
 /// Percent-encoding for a query value.
 pub(crate) fn encode(s: &str) -> String {
+    encode_keeping(s, b"-_.~@")
+}
+
+/// Percent-encoding (`%XX`) of every byte but ASCII letters, digits and
+/// those in `keep`.
+pub(crate) fn encode_keeping(s: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(char::from(b));
         } else {
             use std::fmt::Write as _;
