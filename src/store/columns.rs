@@ -107,30 +107,41 @@ impl<'a> Cursor<'a> {
 /// length follows, 2 + d = the value added d values before the latest)
 /// and the new values' text.
 ///
-/// The dictionary hashes with FNV-1a, not std's keyed `SipHash`: several
-/// times cheaper for these short strings. Log text could be chosen to
+/// The dictionary hashes eight bytes at a time ([`WordHasher`]), not with
+/// std's keyed `SipHash`: several times cheaper for these strings, which
+/// the writer thread hashes for every record. Log text could be chosen to
 /// collide, but a dictionary holds one block's values (at most
 /// `BLOCK_RECORDS` per column), which bounds the damage to one slow block.
 #[derive(Default)]
 struct StrW<'a> {
     codes: Vec<u8>,
     text: Vec<u8>,
-    seen: HashMap<&'a str, u64, std::hash::BuildHasherDefault<FnvHasher>>,
+    seen: HashMap<&'a str, u64, std::hash::BuildHasherDefault<WordHasher>>,
     /// The value last written and its number (the recipients of one
     /// message repeat it: no hashing then).
     last: Option<(&'a str, u64)>,
 }
 
-/// [`crate::hash::Fnv`] as a `Hasher`.
+/// A multiply-xor hash over 8-byte words (unkeyed: see [`StrW`]).
 #[derive(Default)]
-struct FnvHasher(crate::hash::Fnv);
+struct WordHasher(u64);
 
-impl std::hash::Hasher for FnvHasher {
+impl std::hash::Hasher for WordHasher {
     fn write(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes(w.try_into().expect("chunks of eight"));
+            self.0 = (self.0 ^ w).wrapping_mul(K).rotate_left(31);
+        }
+        let mut tail = [0u8; 8];
+        let rest = words.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.0 = (self.0 ^ u64::from_le_bytes(tail) ^ (bytes.len() as u64)).wrapping_mul(K).rotate_left(31);
     }
     fn finish(&self) -> u64 {
-        self.0.finish()
+        let h = self.0 ^ (self.0 >> 29);
+        h.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
     }
 }
 
