@@ -12,13 +12,17 @@
 # Environment: CROSS=1 builds with the `cross` tool instead (only when it and
 # docker or podman exist); SIZE_BUDGET (bytes, default 6000000; 0: no check);
 # ARMV7_TOOLCHAIN (default 1.94.1: rust-std for armv7 musl was not
-# downloadable for 1.95.0); CARGO_TARGET_DIR as usual.
+# downloadable for 1.95.0); BUILD_STD_TOOLCHAIN (default nightly-2026-05-20)
+# and BUILD_STD_TARGETS (default: x86_64 only), see build(); CARGO_TARGET_DIR
+# as usual.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf)
 SIZE_BUDGET=${SIZE_BUDGET:-6000000}
 ARMV7_TOOLCHAIN=${ARMV7_TOOLCHAIN:-1.94.1}
+BUILD_STD_TOOLCHAIN=${BUILD_STD_TOOLCHAIN:-nightly-2026-05-20}
+BUILD_STD_TARGETS=${BUILD_STD_TARGETS-x86_64-unknown-linux-musl}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
 
@@ -57,6 +61,28 @@ toolchain_for() {
   echo "$ARMV7_TOOLCHAIN"
 }
 
+# Whether the release build of TARGET compiles std itself (see build()).
+builds_std() {
+  case " $BUILD_STD_TARGETS " in *" $1 "*) return 0 ;; esac
+  return 1
+}
+
+# The toolchain of TARGET's release build: BUILD_STD_TOOLCHAIN (a dated
+# nightly, with the std sources and, for musl's start files and libc, the
+# target's rust-std) where std is built, else toolchain_for's. Installed
+# here, on the first release build, not by setup: the tests (test-arm.sh,
+# CI) keep using toolchain_for and do not need it.
+release_toolchain_for() {
+  local target=$1
+  if ! builds_std "$target"; then toolchain_for "$target"; return; fi
+  if ! rustup component list --toolchain "$BUILD_STD_TOOLCHAIN" --installed 2>/dev/null | grep -q '^rust-src' ||
+    ! rustup target list --toolchain "$BUILD_STD_TOOLCHAIN" --installed 2>/dev/null | grep -qx "$target"; then
+    log "installing $BUILD_STD_TOOLCHAIN with rust-src and $target (release build of $target, see cross.sh build)"
+    rustup toolchain install "$BUILD_STD_TOOLCHAIN" --profile minimal --component rust-src --target "$target" >&2
+  fi
+  echo "$BUILD_STD_TOOLCHAIN"
+}
+
 setup() {
   local missing=()
   command -v clang >/dev/null || missing+=(clang)
@@ -91,7 +117,7 @@ binfmt() {
 }
 
 build() {
-  local targets=("$@") t tc bin size status=0
+  local targets=("$@") t tc p bin size status=0 std_args
   [ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
   if [ "${CROSS:-0}" = 1 ]; then
     command -v cross >/dev/null || { log "CROSS=1 needs the cross tool (cargo install cross)"; exit 2; }
@@ -100,7 +126,7 @@ build() {
   else
     setup
     for t in "${targets[@]}"; do
-      tc=$(toolchain_for "$t")
+      tc=$(release_toolchain_for "$t")
       log "--- $t (toolchain $tc)"
       # Size (none of it on the hot path): the unwind tables are dropped
       # (targets/no-eh-frame.ld, 0.6 MB on x86_64; panic = "abort" never
@@ -118,7 +144,24 @@ build() {
       # calls thumb-mode an unstable target feature and warns; the stable
       # alternative, the thumbv7neon musl target, has no rustup std.
       case $t in armv7-*) flags+=" -C target-feature=+thumb-mode" ;; esac
-      RUSTFLAGS="${RUSTFLAGS:-} $flags" cargo "+$tc" build --release --locked --target "$t"
+      # x86_64 (BUILD_STD_TARGETS): std is compiled with the binary (a
+      # nightly cargo feature, hence the pinned nightly for this build
+      # only; `cargo build` and the tests use rust-toolchain.toml's), with
+      # std's optimize_for_size feature and without its backtrace feature:
+      # a small stable sort instead of one driftsort copy per sort call
+      # site, no DWARF symbolizer (useless without the unwind tables
+      # dropped above): 0.53 MB. Panic messages and places are printed as
+      # before. core, alloc and std at opt-level 3 as rustup ships them
+      # (the profile's "*" would give them "z"; package overrides cannot
+      # be set from the environment, hence --config): at "z" the parser
+      # ran 1.1 % more instructions (from_utf8 among others) and the
+      # binary was 0.13 MB larger, not smaller.
+      std_args=()
+      if builds_std "$t"; then
+        std_args=("-Zbuild-std=std,panic_abort" -Zbuild-std-features=optimize_for_size)
+        for p in core alloc std; do std_args+=(--config "profile.release.package.$p.opt-level=3"); done
+      fi
+      RUSTFLAGS="${RUSTFLAGS:-} $flags" cargo "+$tc" build --release --locked --target "$t" "${std_args[@]}"
     done
   fi
   printf '%-34s %10s  %s\n' target bytes "file"
