@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn zone_applies_dst() {
-        let tz = TimeZone::get("Europe/Berlin").expect("bundled tzdb");
+        let tz = TimeZone::get("Europe/Berlin").expect("the system time-zone database (tzdata) has this zone");
         let mut r = Resolver::new(tz, 2023);
         // 2023-03-14 00:00:31 +01:00
         assert_eq!(r.resolve(RawTime::Bsd { month: 3, day: 14, secs: 31 }), Timestamp(1_678_748_431));

@@ -113,7 +113,7 @@ fn check_time(t: &mut Tally, ctx: &str, ev: &Event<'_>, want: Option<&str>) {
             i8::try_from(month).ok() == Some(mo) && i8::try_from(day).ok() == Some(d) && ours == secs
         }
         RawTime::Local { .. } | RawTime::Unix(_) => {
-            let tz = TimeZone::get("Europe/Zurich").expect("bundled tzdb");
+            let tz = TimeZone::get("Europe/Zurich").expect("the system time-zone database (tzdata) has this zone");
             let ours = postlens::clock::Resolver::new(tz.clone(), 2000).resolve(ev.time).0;
             let wanted = jiff::civil::date(y, mo, d)
                 .at(
