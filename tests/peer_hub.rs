@@ -208,7 +208,11 @@ fn signals_become_a_signed_list_over_http() {
     assert_eq!(post(&batches, &body, Some(&b64(&s)), "11.20.0.1").0, 409, "a replay after a restart");
     wait_for("the hub reachable again", 10, || matches!(clients[0].telemetry().status, HubStatus::Up { .. }));
     assert!(communities[0].version() >= before);
-    assert_eq!(clients[0].telemetry().outages, 1);
+    // Recovery counts no outage of its own. (Not `== 1`: on a loaded box a
+    // fetch can time out earlier in the test, e.g. while the hub reads the
+    // 300 KiB body above, and that is an outage the client rightly counts;
+    // `down` already includes it.)
+    assert_eq!(clients[0].telemetry().outages, down, "recovery adds no outage");
 
     // A public delisting request removes the listing at once.
     let (code, text) = post(&delist, b"{\"ip\":\"203.0.113.50\"}", None, "11.30.0.1");
