@@ -1,8 +1,7 @@
 //! Where a store's bytes go, per delivery (a measuring aid, not a test of
 //! behaviour): `POSTLENS_ANALYZE_WS=DIR cargo test --lib analyze -- --ignored --nocapture`.
-//! With `POSTLENS_ANALYZE_DUMP=DIR` it only writes every tenth sealed
-//! block's postcard bytes and columns there, for experiments elsewhere.
-#![expect(clippy::cast_precision_loss, clippy::cast_possible_truncation, reason = "a measuring aid: approximate figures, small blocks")]
+//! Ignored in the suite: it needs a real, large store to say anything.
+#![expect(clippy::cast_precision_loss, reason = "a measuring aid: approximate figures")]
 
 use super::levels::{self, Kind as _};
 use super::{DELIVERY_BLOCKS, DELIVERY_SUMS, EVENT_BLOCKS, EVENT_SUMS, Store, blocks, columns};
@@ -15,25 +14,11 @@ fn deflate(b: &[u8], level: u32) -> usize {
     z.finish().expect("in memory").len()
 }
 
-/// Writes a block's postcard bytes and its columns (for experiments
-/// outside Rust) to `$POSTLENS_ANALYZE_DUMP/NAME.{pc,cols}`.
-fn dump(name: &str, postcard: &[u8], cols: &[Vec<u8>]) {
-    let Ok(dir) = std::env::var("POSTLENS_ANALYZE_DUMP") else { return };
-    std::fs::write(format!("{dir}/{name}.pc"), postcard).expect("dump");
-    let mut c = Vec::new();
-    for col in cols {
-        c.extend_from_slice(&(col.len() as u32).to_le_bytes());
-        c.extend_from_slice(col);
-    }
-    std::fs::write(format!("{dir}/{name}.cols"), c).expect("dump");
-}
-
 #[test]
 #[ignore = "measures a real store: set POSTLENS_ANALYZE_WS"]
 fn where_the_bytes_go() {
     let Ok(ws) = std::env::var("POSTLENS_ANALYZE_WS") else { return };
     let s = Store::open(std::path::Path::new(&ws)).expect("open");
-    let quick = std::env::var("POSTLENS_ANALYZE_DUMP").is_ok();
     let tx = s.db().expect("db").begin_read().expect("read");
     let sums = tx.open_table(DELIVERY_SUMS).expect("t");
     let mut nd = 0u64;
@@ -59,7 +44,6 @@ fn where_the_bytes_go() {
     // Delivery blocks, sealed only.
     let data = tx.open_table(DELIVERY_BLOCKS).expect("t");
     let (mut cur, mut pc, mut pc6, mut pc9, mut col1, mut col6, mut col9, mut n) = (0, 0, 0, 0, 0, 0, 0, 0u64);
-    let mut n_blocks = 0;
     for row in sums.iter().expect("iter") {
         let k = row.expect("row").0.value();
         if open.contains(&(levels::Deliveries::ID, k)) {
@@ -78,13 +62,6 @@ fn where_the_bytes_go() {
         cur += b.len() as u64;
         let raw = postcard::to_allocvec(&ds).expect("enc");
         pc += raw.len() as u64;
-        if n_blocks % 10 == 0 {
-            dump(&format!("d{n_blocks}"), &raw, &columns::delivery_columns(&ds));
-        }
-        n_blocks += 1;
-        if quick {
-            continue;
-        }
         pc6 += deflate(&raw, 6) as u64;
         pc9 += deflate(&raw, 9) as u64;
         for (lvl, acc) in [(1, &mut col1), (6, &mut col6), (9, &mut col9)] {
@@ -110,7 +87,6 @@ fn where_the_bytes_go() {
     let edata = tx.open_table(EVENT_BLOCKS).expect("t");
     let (mut cur, mut pc6, mut col1, mut col6, mut col9, mut n, mut rows) = (0, 0, 0, 0, 0, 0u64, 0u64);
     let mut kinds = [0u64; 7];
-    let mut e_blocks = 0;
     for row in esums.iter().expect("iter") {
         let (k, v) = row.expect("row");
         rows += v.value().len() as u64;
@@ -133,13 +109,6 @@ fn where_the_bytes_go() {
             }] += 1;
         }
         let raw = postcard::to_allocvec(&es).expect("enc");
-        if e_blocks % 10 == 0 {
-            dump(&format!("e{e_blocks}"), &raw, &columns::event_columns(&es));
-        }
-        e_blocks += 1;
-        if quick {
-            continue;
-        }
         pc6 += deflate(&raw, 6) as u64;
         for (lvl, acc) in [(1, &mut col1), (6, &mut col6), (9, &mut col9)] {
             *acc += columns::encode_events_at(&es, lvl).expect("enc").len() as u64;

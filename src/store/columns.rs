@@ -332,7 +332,7 @@ pub(crate) fn encode_deliveries_at(ds: &[DeliveryRec], level: u32) -> Result<Vec
 }
 
 /// The columns of deliveries, before packing.
-pub(crate) fn delivery_columns(ds: &[DeliveryRec]) -> Vec<Vec<u8>> {
+fn delivery_columns(ds: &[DeliveryRec]) -> Vec<Vec<u8>> {
     let mut times = Vec::with_capacity(ds.len() * 2);
     let mut qtimes = Vec::with_capacity(ds.len() * 2);
     let mut flags = Vec::with_capacity(ds.len());
@@ -496,7 +496,7 @@ pub(crate) fn encode_events_at(es: &[EventRec], level: u32) -> Result<Vec<u8>, C
 }
 
 /// The columns of events, before packing.
-pub(crate) fn event_columns(es: &[EventRec]) -> Vec<Vec<u8>> {
+fn event_columns(es: &[EventRec]) -> Vec<Vec<u8>> {
     let mut times = Vec::with_capacity(es.len() * 2);
     let mut kinds = Vec::with_capacity(es.len());
     let mut nums = Vec::new();
