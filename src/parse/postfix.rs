@@ -4,7 +4,9 @@
 //! component and the daemon the last.
 
 use super::header::Header;
-use super::scan::{angle, field, find_byte, finder, leading_u32, parse_u32, parse_u64, rfind_byte, split_once, unbracket};
+use super::scan::{
+    angle, field, find_byte, find_then_space, finder, leading_u32, leading_u64, parse_u32, parse_u64, rfind_byte, split_once, unbracket,
+};
 use super::{Daemon, Delivery, Event, Kind, Notice, QueueId, Status, Unparsed, peer};
 
 /// A line of a program named `postfix…`; `Err(OtherProgram)` when the
@@ -344,7 +346,7 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
         let key = &s[..eq];
         let v = &s[eq + 1..];
         // Values end at ", " (`relay=` never contains one).
-        let end = comma_space(v).unwrap_or(v.len());
+        let end = find_then_space(b',', v).unwrap_or(v.len());
         let val = &v[..end];
         match key {
             b"relay" => d.relay = val,
@@ -355,25 +357,6 @@ fn delivery<'a>(qid: QueueId<'a>, rest: &'a [u8]) -> Option<Delivery<'a>> {
         }
         s = &v[end..];
     }
-}
-
-/// Position of the first `", "` in `s`.
-fn comma_space(s: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b',', &s[from..]) {
-        let at = from + i;
-        if s.get(at + 1) == Some(&b' ') {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
-}
-
-/// Leading decimal digits of `s` as a `u64`, and the rest.
-fn leading_u64(s: &[u8]) -> Option<(u64, &[u8])> {
-    let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
-    Some((parse_u64(&s[..n])?, &s[n..]))
 }
 
 /// `<addr>` or a bare `addr` up to the next `,` (some relays log bare).

@@ -21,17 +21,24 @@ pub(crate) fn split_once<'a>(s: &'a [u8], f: &memmem::Finder<'_>) -> Option<(&'a
     Some((&s[..i], &s[i + f.needle().len()..]))
 }
 
-/// Splits at the first `": "` (the most common separator, found with memchr).
-pub(crate) fn split_colon(s: &[u8]) -> Option<(&[u8], &[u8])> {
+/// Position of the first `b` followed by a space (`": "`, `", "`), found
+/// with memchr.
+pub(crate) fn find_then_space(b: u8, s: &[u8]) -> Option<usize> {
     let mut from = 0;
-    while let Some(i) = memchr::memchr(b':', &s[from..]) {
+    while let Some(i) = memchr::memchr(b, &s[from..]) {
         let at = from + i;
         if s.get(at + 1) == Some(&b' ') {
-            return Some((&s[..at], &s[at + 2..]));
+            return Some(at);
         }
         from = at + 1;
     }
     None
+}
+
+/// Splits at the first `": "` (the most common separator).
+pub(crate) fn split_colon(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = find_then_space(b':', s)?;
+    Some((&s[..at], &s[at + 2..]))
 }
 
 /// Position of byte `b` in a short slice. memchr's vector set-up costs more
@@ -68,8 +75,13 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
 
 /// Leading decimal digits of `s` as a number and the rest.
 pub(crate) fn leading_u32(s: &[u8]) -> Option<(u32, &[u8])> {
+    leading_u64(s).and_then(|(n, rest)| Some((u32::try_from(n).ok()?, rest)))
+}
+
+/// Leading decimal digits of `s` as a `u64`, and the rest.
+pub(crate) fn leading_u64(s: &[u8]) -> Option<(u64, &[u8])> {
     let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
-    Some((parse_u32(&s[..n])?, &s[n..]))
+    Some((parse_u64(&s[..n])?, &s[n..]))
 }
 
 /// Parses a fixed-width run of ASCII digits.
