@@ -288,8 +288,7 @@ fn cached_whole_days_see_lines_arriving_for_them() {
     // over them once, then cached.
     let cookie = common::sign_in(daemon.1, "ops@example.org", "Rollup-Check-42!");
     let page = || -> String {
-        let (code, head, body) =
-            common::http(daemon.1, "GET", "/?from=2026-05-11T00:00:00Z&to=2026-05-14T00:00:00Z", &format!("{cookie}\r\n"), "");
+        let (code, head, body) = common::http(daemon.1, "GET", "/?from=2026-05-11T00:00:00Z&to=2026-05-14T00:00:00Z", &cookie, "");
         assert_eq!(code, 200, "{body}");
         // A page of known length goes out whole, not chunked.
         assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
