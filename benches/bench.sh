@@ -10,11 +10,14 @@
 #   BENCH_DAYS    days the log spans (default 7)
 #   BENCH_DIR     cache directory (default target/bench)
 #   BENCH_NO_INSTALL=1  never call apt-get
+#   BENCH_RUNS    runs of each tool (default 3): the median wall time is reported
 #
 # The log is generated once by benches/genlog.py and cached as
 # $BENCH_DIR/mail-<lines>-<format>-s<seed>.log (regenerated when genlog.py is newer), with the
-# generator's counts in the matching .truth.json.  Each tool runs once under /usr/bin/time -v;
-# wall time is measured around it, peak RSS comes from "Maximum resident set size".
+# generator's counts in the matching .truth.json.  Each tool runs BENCH_RUNS times in turn
+# (wc, pflogsumm, bench-parse, import; then again), each run under /usr/bin/time -v: the
+# median wall time (measured around the run) is reported, so that one run disturbed by
+# another process does not decide a ratio, and the largest "Maximum resident set size".
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +29,7 @@ FORMAT="${BENCH_FORMAT:-classic}"
 DAYS="${BENCH_DAYS:-7}"
 DIR="${BENCH_DIR:-target/bench}"
 POSTLENS="${POSTLENS:-target/release/postlens}"
+RUNS="${BENCH_RUNS:-3}"
 
 say() { printf '%s\n' "$*" >&2; }
 
@@ -67,13 +71,15 @@ cat "$LOG" >/dev/null
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/postlens-bench.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
-# run NAME CMD...: runs once, records wall seconds and peak RSS (KiB) or n/a
-declare -A SECS RSS NOTE
+# run NAME CMD...: one run; appends its wall seconds and peak RSS (KiB) to the tool's
+# samples, or marks the tool n/a when it fails
+declare -A SECS RSS NOTE SAMPLES
 ORDER=()
 run() {
     local name="$1"; shift
-    ORDER+=("$name")
-    local tf="$WORK/time.$RANDOM" out="$WORK/out.$RANDOM" t0 t1 rc
+    case " ${ORDER[*]} " in *" $name "*) ;; *) ORDER+=("$name"); NOTE[$name]="" ;; esac
+    [ "${SECS[$name]:-}" = "n/a" ] && return
+    local tf="$WORK/time.$RANDOM" out="$WORK/out.$RANDOM" t0 t1 rc rss
     t0=$(date +%s%N)
     /usr/bin/time -v -o "$tf" "$@" >/dev/null 2>"$out"
     rc=$?
@@ -83,27 +89,36 @@ run() {
         NOTE[$name]="exit $rc: $(grep -v '^Command exited' "$out" | tail -n 1 | cut -c1-100)"
         return
     fi
-    SECS[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
-    RSS[$name]=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tf")
-    NOTE[$name]=""
+    SAMPLES[$name]="${SAMPLES[$name]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')"
+    rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tf")
+    [ "${RSS[$name]:-0}" -ge "$rss" ] 2>/dev/null || RSS[$name]=$rss
+}
+# median NAME: the median of the tool's samples into SECS (unless it failed)
+median() {
+    [ "${SECS[$1]:-}" = "n/a" ] && return
+    SECS[$1]=$(tr ' ' '\n' <<<"${SAMPLES[$1]}" | grep . | sort -n | awk '{v[NR]=$1} END{print (NR % 2) ? v[(NR+1)/2] : sprintf("%.3f", (v[NR/2]+v[NR/2+1])/2)}')
 }
 na() { ORDER+=("$1"); SECS[$1]="n/a"; RSS[$1]="n/a"; NOTE[$1]="$2"; }
 
-say "bench: timing on $LOG ($NLINES lines, $((BYTES / 1048576)) MiB)"
-run "wc -l" wc -l "$LOG"
-if [ -x "$PFLOGSUMM" ]; then
-    run "pflogsumm" "$PFLOGSUMM" --problems-first --rej-add-from --verbose-msg-detail "$LOG"
-else
-    na "pflogsumm" "pflogsumm not installed"
-fi
-if [ -x "$POSTLENS" ]; then
-    run "postlens bench-parse" "$POSTLENS" bench-parse "$LOG"
-    run "postlens import" "$POSTLENS" import --workspace "$WORK/ws" "$LOG"
-    [ -d "$WORK/ws" ] && NOTE["postlens import"]="${NOTE["postlens import"]:-workspace $(du -sh "$WORK/ws" | cut -f1)}"
-else
-    na "postlens bench-parse" "no binary at $POSTLENS"
-    na "postlens import" "no binary at $POSTLENS"
-fi
+say "bench: timing on $LOG ($NLINES lines, $((BYTES / 1048576)) MiB), $RUNS runs of each tool"
+for ((i = 1; i <= RUNS; i++)); do
+    run "wc -l" wc -l "$LOG"
+    if [ -x "$PFLOGSUMM" ]; then
+        run "pflogsumm" "$PFLOGSUMM" --problems-first --rej-add-from --verbose-msg-detail "$LOG"
+    elif [ "$i" = 1 ]; then
+        na "pflogsumm" "pflogsumm not installed"
+    fi
+    if [ -x "$POSTLENS" ]; then
+        run "postlens bench-parse" "$POSTLENS" bench-parse "$LOG"
+        rm -rf "$WORK/ws"
+        run "postlens import" "$POSTLENS" import --workspace "$WORK/ws" "$LOG"
+    elif [ "$i" = 1 ]; then
+        na "postlens bench-parse" "no binary at $POSTLENS"
+        na "postlens import" "no binary at $POSTLENS"
+    fi
+done
+for name in "${ORDER[@]}"; do median "$name"; done
+[ -d "$WORK/ws" ] && NOTE["postlens import"]="${NOTE["postlens import"]:-workspace $(du -sh "$WORK/ws" | cut -f1)}"
 
 # ---- table ------------------------------------------------------------------------------
 lps() { awk -v n="$NLINES" -v s="$1" 'BEGIN{ if (s == "n/a" || s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
@@ -111,6 +126,7 @@ PF_LPS=$(lps "${SECS[pflogsumm]:-n/a}")
 WC_LPS=$(lps "${SECS["wc -l"]:-n/a}")
 printf '\n%s: %d lines, %.1f MiB, format %s, seed %s (truth: %s)\n' "$LOG" "$NLINES" \
     "$(awk -v b="$BYTES" 'BEGIN{print b/1048576}')" "$FORMAT" "$SEED" "$TRUTH"
+printf 'seconds: median of %s runs of each tool (runs interleaved); RSS: the largest\n' "$RUNS"
 printf '%-22s %9s %12s %9s %10s %10s %9s  %s\n' tool seconds lines/s MB/s "x pflogsumm" "x wc -l" "RSS MiB" note
 for name in "${ORDER[@]}"; do
     s="${SECS[$name]}"

@@ -97,14 +97,22 @@ impl DomainCounts {
 
 /// Removes up to `limit` rows of a byte-keyed table whose keys sort
 /// before `end` (retention of the per-hour and per-day counter tables).
-/// Returns how many were removed.
-fn remove_before(tx: &redb::WriteTransaction, def: TableDefinition<&[u8], &[u8]>, end: &[u8], limit: usize) -> Result<usize, StoreError> {
+/// Returns how many were removed and the bytes of their keys and values.
+fn remove_before(
+    tx: &redb::WriteTransaction,
+    def: TableDefinition<&[u8], &[u8]>,
+    end: &[u8],
+    limit: usize,
+) -> Result<(usize, u64), StoreError> {
     let mut t = tx.open_table(def)?;
     let doomed: Vec<Vec<u8>> = t.range(..end)?.take(limit).map(|r| r.map(|(k, _)| k.value().to_vec())).collect::<Result<_, _>>()?;
+    let mut bytes = 0;
     for k in &doomed {
-        t.remove(k.as_slice())?;
+        if let Some(v) = t.remove(k.as_slice())? {
+            bytes += (k.len() + v.value().len()) as u64;
+        }
     }
-    Ok(doomed.len())
+    Ok((doomed.len(), bytes))
 }
 
 /// A number kept in the META table, as the snapshot `tx` has it.
@@ -278,7 +286,13 @@ pub struct Store {
     insights_gen: std::sync::atomic::AtomicU64,
     /// The last [`Store::space_report`] and when it was measured.
     space_report: std::sync::Mutex<Option<(Timestamp, Arc<SpaceReport>)>>,
+    /// At least the file's free bytes (see [`Store::compaction_due`]);
+    /// [`FREE_UNKNOWN`] until measured.
+    free_hint: std::sync::atomic::AtomicU64,
 }
+
+/// [`Store::free_hint`] of a file this process has not measured yet.
+const FREE_UNKNOWN: u64 = u64::MAX;
 
 /// Where the store's space goes (`status --json`).
 pub struct SpaceReport {
@@ -300,6 +314,8 @@ impl Store {
     pub fn open(workspace: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(workspace).map_err(|source| StoreError::Workspace { path: workspace.to_owned(), source })?;
         let path = workspace.join(DB_FILE);
+        // A file created now has no free pages to give back.
+        let fresh = !path.exists();
         let db = match redb::Builder::new().set_cache_size(DB_CACHE_BYTES).create(&path) {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             r => r?,
@@ -312,6 +328,7 @@ impl Store {
             sum_caches: query::SumCaches::default(),
             insights_gen: std::sync::atomic::AtomicU64::new(0),
             space_report: std::sync::Mutex::new(None),
+            free_hint: std::sync::atomic::AtomicU64::new(if fresh { 0 } else { FREE_UNKNOWN }),
         };
         store.init()?;
         Ok(store)
@@ -439,6 +456,7 @@ impl Store {
         *g = Some(db);
         drop(g);
         self.sum_caches.clear();
+        self.free_hint.store(FREE_UNKNOWN, std::sync::atomic::Ordering::Relaxed);
         // Reload the block sequence as committed.
         self.init()
     }
@@ -453,13 +471,40 @@ impl Store {
     /// rewritten rows redb has not reused) do take disk. `None` when they
     /// are not worth it.
     ///
+    /// Measuring reads every page of the file (a tenth of a second for a
+    /// million lines' store, and an import asks after each file), so it is
+    /// done only when it can find enough: the first time in this process
+    /// (another may have left free pages), then only when what retention
+    /// deleted since, added to the free bytes last measured, would be
+    /// enough. The pages of rewritten open blocks and of redb's
+    /// copy-on-write are not counted: redb reuses them for the next
+    /// commits, so they never pile up.
+    ///
     /// # Errors
     /// Database failure.
     pub fn compaction_due(&self) -> Result<Option<u64>, StoreError> {
+        let worth = |free: u64, size: u64| free >= crate::limits::COMPACT_MIN_FREE_BYTES && free >= size / crate::limits::COMPACT_FREE_PART;
+        let hint = self.free_hint.load(std::sync::atomic::Ordering::Relaxed);
+        if hint != FREE_UNKNOWN && !worth(hint, self.disk_size()) {
+            return Ok(None);
+        }
         let (_, _, _, allocated) = self.space()?;
         let size = self.disk_size();
         let free = size.saturating_sub(allocated);
-        Ok((free >= crate::limits::COMPACT_MIN_FREE_BYTES && free >= size / crate::limits::COMPACT_FREE_PART).then_some(free))
+        self.free_hint.store(free, std::sync::atomic::Ordering::Relaxed);
+        Ok(worth(free, size).then_some(free))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn free_hint(&self) -> u64 {
+        self.free_hint.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `bytes` deleted by retention towards [`Store::free_hint`].
+    fn freed(&self, bytes: u64) {
+        let _ = self.free_hint.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |h| {
+            (h != FREE_UNKNOWN).then(|| h.saturating_add(bytes).min(FREE_UNKNOWN - 1))
+        });
     }
 
     /// Disk space the file takes (its blocks; at most its length).
@@ -497,6 +542,8 @@ impl Store {
             }
         }
         drop(g);
+        // Measured again at the next check.
+        self.free_hint.store(FREE_UNKNOWN, std::sync::atomic::Ordering::Relaxed);
         Ok(before.saturating_sub(self.file_size()))
     }
 
@@ -1002,6 +1049,8 @@ impl Store {
     fn retain(&self, tx: &Tx, cutoff: Timestamp, max_bytes: Option<u64>, max_blocks: usize) -> Result<usize, StoreError> {
         let over_size = max_bytes.is_some_and(|m| self.file_size() > m);
         let mut deleted = 0;
+        // Bytes deleted (blocks, counter rows), towards the free-space hint.
+        let mut freed = 0;
         {
             for (blocks_def, sums_def, kind) in [
                 (DELIVERY_BLOCKS, DELIVERY_SUMS, levels::Deliveries::ID),
@@ -1030,23 +1079,28 @@ impl Store {
                     {
                         rollup::forget_block(tx, kind, &bytes)?;
                     }
-                    levels::remove_block(&mut b, k)?;
+                    freed += levels::remove_block(&mut b, k)?;
                     s.remove(k)?;
                     levels::forget(tx, kind, k)?;
                     deleted += 1;
                 }
             }
             // Whole days only: a day partly inside retention stays.
-            let mut removed = remove_before(tx, DOMAIN_DAYS, &domain_key(hour_of(cutoff.0) / 24, ""), max_blocks * 64)?;
+            let (mut removed, bytes) = remove_before(tx, DOMAIN_DAYS, &domain_key(hour_of(cutoff.0) / 24, ""), max_blocks * 64)?;
+            freed += bytes;
             let mut t = tx.open_table(HOUR_TOTALS)?;
             let doomed: Vec<u32> =
                 t.range(..hour_of(cutoff.0))?.take(max_blocks * 64).map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
             for k in doomed {
-                t.remove(k)?;
+                if let Some(v) = t.remove(k)? {
+                    freed += 4 + v.value().len() as u64;
+                }
             }
             let end = domain_key(hour_of(cutoff.0), "");
             for def in [DOMAIN_HOURS, AUTH_HOURS] {
-                removed += remove_before(tx, def, &end, max_blocks * 64)?;
+                let (n, bytes) = remove_before(tx, def, &end, max_blocks * 64)?;
+                removed += n;
+                freed += bytes;
             }
             if deleted > 0 || removed > 0 {
                 // The rollups or counters changed: a new commit number for
@@ -1075,6 +1129,7 @@ impl Store {
                 }
             }
         }
+        self.freed(freed);
         Ok(deleted)
     }
 }
