@@ -13,8 +13,6 @@ use crate::settings::Settings;
 use crate::store::query::{Query, SearchHit, Window};
 use serde_json::json;
 
-const OPENAPI: &str = include_str!("../../web/openapi.json");
-
 pub(crate) fn err(status: u16, message: &str) -> Resp {
     Resp::json(status, &json!({ "error": message }))
 }
@@ -47,7 +45,7 @@ pub(crate) fn route(ctx: &Ctx, req: &Req, now: Timestamp) -> Resp {
             return err(400, &format!("unknown parameter '{k}'"));
         }
         return match req.method {
-            Method::Get | Method::Head => Resp::new(200, "application/json", OPENAPI),
+            Method::Get | Method::Head => super::assets::serve("openapi.json", req.gzip).expect("build.rs embeds web/openapi.json"),
             _ => err(405, "method not allowed"),
         };
     }

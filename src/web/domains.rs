@@ -32,8 +32,10 @@ const MAX_LABEL: usize = 63;
 /// Characters of a bad pattern quoted in an error.
 const MAX_QUOTE: usize = 80;
 
-/// The built-in mapping.
-const BUILTIN: &str = include_str!("../../web/domain-mapping.txt");
+/// The built-in mapping (embedded, see `web::assets`).
+fn builtin_text() -> &'static str {
+    super::assets::bundled("domain-mapping.txt")
+}
 
 /// Domain patterns → provider group names. Build it once (at start-up);
 /// look-ups take `&self`.
@@ -189,7 +191,7 @@ impl DomainMap {
     /// # Panics
     /// Never: the embedded file parses, which a unit test pins.
     pub fn builtin() -> DomainMap {
-        DomainMap::parse(BUILTIN).expect("the built-in domain mapping parses (pinned by a unit test)")
+        DomainMap::parse(builtin_text()).expect("the built-in domain mapping parses (pinned by a unit test)")
     }
 
     /// Adds `other`'s patterns (the admin's file) over these: a pattern in
@@ -481,7 +483,7 @@ mod tests {
 
     #[test]
     fn builtin_map_parses_and_groups_the_big_providers() {
-        let m = DomainMap::parse(BUILTIN).unwrap_or_else(|e| panic!("built-in mapping: {e}"));
+        let m = DomainMap::parse(builtin_text()).unwrap_or_else(|e| panic!("built-in mapping: {e}"));
         assert!(m.exact.len() + m.wild.len() > 150, "{}", m.exact.len() + m.wild.len());
         let cases = [
             ("gmail.com", None, Some("Google")),
@@ -527,7 +529,7 @@ mod tests {
 
     #[test]
     fn builtin_file_documents_its_format() {
-        let head: String = BUILTIN.lines().take_while(|l| l.starts_with('#') || l.is_empty()).collect::<Vec<_>>().join("\n");
+        let head: String = builtin_text().lines().take_while(|l| l.starts_with('#') || l.is_empty()).collect::<Vec<_>>().join("\n");
         for needle in ["Format", "*.", "#", "line"] {
             assert!(head.contains(needle), "{needle}");
         }

@@ -1,13 +1,11 @@
 //! UI translations: one catalog per language in `web/i18n/<lang>.txt`
-//! (`key = text` lines, `#` comments), embedded and parsed once. A key
-//! missing from a catalog falls back to English, then to the key itself;
-//! a test checks that every key the templates and handlers use exists in
-//! every catalog.
+//! (`key = text` lines, `#` comments), embedded (`assets`) and parsed
+//! once. A key missing from a catalog falls back to English, then to the
+//! key itself; a test checks that every key the templates and handlers use
+//! exists in every catalog, and that every UI language has a catalog.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-
-const CATALOGS: &[(&str, &str)] = &[("en", include_str!("../../web/i18n/en.txt")), ("de", include_str!("../../web/i18n/de.txt"))];
 
 fn parse(text: &'static str) -> HashMap<&'static str, &'static str> {
     text.lines()
@@ -20,7 +18,7 @@ fn parse(text: &'static str) -> HashMap<&'static str, &'static str> {
 
 fn catalogs() -> &'static HashMap<&'static str, HashMap<&'static str, &'static str>> {
     static C: OnceLock<HashMap<&'static str, HashMap<&'static str, &'static str>>> = OnceLock::new();
-    C.get_or_init(|| CATALOGS.iter().map(|(lang, text)| (*lang, parse(text))).collect())
+    C.get_or_init(|| super::assets::bundled_in("i18n").filter_map(|(file, text)| Some((file.strip_suffix(".txt")?, parse(text)))).collect())
 }
 
 /// The text of `key` in `lang`.
@@ -49,7 +47,7 @@ mod tests {
                 }
             }
         };
-        for (_, src) in super::super::pages::TEMPLATES {
+        for (_, src) in super::super::assets::bundled_in("templates") {
             scan(src, "t(\"");
         }
         for src in [
@@ -71,7 +69,7 @@ mod tests {
     fn every_used_key_is_translated_in_every_language() {
         let keys = used_keys();
         assert!(keys.len() > 50, "found only {} keys: the scan is broken", keys.len());
-        for (lang, _) in CATALOGS {
+        for lang in crate::web::LANGUAGES {
             let m = &catalogs()[lang];
             let missing: Vec<_> = keys.iter().filter(|k| !m.contains_key(k.as_str())).collect();
             assert!(missing.is_empty(), "{lang} lacks {missing:?}");
@@ -124,8 +122,13 @@ mod tests {
 
     #[test]
     fn catalogs_have_the_same_keys() {
+        let mut langs: Vec<_> = catalogs().keys().copied().collect();
+        langs.sort_unstable();
+        let mut want = crate::web::LANGUAGES.to_vec();
+        want.sort_unstable();
+        assert_eq!(langs, want, "one catalog per UI language");
         let en: std::collections::BTreeSet<_> = catalogs()["en"].keys().collect();
-        for (lang, _) in CATALOGS {
+        for lang in crate::web::LANGUAGES {
             let other: std::collections::BTreeSet<_> = catalogs()[lang].keys().collect();
             assert_eq!(en, other, "{lang}");
         }

@@ -9,9 +9,11 @@
 //! no sniffing, same-origin referrers). All links are relative and every
 //! HTML page lives at the top level, so the UI works under any path
 //! prefix behind a reverse proxy. Templates, styles and translations are
-//! embedded in the binary.
+//! embedded in the binary, compressed (`assets`); static files and the
+//! `OpenAPI` document go out gzip-compressed to clients that accept it.
 
 mod api;
+mod assets;
 pub(crate) mod chart;
 mod dash;
 pub(crate) mod domains;
@@ -260,7 +262,7 @@ fn handle(ctx: &Ctx, req: &Req) -> Resp {
     match (req.method, path) {
         (Method::Get | Method::Head, "/healthz") => return Resp::text(200, "ok\n"),
         (Method::Get, "/metrics") => return api::metrics(ctx, req),
-        (Method::Get, p) if p.starts_with("/static/") => return pages::static_file(&p["/static/".len()..]),
+        (Method::Get, p) if p.starts_with("/static/") => return pages::static_file(&p["/static/".len()..], req.gzip),
         _ => {}
     }
     if path.starts_with("/api/") {

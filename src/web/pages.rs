@@ -10,7 +10,7 @@
 
 use super::i18n::t;
 use super::req::{Method, Req, encode, encode_keeping};
-use super::{Ctx, PRE_CSRF_COOKIE, Resp, SESSION_COOKIE, Who, chart, cookie};
+use super::{Ctx, PRE_CSRF_COOKIE, Resp, SESSION_COOKIE, Who, assets, chart, cookie};
 use crate::auth::{self, Role};
 use crate::clock::Timestamp;
 use crate::limits;
@@ -23,36 +23,11 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-pub(crate) const TEMPLATES: &[(&str, &str)] = &[
-    ("base.html", include_str!("../../web/templates/base.html")),
-    ("setup.html", include_str!("../../web/templates/setup.html")),
-    ("login.html", include_str!("../../web/templates/login.html")),
-    ("dashboard.html", include_str!("../../web/templates/dashboard.html")),
-    ("mailbox.html", include_str!("../../web/templates/mailbox.html")),
-    ("detective.html", include_str!("../../web/templates/detective.html")),
-    ("message.html", include_str!("../../web/templates/message.html")),
-    ("public.html", include_str!("../../web/templates/public.html")),
-    ("logs.html", include_str!("../../web/templates/logs.html")),
-    ("settings.html", include_str!("../../web/templates/settings.html")),
-    ("error.html", include_str!("../../web/templates/error.html")),
-    ("range.html", include_str!("../../web/templates/range.html")),
-    ("insights.html", include_str!("../../web/templates/insights.html")),
-    ("protection.html", include_str!("../../web/templates/protection.html")),
-    ("telemetry.html", include_str!("../../web/templates/telemetry.html")),
-    ("health.html", include_str!("../../web/templates/health.html")),
-];
-
-const STATIC: &[(&str, &str, &[u8])] = &[
-    ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/static/style.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../web/static/app.js")),
-    ("favicon.svg", "image/svg+xml", include_bytes!("../../web/static/favicon.svg")),
-];
-
 /// The template environment with `t(key)` (translation in the page's
 /// `lang`).
 pub(crate) fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
-    for (name, src) in TEMPLATES {
+    for (name, src) in assets::bundled_in("templates") {
         // The templates are part of the binary: a syntax error is a build
         // defect the template test catches.
         let _ = env.add_template(name, src);
@@ -121,9 +96,12 @@ pub(crate) fn rel(path: &str, target: &str) -> String {
     format!("{}{t}", "../".repeat(depth))
 }
 
-pub(crate) fn static_file(name: &str) -> Resp {
-    match STATIC.iter().find(|(n, _, _)| *n == name) {
-        Some((_, ctype, body)) => Resp::new(200, ctype, *body).with("Cache-Control", "public, max-age=3600".into()),
+/// A file of `web/static/` (gzip-compressed when `gzip`, see
+/// `assets::serve`), cached by browsers for an hour. Only the embedded
+/// files are served: `name` is looked up, never joined to a path.
+pub(crate) fn static_file(name: &str, gzip: bool) -> Resp {
+    match assets::serve(&format!("static/{name}"), gzip) {
+        Some(r) => r.with("Cache-Control", "public, max-age=3600".into()),
         None => Resp::text(404, "not found\n"),
     }
 }
@@ -1229,7 +1207,7 @@ mod tests {
     #[test]
     fn every_template_parses() {
         let env = environment();
-        for (name, _) in TEMPLATES {
+        for (name, _) in assets::bundled_in("templates") {
             env.get_template(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
@@ -1251,7 +1229,7 @@ mod tests {
             .expect("renders");
         assert_eq!(got, "2 3 [] d abc A1 → B2 A1B2 a%20b/c%40d%7E%C3%A9.-_ 42[]");
         let defined = ["num", "length", "default", "join", "safe", "escape", "e", "urlencode"];
-        for (name, src) in TEMPLATES {
+        for (name, src) in assets::bundled_in("templates") {
             for block in ["{{", "{%"].into_iter().flat_map(|open| src.split(open).skip(1)) {
                 let inside = block.split(['}', '%']).next().unwrap_or("");
                 for after in inside.split('|').skip(1) {

@@ -34,6 +34,9 @@ pub(crate) struct Req {
     /// `X-CSRF-Token`: how a page's script proves a cookie-authenticated
     /// API post comes from the UI.
     pub csrf_header: Option<String>,
+    /// `Accept-Encoding` accepts gzip: static files and the `OpenAPI`
+    /// document may be sent compressed.
+    pub gzip: bool,
     /// The body of a POST (at most `MAX_FORM_BODY`).
     pub body: Vec<u8>,
 }
@@ -80,6 +83,7 @@ impl Req {
         let bearer = header("Authorization")
             .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim().to_owned()));
         let csrf_header = header("X-CSRF-Token").map(|t| t.trim().to_owned());
+        let gzip = header("Accept-Encoding").is_some_and(|v| accepts_gzip(&v));
         let cookies = header("Cookie").map(|c| parse_cookies(&c)).unwrap_or_default();
         let mut form = Vec::new();
         let mut body = Vec::new();
@@ -96,7 +100,7 @@ impl Req {
                 form = parse_pairs(&String::from_utf8_lossy(&body));
             }
         }
-        Ok(Req { method, path: decode(path), query: parse_pairs(query), form, cookies, client, https, bearer, csrf_header, body })
+        Ok(Req { method, path: decode(path), query: parse_pairs(query), form, cookies, client, https, bearer, csrf_header, gzip, body })
     }
 
     /// The first query value of `name`, trimmed; `None` when absent or empty.
@@ -116,6 +120,30 @@ impl Req {
 
 fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// Whether an `Accept-Encoding` value (RFC 9110, 12.5.3) accepts gzip:
+/// `gzip` (or its alias `x-gzip`) listed without a zero weight, or, when
+/// neither is listed, `*` without one. A weight is zero when it has no
+/// digit 1-9 (`q=0`, `q=0.000`); names are case-insensitive.
+fn accepts_gzip(h: &str) -> bool {
+    let mut star = false;
+    for item in h.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let weighted = parts.find_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim().eq_ignore_ascii_case("q").then_some(value)
+        });
+        let accepted = weighted.is_none_or(|q| q.bytes().any(|b| matches!(b, b'1'..=b'9')));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return accepted;
+        }
+        if coding == "*" {
+            star = accepted;
+        }
+    }
+    star
 }
 
 fn parse_cookies(h: &str) -> Vec<(String, String)> {
@@ -204,6 +232,17 @@ mod tests {
     fn encode_round_trips() {
         for s in ["a b&c=d", "ü@x.example", "100%", ""] {
             assert_eq!(decode(&encode(s)), s);
+        }
+    }
+
+    #[test]
+    fn gzip_is_accepted_unless_weighted_zero() {
+        for yes in ["gzip", "gzip, deflate, br", "br;q=1.0, GZip;q=0.5", "x-gzip", "*", "deflate, *;q=0.1", "gzip;q=0.001", "gzip ; Q = 1"]
+        {
+            assert!(accepts_gzip(yes), "{yes}");
+        }
+        for no in ["", "identity", "br, deflate", "gzip;q=0", "gzip;q=0.000, *", "*;q=0", "gzipx", "deflate;q=1"] {
+            assert!(!accepts_gzip(no), "{no}");
         }
     }
 
