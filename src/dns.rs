@@ -1,17 +1,17 @@
 //! A DNS stub client: one question to one recursive resolver (the admin's
 //! choice, else a `nameserver` of /etc/resolv.conf), never the internet
 //! directly. The wire format (encoding the question, decoding the answer)
-//! is hickory-proto's; this module owns only the transport: UDP with EDNS0
-//! (1232-byte payload), the same question again over TCP when the answer
-//! comes back truncated, and a deadline on every query.
+//! is in `wire`; this module owns the transport: UDP with EDNS0 (1232-byte
+//! payload), the same question again over TCP when the answer comes back
+//! truncated, and a deadline on every query.
 //!
 //! Bounds: one answer is at most 1500 bytes over UDP and 64 KiB over TCP
 //! (the DNS length prefix); every socket operation has a timeout. A
 //! malformed answer is an error, never a panic. Used by the RBL insight and
 //! the health checks; it must not cache (callers that ask twice cache).
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
+mod wire;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
@@ -28,15 +28,15 @@ pub enum Type {
 }
 
 impl Type {
-    fn record_type(self) -> RecordType {
+    fn code(self) -> u16 {
         match self {
-            Type::A => RecordType::A,
-            Type::Ns => RecordType::NS,
-            Type::Cname => RecordType::CNAME,
-            Type::Ptr => RecordType::PTR,
-            Type::Mx => RecordType::MX,
-            Type::Txt => RecordType::TXT,
-            Type::Aaaa => RecordType::AAAA,
+            Type::A => wire::A,
+            Type::Ns => wire::NS,
+            Type::Cname => wire::CNAME,
+            Type::Ptr => wire::PTR,
+            Type::Mx => wire::MX,
+            Type::Txt => wire::TXT,
+            Type::Aaaa => wire::AAAA,
         }
     }
 }
@@ -50,8 +50,10 @@ pub enum Data {
     Txt(String),
     /// Preference and exchange (no trailing dot).
     Mx(u16, String),
-    /// PTR, CNAME and NS targets (no trailing dot).
+    /// PTR, CNAME and NS targets (no trailing dot; octets other than
+    /// letters, digits, `-`, `_` and `*` escaped as in zone files).
     Name(String),
+    /// A record of the type asked for without data (its type).
     Other(u16),
 }
 
@@ -197,15 +199,7 @@ fn encode_query(id: u16, name: &str, t: Type) -> Result<Vec<u8>, DnsError> {
     if !valid_name(name) {
         return Err(DnsError::BadName(name.to_owned()));
     }
-    let mut fqdn = Name::from_ascii(name).map_err(|_| DnsError::BadName(name.to_owned()))?;
-    fqdn.set_fqdn(true);
-    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    m.add_query(Query::query(fqdn, t.record_type()));
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    m.set_edns(edns);
-    m.to_vec().map_err(|_| DnsError::BadName(name.to_owned()))
+    wire::query(id, name, t.code()).ok_or_else(|| DnsError::BadName(name.to_owned()))
 }
 
 /// Why an answer packet was not used.
@@ -222,37 +216,14 @@ fn decode_answer(p: &[u8], id: u16, t: Type) -> Result<Answer, Reject> {
     if p.len() < 2 || u16::from_be_bytes([p[0], p[1]]) != id {
         return Err(Reject::Foreign);
     }
-    let m = Message::from_vec(p).map_err(|_| Reject::Malformed)?;
-    if m.metadata.message_type != MessageType::Response {
+    let m = wire::reply(p, t.code()).map_err(|_| Reject::Malformed)?;
+    if !m.response {
         return Err(Reject::Foreign);
     }
-    if m.metadata.truncation {
+    if m.truncated {
         return Err(Reject::Truncated);
     }
-    let want = t.record_type();
-    let host = |n: &Name| n.to_ascii().trim_end_matches('.').to_owned();
-    let records = m
-        .answers
-        .iter()
-        .filter(|r| r.record_type() == want)
-        .map(|r| match &r.data {
-            RData::A(a) => Data::A(a.0),
-            RData::AAAA(a) => Data::Aaaa(a.0),
-            RData::TXT(txt) => {
-                let mut s = String::new();
-                for part in &txt.txt_data {
-                    s.push_str(&String::from_utf8_lossy(part));
-                }
-                Data::Txt(s)
-            }
-            RData::MX(mx) => Data::Mx(mx.preference, host(&mx.exchange)),
-            RData::PTR(n) => Data::Name(host(&n.0)),
-            RData::CNAME(n) => Data::Name(host(&n.0)),
-            RData::NS(n) => Data::Name(host(&n.0)),
-            other => Data::Other(u16::from(other.record_type())),
-        })
-        .collect();
-    Ok(Answer { rcode: m.metadata.response_code.low(), records })
+    Ok(Answer { rcode: m.rcode, records: m.records })
 }
 
 /// Asks `server` for `name`'s records of type `t`: over UDP (two tries
@@ -337,8 +308,6 @@ fn query_tcp(server: SocketAddr, q: &[u8], id: u16, t: Type, timeout: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::Record;
-    use hickory_proto::rr::rdata::{A, TXT};
 
     #[test]
     fn names_and_reversal() {
@@ -355,28 +324,44 @@ mod tests {
         assert_eq!(parse_server("not a server"), None);
     }
 
-    fn response(id: u16, truncated: bool) -> Vec<u8> {
-        let name = Name::from_ascii("5.2.0.192.zen.example.").unwrap();
-        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
-        m.metadata.truncation = truncated;
-        m.add_query(Query::query(name.clone(), RecordType::A));
-        m.answers.push(Record::from_rdata(name.clone(), 60, RData::A(A::new(127, 0, 0, 2))));
-        m.answers.push(Record::from_rdata(name, 60, RData::TXT(TXT::new(vec!["list".into(), "ed".into()]))));
-        m.to_vec().unwrap()
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// Answers of nsd 4.6 (tests/check's zones) to queries with EDNS0:
+    /// compressed names, authority and additional sections, an OPT record.
+    const NSD_MX: &str = "11118500000100010001000304676f6f64047465737400000f0001c00c000f00010000012c0007000a026d78c00cc011000200010000012c0005026e73c011c029000100010000012c0004c000020ac03a000100010000012c00047f00000100002904d0000000000000";
+    const NSD_TXT: &str = "22228500000100010001000204676f6f6404746573740000100001c00c001000010000012c002625763d73706631206d7820696e636c7564653a5f7370662e676f6f642e74657374202d616c6cc011000200010000012c0005026e73c011c059000100010000012c00047f00000100002904d0000000000000";
+    const NSD_PTR: &str = "333385000001000100010001023130013201300331393207696e2d61646472046172706100000c0001c00c000c00010000012c000e026d7804676f6f64047465737400c00f000200010000012c0005026e73c03d00002904d0000000000000";
+    const NSD_NXDOMAIN: &str = "444485030001000000010001026e7804676f6f6404746573740000010001c014000600010000012c0026026e73c0140a686f73746d6173746572c0140000000100000e1000000258000151800000012c00002904d0000000000000";
+    const NSD_A: &str = "555585000001000100010002026d7804676f6f6404746573740000010001c00c000100010000012c0004c000020ac014000200010000012c0005026e73c014c03a000100010000012c00047f00000100002904d0000000000000";
+
+    #[test]
+    fn answers_of_a_real_server_decode() {
+        let mx = decode_answer(&hex(NSD_MX), 0x1111, Type::Mx).unwrap();
+        assert_eq!(mx, Answer { rcode: 0, records: vec![Data::Mx(10, "mx.good.test".into())] });
+        let txt = decode_answer(&hex(NSD_TXT), 0x2222, Type::Txt).unwrap();
+        assert_eq!(txt.records, [Data::Txt("v=spf1 mx include:_spf.good.test -all".into())]);
+        let ptr = decode_answer(&hex(NSD_PTR), 0x3333, Type::Ptr).unwrap();
+        assert_eq!(ptr.records, [Data::Name("mx.good.test".into())]);
+        let nx = decode_answer(&hex(NSD_NXDOMAIN), 0x4444, Type::A).unwrap();
+        assert!(nx.nxdomain() && nx.records.is_empty());
+        let a = decode_answer(&hex(NSD_A), 0x5555, Type::A).unwrap();
+        assert_eq!(a.records, [Data::A(Ipv4Addr::new(192, 0, 2, 10))], "not the additional section's A");
+        // The records of another type than asked for are left out.
+        assert_eq!(decode_answer(&hex(NSD_MX), 0x1111, Type::A).unwrap().records, []);
     }
 
     #[test]
-    fn answers_decode_and_garbage_does_not_panic() {
-        let p = response(0x1234, false);
-        let a = decode_answer(&p, 0x1234, Type::A).unwrap();
-        assert_eq!(a.rcode, 0);
-        assert_eq!(a.records, vec![Data::A(Ipv4Addr::new(127, 0, 0, 2))]);
-        let t = decode_answer(&p, 0x1234, Type::Txt).unwrap();
-        assert_eq!(t.records, vec![Data::Txt("listed".into())], "strings joined");
-        assert_eq!(decode_answer(&p, 0x9999, Type::A), Err(Reject::Foreign));
-        assert_eq!(decode_answer(&response(7, true), 7, Type::A), Err(Reject::Truncated));
+    fn foreign_truncated_and_cut_answers_are_refused() {
+        let p = hex(NSD_MX);
+        assert_eq!(decode_answer(&p, 0x9999, Type::Mx), Err(Reject::Foreign));
+        let mut tc = p.clone();
+        tc[2] |= 0x02;
+        assert_eq!(decode_answer(&tc, 0x1111, Type::Mx), Err(Reject::Truncated));
+        assert_eq!(decode_answer(&tc[..40], 0x1111, Type::Mx), Err(Reject::Truncated), "cut anywhere");
         for cut in 2..p.len() {
-            assert!(decode_answer(&p[..cut], 0x1234, Type::A).is_err(), "cut at {cut}");
+            assert!(decode_answer(&p[..cut], 0x1111, Type::Mx).is_err(), "cut at {cut}");
         }
         let q = encode_query(1, "example.org", Type::Mx).unwrap();
         assert_eq!(decode_answer(&q, 1, Type::Mx), Err(Reject::Foreign), "a query is not an answer");
