@@ -61,7 +61,7 @@ unit:
 e2e: build
 	$(SUDO) env POSTLENS=$(CURDIR)/$(BIN) bash tests/e2e/run.sh
 
-bench: build deps
+bench: build static deps
 	POSTLENS=$(BIN) bash benches/bench.sh
 
 # Web UI latency under ingestion (wrk; installs it when missing).

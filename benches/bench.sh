@@ -4,6 +4,8 @@
 # Environment:
 #   POSTLENS      postlens binary (default target/release/postlens); a missing binary or
 #                 subcommand gives an "n/a" row, not a failure
+#   POSTLENS_STATIC  the static musl binary that ships (`make static`), timed in rows of
+#                 its own when it exists (default target/x86_64-unknown-linux-musl/release/postlens)
 #   BENCH_LINES   size of the generated log (default 1000000)
 #   BENCH_SEED    generator seed (default 1)
 #   BENCH_FORMAT  classic|rfc3339 (default classic)
@@ -30,6 +32,7 @@ DAYS="${BENCH_DAYS:-7}"
 DIR="${BENCH_DIR:-target/bench}"
 POSTLENS="${POSTLENS:-target/release/postlens}"
 RUNS="${BENCH_RUNS:-3}"
+STATIC="${POSTLENS_STATIC:-target/x86_64-unknown-linux-musl/release/postlens}"
 
 say() { printf '%s\n' "$*" >&2; }
 
@@ -100,6 +103,19 @@ median() {
 }
 na() { ORDER+=("$1"); SECS[$1]="n/a"; RSS[$1]="n/a"; NOTE[$1]="$2"; }
 
+# postlens_rows LABEL BINARY WHY: one run of bench-parse and of import (in a fresh
+# workspace) of BINARY, or n/a rows saying WHY on the first round
+postlens_rows() {
+    if [ -x "$2" ]; then
+        run "$1 bench-parse" "$2" bench-parse "$LOG"
+        rm -rf "$WORK/ws-$1"
+        run "$1 import" "$2" import --workspace "$WORK/ws-$1" "$LOG"
+    elif [ "$i" = 1 ]; then
+        na "$1 bench-parse" "$3"
+        na "$1 import" "$3"
+    fi
+}
+
 say "bench: timing on $LOG ($NLINES lines, $((BYTES / 1048576)) MiB), $RUNS runs of each tool"
 for ((i = 1; i <= RUNS; i++)); do
     run "wc -l" wc -l "$LOG"
@@ -108,17 +124,11 @@ for ((i = 1; i <= RUNS; i++)); do
     elif [ "$i" = 1 ]; then
         na "pflogsumm" "pflogsumm not installed"
     fi
-    if [ -x "$POSTLENS" ]; then
-        run "postlens bench-parse" "$POSTLENS" bench-parse "$LOG"
-        rm -rf "$WORK/ws"
-        run "postlens import" "$POSTLENS" import --workspace "$WORK/ws" "$LOG"
-    elif [ "$i" = 1 ]; then
-        na "postlens bench-parse" "no binary at $POSTLENS"
-        na "postlens import" "no binary at $POSTLENS"
-    fi
+    postlens_rows "postlens" "$POSTLENS" "no binary at $POSTLENS"
+    postlens_rows "static" "$STATIC" "no static binary at $STATIC (make static)"
 done
 for name in "${ORDER[@]}"; do median "$name"; done
-[ -d "$WORK/ws" ] && NOTE["postlens import"]="${NOTE["postlens import"]:-workspace $(du -sh "$WORK/ws" | cut -f1)}"
+[ -d "$WORK/ws-postlens" ] && NOTE["postlens import"]="${NOTE["postlens import"]:-workspace $(du -sh "$WORK/ws-postlens" | cut -f1)}"
 
 # ---- table ------------------------------------------------------------------------------
 lps() { awk -v n="$NLINES" -v s="$1" 'BEGIN{ if (s == "n/a" || s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
