@@ -6,6 +6,8 @@
 //! in `cli` wires them together; `web` serves the UI and API over the
 //! store's readers, `auth` its accounts; every capacity lives in `limits`.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod auth;
 pub mod check;
