@@ -222,6 +222,7 @@ fn import(a: &ImportArgs) -> Result<(), Failure> {
     let store = Store::open(&a.common.workspace())?;
     let started = std::time::Instant::now();
     let mut p = Pipeline::new(std::sync::Arc::new(store), opts)?;
+    p.without_readers();
     let before = p.lines().clone();
     let mut summary = Summary::default();
     for f in &a.files {
