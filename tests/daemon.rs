@@ -208,6 +208,43 @@ fn follows_history_rotations_truncation_and_deletion_like_one_import() {
     assert_eq!(without_lifetime_keys(again), without_lifetime_keys(want));
 }
 
+/// Regression: logrotate's `copytruncate` copies the live file, then
+/// empties it. A daemon starting while the copy was half written (shorter
+/// than what had been read of the live file, with the same first line) took
+/// it for the live file refilled in place and read it again from the start.
+#[test]
+fn a_copy_found_half_written_at_start_is_not_read_again() {
+    let d = TempDir::new("halfcopy");
+    let lines = generated(&d, 4_000, 23);
+    let logs = d.0.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    write_lines(&logs.join("mail.log"), &lines[..2_000], false);
+    let ws = d.0.join("ws");
+    let mut dm = Daemon::start(&ws, &["--watch-dir", logs.to_str().unwrap()]);
+    dm.wait_lines(2_000);
+    dm.stop();
+    // The copy as a starting daemon finds it while it is being written.
+    write_lines(&logs.join("mail.log.0"), &lines[..700], false);
+    let mut dm = Daemon::start(&ws, &["--watch-dir", logs.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mid = dm.wait_lines(2_000);
+    // The copy completes; the live file is emptied and goes on.
+    write_lines(&logs.join("mail.log.0"), &lines[700..2_000], true);
+    std::fs::OpenOptions::new().write(true).open(logs.join("mail.log")).unwrap().set_len(0).unwrap();
+    write_lines(&logs.join("mail.log"), &lines[2_000..], true);
+    let got = dm.wait_lines(4_000);
+    dm.stop();
+    // After a restart neither file is read again.
+    let mut dm = Daemon::start(&ws, &["--watch-dir", logs.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let again = dm.wait_lines(4_000);
+    dm.stop();
+    assert_eq!(mid["lines"]["read"], 2_000);
+    let want = reference(&d, &lines, "halfcopy");
+    assert_eq!(without_lifetime_keys(got), without_lifetime_keys(want.clone()));
+    assert_eq!(without_lifetime_keys(again), without_lifetime_keys(want));
+}
+
 /// Regression: a `copytruncate` whose file was refilled past the old
 /// position before the daemon looked went unnoticed (only a shorter file
 /// counted as truncated), and the refilled lines were skipped.

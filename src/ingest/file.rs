@@ -97,6 +97,50 @@ pub struct FileSource {
     first: Option<(usize, u64)>,
 }
 
+/// The live file, read so that nothing written after a `copytruncate` is
+/// taken for what followed our position. If the file is emptied and
+/// refilled between a check and a read, the read returns the new content
+/// from our old offset: counted there, and again once the new content is
+/// read from its start (seen in CI under qemu). So each read is kept only
+/// if afterwards the file still reaches the read's end and still starts
+/// with the first line it was opened with; otherwise it is dropped as an
+/// end of file, and the next check of the live file finds it truncated or
+/// rewritten and reads it again from the start. What the old content held
+/// past our position is in the copy, read from our position when the copy
+/// is imported as an archive.
+struct LiveFile {
+    f: std::fs::File,
+    /// Length and hash of the first line (`None`: over-long, not compared).
+    first: Option<(usize, u64)>,
+    /// Offset of the end of what was returned so far.
+    end: u64,
+}
+
+impl LiveFile {
+    /// The same content as when opened, at least up to `end`?
+    fn unchanged_to(&self, end: u64) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt as _;
+        if self.f.metadata()?.len() < end {
+            return Ok(false);
+        }
+        let Some((len, hash)) = self.first else { return Ok(true) };
+        let mut head = vec![0u8; len + 1];
+        Ok(self.f.read_exact_at(&mut head, 0).is_ok() && head[len] == b'\n' && crate::hash::fnv1a(&head[..len]) == hash)
+    }
+}
+
+impl Read for LiveFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.f.read(buf)?;
+        let end = self.end + n as u64;
+        if n == 0 || !self.unchanged_to(end)? {
+            return Ok(0);
+        }
+        self.end = end;
+        Ok(n)
+    }
+}
+
 impl FileSource {
     /// Does the file at our path now start with another first line? (A
     /// `copytruncate` whose file was refilled past our position before we
@@ -147,12 +191,21 @@ impl FileSource {
         let year = opts.starting_year.unwrap_or_else(|| start_year_for(Timestamp(mtime), first_month, &opts.tz));
         // Compressed archives never grow: one read to the end is final.
         let done = c != Codec::Plain && prev.as_ref().is_some_and(|c| c.done);
+        // An archive shorter than where its first line's file was read to:
+        // a copy still being written (logrotate's copytruncate copies the
+        // live file, then empties it) or one that stopped short of what was
+        // read from the live file. Everything in it was read already, and the
+        // position must not move back (what lies past it would be read
+        // twice). Only the live file, emptied and refilled in place with the
+        // same first line, is read again from the start.
+        let behind = c == Codec::Plain && !live && prev.as_ref().is_some_and(|c| meta.len() < c.offset);
         let f = std::fs::File::open(path).map_err(open_err)?;
-        let reader: LineReader<Box<dyn Read + Send>> = if done {
+        let reader: LineReader<Box<dyn Read + Send>> = if done || behind {
             // Read to its end before: nothing to decode.
             LineReader::new(Box::new(io::empty()))
         } else if live && c == Codec::Plain {
-            LineReader::new(Box::new(f))
+            let first = (!first.is_empty()).then_some((first.len(), first_hash));
+            LineReader::new(Box::new(LiveFile { f, first, end: 0 }))
         } else {
             LineReader::read_ahead(decoder(f, c)).map_err(open_err)?
         };
@@ -171,12 +224,15 @@ impl FileSource {
             // An over-long first line reads back as empty: not comparable.
             first: (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash)),
         };
-        if let Some(prev) = prev.as_ref().filter(|_| done) {
+        if let Some(prev) = prev.as_ref().filter(|_| done || behind) {
             src.cp = prev.clone();
+            // Nothing to read: `pump` stops at once and leaves the stored
+            // position as it is (in memory only; never written back).
+            src.cp.done = true;
             return Ok(Some(src));
         }
         if let Some(prev) = prev {
-            // A plain file shorter than its checkpoint was truncated in place
+            // A live file shorter than its checkpoint was truncated in place
             // and refilled with the same first line: read it from the start.
             if !(c == Codec::Plain && meta.len() < prev.offset) {
                 src.skipped = src.reader.skip(prev.offset).map_err(|source| IngestError::Read { name: src.cp.name.clone(), source })?;
@@ -253,7 +309,40 @@ impl FileSource {
 
 #[cfg(test)]
 mod tests {
-    use super::group_of;
+    use super::{LiveFile, group_of};
+    use std::io::{Read, Write};
+
+    /// The race behind `LiveFile`: the live file is emptied and refilled
+    /// past our position between the check of the live file and the read.
+    #[test]
+    fn a_live_read_after_truncation_and_refill_is_dropped() {
+        let path = std::env::temp_dir().join(format!("postlens-live-{}", std::process::id()));
+        let old = b"Mar  1 00:00:00 h postfix/qmgr[1]: ABC: removed\n".repeat(10);
+        std::fs::write(&path, &old).unwrap();
+        let first_len = old.iter().position(|&c| c == b'\n').unwrap();
+        let first = Some((first_len, crate::hash::fnv1a(&old[..first_len])));
+        let mut live = LiveFile { f: std::fs::File::open(&path).unwrap(), first, end: 0 };
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(live.read(&mut buf).unwrap(), old.len());
+        assert_eq!(live.read(&mut buf).unwrap(), 0, "at the end");
+        // Growth is read.
+        let more = b"Mar  1 00:00:01 h postfix/qmgr[1]: DEF: removed\n";
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(more).unwrap();
+        assert_eq!(live.read(&mut buf).unwrap(), more.len());
+        // copytruncate, refilled past our position with new lines.
+        let new = b"Mar  1 00:00:02 h postfix/qmgr[1]: XYZ: removed\n".repeat(20);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(0).unwrap();
+        drop(f);
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&new).unwrap();
+        // A plain read would return the new lines from our old offset.
+        let mut plain = std::fs::File::open(&path).unwrap();
+        let mut skip = vec![0u8; old.len() + more.len()];
+        plain.read_exact(&mut skip).unwrap();
+        assert!(plain.read(&mut buf).unwrap() > 0);
+        assert_eq!(live.read(&mut buf).unwrap(), 0, "new content past our old offset is not ours");
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn groups() {
