@@ -208,6 +208,19 @@ fn follows_history_rotations_truncation_and_deletion_like_one_import() {
     assert_eq!(without_lifetime_keys(again), without_lifetime_keys(want));
 }
 
+/// `total` generated lines (seed `seed`), the first `first` of them in
+/// `logs/mail.log`, followed by a daemon (workspace `ws`) that has read them.
+fn following(d: &TempDir, total: usize, seed: u32, first: usize) -> (Vec<Vec<u8>>, PathBuf, PathBuf, Daemon) {
+    let lines = generated(d, total, seed);
+    let logs = d.0.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    write_lines(&logs.join("mail.log"), &lines[..first], false);
+    let ws = d.0.join("ws");
+    let mut dm = Daemon::start(&ws, &["--watch-dir", logs.to_str().unwrap()]);
+    dm.wait_lines(first as u64);
+    (lines, logs, ws, dm)
+}
+
 /// Regression: logrotate's `copytruncate` copies the live file, then
 /// empties it. A daemon starting while the copy was half written (shorter
 /// than what had been read of the live file, with the same first line) took
@@ -215,13 +228,7 @@ fn follows_history_rotations_truncation_and_deletion_like_one_import() {
 #[test]
 fn a_copy_found_half_written_at_start_is_not_read_again() {
     let d = TempDir::new("halfcopy");
-    let lines = generated(&d, 4_000, 23);
-    let logs = d.0.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    write_lines(&logs.join("mail.log"), &lines[..2_000], false);
-    let ws = d.0.join("ws");
-    let mut dm = Daemon::start(&ws, &["--watch-dir", logs.to_str().unwrap()]);
-    dm.wait_lines(2_000);
+    let (lines, logs, ws, dm) = following(&d, 4_000, 23, 2_000);
     dm.stop();
     // The copy as a starting daemon finds it while it is being written.
     write_lines(&logs.join("mail.log.0"), &lines[..700], false);
@@ -251,13 +258,7 @@ fn a_copy_found_half_written_at_start_is_not_read_again() {
 #[test]
 fn copytruncate_refilled_past_the_old_position_is_noticed() {
     let d = TempDir::new("refill");
-    let lines = generated(&d, 6_000, 21);
-    let logs = d.0.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    write_lines(&logs.join("mail.log"), &lines[..2_000], false);
-    let ws = d.0.join("ws");
-    let mut dm = Daemon::start(&ws, &["--watch-dir", logs.to_str().unwrap()]);
-    dm.wait_lines(2_000);
+    let (lines, logs, _ws, mut dm) = following(&d, 6_000, 21, 2_000);
     // Freeze the daemon so it cannot see the file shrink.
     let pid = dm.child.id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
