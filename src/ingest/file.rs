@@ -114,19 +114,32 @@ struct LiveFile {
     first: Option<(usize, u64)>,
     /// Offset of the end of what was returned so far.
     end: u64,
+    /// Room for the first line, reused by every read.
+    head: Vec<u8>,
 }
 
 impl LiveFile {
+    fn new(f: std::fs::File, first: Option<(usize, u64)>) -> LiveFile {
+        LiveFile { f, first, end: 0, head: Vec::new() }
+    }
+
     /// The same content as when opened, at least up to `end`?
-    fn unchanged_to(&self, end: u64) -> io::Result<bool> {
-        use std::os::unix::fs::FileExt as _;
+    fn unchanged_to(&mut self, end: u64) -> io::Result<bool> {
         if self.f.metadata()?.len() < end {
             return Ok(false);
         }
-        let Some((len, hash)) = self.first else { return Ok(true) };
-        let mut head = vec![0u8; len + 1];
-        Ok(self.f.read_exact_at(&mut head, 0).is_ok() && head[len] == b'\n' && crate::hash::fnv1a(&head[..len]) == hash)
+        Ok(self.first.is_none_or(|first| starts_with_line(&self.f, first, &mut self.head) == Some(true)))
     }
+}
+
+/// Whether `f` starts with the line of length and hash `first` (and its
+/// newline); `None` when it is shorter than that, or unreadable. `head` is
+/// room for the line.
+fn starts_with_line(f: &std::fs::File, (len, hash): (usize, u64), head: &mut Vec<u8>) -> Option<bool> {
+    use std::os::unix::fs::FileExt as _;
+    head.resize(len + 1, 0);
+    f.read_exact_at(head, 0).ok()?;
+    Some(head[len] == b'\n' && crate::hash::fnv1a(&head[..len]) == hash)
 }
 
 impl Read for LiveFile {
@@ -149,15 +162,10 @@ impl FileSource {
     /// Called on every change of the live file: it reads only the first
     /// line's length plus its newline, with no buffer of its own beyond it.
     pub fn rewritten(&self) -> bool {
-        use std::io::Read as _;
-        let Some((len, hash)) = self.first else { return false };
-        let mut head = vec![0u8; len + 1];
-        match std::fs::File::open(&self.path).and_then(|mut f| f.read_exact(&mut head)) {
-            Ok(()) => head[len] != b'\n' || crate::hash::fnv1a(&head[..len]) != hash,
-            // Shorter than that (truncated, not refilled yet): the size check
-            // covers it; an unreadable file is left to the next event.
-            Err(_) => false,
-        }
+        let Some(first) = self.first else { return false };
+        // Shorter than that line (truncated, not refilled yet): the size
+        // check covers it; an unreadable file is left to the next event.
+        std::fs::File::open(&self.path).is_ok_and(|f| starts_with_line(&f, first, &mut Vec::new()) == Some(false))
     }
 
     /// Opens `path` where its checkpoint left off. `Ok(None)`: the file has
@@ -199,13 +207,15 @@ impl FileSource {
         // twice). Only the live file, emptied and refilled in place with the
         // same first line, is read again from the start.
         let behind = c == Codec::Plain && !live && prev.as_ref().is_some_and(|c| meta.len() < c.offset);
+        let read_already = done || behind;
+        // An over-long first line reads back as empty: not comparable.
+        let first_id = (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash));
         let f = std::fs::File::open(path).map_err(open_err)?;
-        let reader: LineReader<Box<dyn Read + Send>> = if done || behind {
+        let reader: LineReader<Box<dyn Read + Send>> = if read_already {
             // Read to its end before: nothing to decode.
             LineReader::new(Box::new(io::empty()))
         } else if live && c == Codec::Plain {
-            let first = (!first.is_empty()).then_some((first.len(), first_hash));
-            LineReader::new(Box::new(LiveFile { f, first, end: 0 }))
+            LineReader::new(Box::new(LiveFile::new(f, first_id)))
         } else {
             LineReader::read_ahead(decoder(f, c)).map_err(open_err)?
         };
@@ -221,10 +231,9 @@ impl FileSource {
             skipped: 0,
             at_end: false,
             compressed: c != Codec::Plain,
-            // An over-long first line reads back as empty: not comparable.
-            first: (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash)),
+            first: first_id,
         };
-        if let Some(prev) = prev.as_ref().filter(|_| done || behind) {
+        if let Some(prev) = prev.as_ref().filter(|_| read_already) {
             src.cp = prev.clone();
             // Nothing to read: `pump` stops at once and leaves the stored
             // position as it is (in memory only; never written back).
@@ -321,7 +330,7 @@ mod tests {
         std::fs::write(&path, &old).unwrap();
         let first_len = old.iter().position(|&c| c == b'\n').unwrap();
         let first = Some((first_len, crate::hash::fnv1a(&old[..first_len])));
-        let mut live = LiveFile { f: std::fs::File::open(&path).unwrap(), first, end: 0 };
+        let mut live = LiveFile::new(std::fs::File::open(&path).unwrap(), first);
         let mut buf = vec![0u8; 4096];
         assert_eq!(live.read(&mut buf).unwrap(), old.len());
         assert_eq!(live.read(&mut buf).unwrap(), 0, "at the end");
