@@ -25,7 +25,9 @@ use super::raw::{self, RawLines};
 use super::{StoreError, Tx};
 use crate::track::{DeliveryRec, EventRec};
 use redb::{ReadableTable, TableDefinition};
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Bytes of one piece: a piece, its key and the leaf header fit a run of
 /// four 4 KiB pages (16 KiB less 128 bytes, as one page less 128 did
@@ -114,6 +116,64 @@ pub(crate) trait Kind {
     fn decode_into(block: &[u8], s: &mut Self::Set) -> Result<(), StoreError>;
     /// Restores the order blocks keep after open blocks were merged.
     fn order(s: &mut Self::Set);
+    /// This kind's decoded open blocks in `c` (`None`: not kept).
+    fn cached(c: &mut OpenCache) -> Option<&mut KindCache<Self::Set>>;
+}
+
+/// The items of the open record blocks this process wrote, by block key,
+/// so that merging or sealing them does not read and decode them back.
+///
+/// Bounds: only blocks listed as open are kept (the rest are dropped at
+/// each [`add`]); the open blocks of a kind hold fewer than [`Kind::SEAL`]
+/// items, so at most `BLOCK_RECORDS` events and `BLOCK_DELIVERIES`
+/// deliveries. Raw lines are not kept: the ingesting side holds them.
+/// Correctness: an entry is used only for a key listed as open with the
+/// same item count; keys are never reused within a process except after
+/// a rollback or a reopen, and the store clears the cache after both.
+#[derive(Default)]
+pub(crate) struct OpenCache {
+    events: KindCache<Vec<EventRec>>,
+    deliveries: KindCache<Vec<DeliveryRec>>,
+}
+
+/// One kind's part of [`OpenCache`].
+pub(crate) struct KindCache<S> {
+    blocks: HashMap<u64, S>,
+    /// The open block written in this commit from the batch's own items
+    /// (its key and first item): they move in once the commit succeeded
+    /// (the batch is kept intact until then, for a retry).
+    pending: Option<(u64, usize)>,
+}
+
+impl<S> Default for KindCache<S> {
+    fn default() -> Self {
+        KindCache { blocks: HashMap::new(), pending: None }
+    }
+}
+
+impl OpenCache {
+    pub(crate) fn clear(&mut self) {
+        *self = OpenCache::default();
+    }
+
+    /// After a successful commit: moves the items of the open blocks just
+    /// written from the batch's records into the cache (copies them while
+    /// the daemon's readers still share the batch).
+    pub(crate) fn adopt(&mut self, events: &mut Arc<Vec<EventRec>>, deliveries: &mut Arc<Vec<DeliveryRec>>) {
+        fn one<T: Clone>(c: &mut KindCache<Vec<T>>, v: &mut Arc<Vec<T>>) {
+            if let Some((k, from)) = c.pending.take()
+                && from <= v.len()
+            {
+                let items = match Arc::get_mut(v) {
+                    Some(v) => v.split_off(from),
+                    None => v[from..].to_vec(),
+                };
+                c.blocks.insert(k, items);
+            }
+        }
+        one(&mut self.events, events);
+        one(&mut self.deliveries, deliveries);
+    }
 }
 
 pub(crate) struct Events;
@@ -123,7 +183,7 @@ pub(crate) struct Raw;
 /// Record kinds: one record per unit of size, blocks in time order, a
 /// summary row of the kind's own type (`$sum::of`, with a `min` time).
 macro_rules! record_kind {
-    ($kind:ident, $id:expr, $blocks:expr, $sums:expr, $seal:expr, $rec:ty, $sum:ty) => {
+    ($kind:ident, $id:expr, $blocks:expr, $sums:expr, $seal:expr, $rec:ty, $sum:ty, $cache:ident) => {
         impl Kind for $kind {
             const ID: u8 = $id;
             const BLOCKS: BlockTable = $blocks;
@@ -154,12 +214,24 @@ macro_rules! record_kind {
             fn order(s: &mut Self::Set) {
                 s.sort_by_key(|r| r.time);
             }
+            fn cached(c: &mut OpenCache) -> Option<&mut KindCache<Self::Set>> {
+                Some(&mut c.$cache)
+            }
         }
     };
 }
 
-record_kind!(Events, 0, super::EVENT_BLOCKS, super::EVENT_SUMS, crate::limits::BLOCK_RECORDS, EventRec, EventSummary<'static>);
-record_kind!(Deliveries, 1, super::DELIVERY_BLOCKS, super::DELIVERY_SUMS, crate::limits::BLOCK_DELIVERIES, DeliveryRec, DeliverySummary);
+record_kind!(Events, 0, super::EVENT_BLOCKS, super::EVENT_SUMS, crate::limits::BLOCK_RECORDS, EventRec, EventSummary<'static>, events);
+record_kind!(
+    Deliveries,
+    1,
+    super::DELIVERY_BLOCKS,
+    super::DELIVERY_SUMS,
+    crate::limits::BLOCK_DELIVERIES,
+    DeliveryRec,
+    DeliverySummary,
+    deliveries
+);
 
 impl Kind for Raw {
     const ID: u8 = 2;
@@ -190,6 +262,9 @@ impl Kind for Raw {
     fn order(_: &mut Self::Set) {
         // Raw lines keep log order.
     }
+    fn cached(_: &mut OpenCache) -> Option<&mut KindCache<Self::Set>> {
+        None
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -217,7 +292,8 @@ fn open_list<K: Kind>(t: &impl ReadableTable<(u8, u64), (u8, u32, u32)>) -> Resu
 }
 
 /// Writes items `r` of `set` as one block; `level` `None` = sealed.
-fn write<K: Kind>(tx: &Tx, set: &K::Set, r: Range<usize>, level: Option<u8>, seq: &mut dyn FnMut() -> u32) -> Result<(), StoreError> {
+/// Returns the block's key.
+fn write<K: Kind>(tx: &Tx, set: &K::Set, r: Range<usize>, level: Option<u8>, seq: &mut dyn FnMut() -> u32) -> Result<u64, StoreError> {
     let size: usize = r.clone().map(|i| K::size(set, i)).sum();
     let (sum, min, bytes) = K::encode(set, r, level.is_none())?;
     let s = seq();
@@ -227,20 +303,24 @@ fn write<K: Kind>(tx: &Tx, set: &K::Set, r: Range<usize>, level: Option<u8>, seq
     if let Some(level) = level {
         tx.open_table(OPEN_BLOCKS)?.insert((K::ID, k), (level, u32::try_from(size).unwrap_or(u32::MAX), s))?;
     }
-    Ok(())
+    Ok(k)
 }
 
-/// Reads, then deletes, the open blocks `which` (in the given order),
-/// returning their items followed by `tail`, in the kind's order.
-fn take<K: Kind>(tx: &Tx, which: &[Open], tail: K::Set) -> Result<K::Set, StoreError> {
+/// Reads (from `cache` when it has them), then deletes, the open blocks
+/// `which` (in the given order), returning their items followed by
+/// `tail`, in the kind's order.
+fn take<K: Kind>(tx: &Tx, cache: &mut OpenCache, which: &[Open], tail: K::Set) -> Result<K::Set, StoreError> {
     let mut set = K::Set::default();
     {
         let mut b = tx.open_table(K::BLOCKS)?;
         let mut s = tx.open_table(K::SUMS)?;
         let mut o = tx.open_table(OPEN_BLOCKS)?;
         for w in which {
-            // A block retention already removed is simply gone.
-            if let Some(bytes) = get_block(&b, w.key)? {
+            let kept = K::cached(cache).and_then(|c| c.blocks.remove(&w.key)).filter(|items| K::len(items) == w.size as usize);
+            if let Some(items) = kept {
+                set.merge(items);
+            } else if let Some(bytes) = get_block(&b, w.key)? {
+                // (A block retention already removed is simply gone.)
                 K::decode_into(&bytes, &mut set)?;
             }
             remove_block(&mut b, w.key)?;
@@ -272,7 +352,14 @@ impl Merge for RawLines {
 
 /// Cuts items `from..` of `set` into blocks of about `K::SEAL`: full ones
 /// are sealed, the remainder is written open at `rest_level`.
-fn cut<K: Kind>(tx: &Tx, set: &K::Set, from: usize, rest_level: u8, seq: &mut dyn FnMut() -> u32) -> Result<(), StoreError> {
+fn cut<K: Kind>(
+    tx: &Tx,
+    cache: &mut OpenCache,
+    set: &K::Set,
+    from: usize,
+    rest_level: u8,
+    seq: &mut dyn FnMut() -> u32,
+) -> Result<(), StoreError> {
     let n = K::len(set);
     let mut start = from;
     let mut acc = 0;
@@ -285,7 +372,10 @@ fn cut<K: Kind>(tx: &Tx, set: &K::Set, from: usize, rest_level: u8, seq: &mut dy
         }
     }
     if start < n {
-        write::<K>(tx, set, start..n, Some(rest_level), seq)?;
+        let k = write::<K>(tx, set, start..n, Some(rest_level), seq)?;
+        if let Some(c) = K::cached(cache) {
+            c.pending = Some((k, start));
+        }
     }
     Ok(())
 }
@@ -297,12 +387,16 @@ fn cut<K: Kind>(tx: &Tx, set: &K::Set, from: usize, rest_level: u8, seq: &mut dy
 ///
 /// # Errors
 /// Database or encoding failure.
-pub(crate) fn add<K: Kind>(tx: &Tx, new: &K::Set, seq: &mut dyn FnMut() -> u32) -> Result<(), StoreError> {
+pub(crate) fn add<K: Kind>(tx: &Tx, cache: &mut OpenCache, new: &K::Set, seq: &mut dyn FnMut() -> u32) -> Result<(), StoreError> {
     let n = K::len(new);
     if n == 0 {
         return Ok(());
     }
     let open = open_blocks::<K>(tx)?;
+    if let Some(c) = K::cached(cache) {
+        // Blocks no longer open (retention removed them) are dropped.
+        c.blocks.retain(|k, _| open.iter().any(|o| o.key == *k));
+    }
     let open_size: usize = open.iter().map(|o| o.size as usize).sum();
     let mut need = K::SEAL.saturating_sub(open_size);
     let mut first = 0;
@@ -316,13 +410,13 @@ pub(crate) fn add<K: Kind>(tx: &Tx, new: &K::Set, seq: &mut dyn FnMut() -> u32) 
         if open.is_empty() {
             first = 0;
         } else {
-            let set = take::<K>(tx, &open, K::copy(new, 0..first))?;
+            let set = take::<K>(tx, cache, &open, K::copy(new, 0..first))?;
             let len = K::len(&set);
             write::<K>(tx, &set, 0..len, None, seq)?;
         }
-        return cut::<K>(tx, new, first, TOP, seq);
+        return cut::<K>(tx, cache, new, first, TOP, seq);
     }
-    add_open::<K>(tx, new, seq)
+    add_open::<K>(tx, cache, new, seq)
 }
 
 /// Adds `new` as an open level-0 block and merges the levels that are
@@ -331,12 +425,15 @@ pub(crate) fn add<K: Kind>(tx: &Tx, new: &K::Set, seq: &mut dyn FnMut() -> u32) 
 ///
 /// # Errors
 /// Database or encoding failure.
-pub(crate) fn add_open<K: Kind>(tx: &Tx, new: &K::Set, seq: &mut dyn FnMut() -> u32) -> Result<(), StoreError> {
+pub(crate) fn add_open<K: Kind>(tx: &Tx, cache: &mut OpenCache, new: &K::Set, seq: &mut dyn FnMut() -> u32) -> Result<(), StoreError> {
     let n = K::len(new);
     if n == 0 {
         return Ok(());
     }
-    write::<K>(tx, new, 0..n, Some(0), seq)?;
+    let k = write::<K>(tx, new, 0..n, Some(0), seq)?;
+    if let Some(c) = K::cached(cache) {
+        c.pending = Some((k, 0));
+    }
     // Cascade: FANIN blocks of one level become one block of the next.
     let mut open = open_blocks::<K>(tx)?;
     for level in 0..TOP {
@@ -344,10 +441,13 @@ pub(crate) fn add_open<K: Kind>(tx: &Tx, new: &K::Set, seq: &mut dyn FnMut() -> 
         if same.len() < FANIN {
             break;
         }
-        let set = take::<K>(tx, &same, K::Set::default())?;
+        let set = take::<K>(tx, cache, &same, K::Set::default())?;
         let len = K::len(&set);
         if len > 0 {
-            write::<K>(tx, &set, 0..len, Some(level + 1), seq)?;
+            let k = write::<K>(tx, &set, 0..len, Some(level + 1), seq)?;
+            if let Some(c) = K::cached(cache) {
+                c.blocks.insert(k, set);
+            }
         }
         open = open_blocks::<K>(tx)?;
     }
@@ -447,6 +547,11 @@ mod tests {
     /// after a restart) at `restart_at`.
     fn ingest(ws: &std::path::Path, lines: &[String], every: usize, restart_at: usize) -> Arc<Store> {
         let store = Arc::new(Store::open(ws).unwrap());
+        ingest_into(&store, lines, every, restart_at);
+        store
+    }
+
+    fn ingest_into(store: &Arc<Store>, lines: &[String], every: usize, restart_at: usize) {
         let mut res = Resolver::new(jiff::tz::TimeZone::UTC, 2026);
         let mut p = Pipeline::new(store.clone(), opts()).unwrap();
         for (i, l) in lines.iter().enumerate() {
@@ -461,8 +566,6 @@ mod tests {
             }
         }
         p.commit(true).unwrap();
-        drop(p);
-        store
     }
 
     /// The free-space hint that spares compaction checks a walk over the
@@ -544,6 +647,28 @@ mod tests {
             limit: 10,
         };
         assert_eq!(small.search(&q).unwrap().len(), 1);
+    }
+
+    /// The writer merges open blocks from the records it keeps in memory
+    /// ([`OpenCache`]): open blocks retention deleted are never merged back
+    /// from there.
+    #[test]
+    fn open_blocks_retention_deleted_stay_deleted() {
+        let dir = test_dir("cache");
+        let first = log(500);
+        let next: Vec<String> = log(300).iter().map(|l| l.replacen("Oct  1", "Oct  2", 1)).collect();
+        let store = Arc::new(Store::open(&dir).unwrap());
+        ingest_into(&store, &first, 5, usize::MAX);
+        assert!(open_count(&store, Deliveries::ID) > 0 && open_count(&store, Events::ID) > 0);
+        let oct2 = crate::clock::Timestamp(crate::parse::days_from_civil(2026, 10, 2) * 86_400);
+        assert!(store.retention(oct2, None, 100_000).unwrap() > 0);
+        assert_eq!(open_count(&store, Deliveries::ID), 0);
+        ingest_into(&store, &next, 5, usize::MAX);
+        let q = crate::store::query::Query { window: Window { from: None, to: None }, limit: 10_000, ..Default::default() };
+        let found = store.search(&q).unwrap();
+        assert_eq!(found.len(), 300, "only the deliveries after the retention");
+        assert!(found.iter().all(|d| d.time >= oct2));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A daemon answers readers without waiting for its writer: whether a

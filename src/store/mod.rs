@@ -289,6 +289,9 @@ pub struct Store {
     /// At least the file's free bytes (see [`Store::compaction_due`]);
     /// [`FREE_UNKNOWN`] until measured.
     free_hint: std::sync::atomic::AtomicU64,
+    /// The open blocks' items as this process wrote them (see
+    /// [`levels::OpenCache`]); cleared by a failed commit and a reopen.
+    open_cache: std::sync::Mutex<levels::OpenCache>,
 }
 
 /// [`Store::free_hint`] of a file this process has not measured yet.
@@ -329,6 +332,7 @@ impl Store {
             insights_gen: std::sync::atomic::AtomicU64::new(0),
             space_report: std::sync::Mutex::new(None),
             free_hint: std::sync::atomic::AtomicU64::new(if fresh { 0 } else { FREE_UNKNOWN }),
+            open_cache: std::sync::Mutex::default(),
         };
         store.init()?;
         Ok(store)
@@ -456,6 +460,7 @@ impl Store {
         *g = Some(db);
         drop(g);
         self.sum_caches.clear();
+        self.open_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         self.free_hint.store(FREE_UNKNOWN, std::sync::atomic::Ordering::Relaxed);
         // Reload the block sequence as committed.
         self.init()
@@ -928,11 +933,29 @@ impl Store {
 
     /// Writes one batch in one transaction. `durable = false` skips the
     /// fsync (a crash then rolls back to the last durable commit, data and
-    /// checkpoints together).
+    /// checkpoints together). A failed commit leaves the batch as it was,
+    /// to be retried; a successful one moves the records it left in open
+    /// blocks out of `batch.events` and `batch.deliveries`.
     ///
     /// # Errors
     /// Database failure; nothing of the batch is then visible.
     pub fn commit(&self, batch: &mut Batch, durable: bool, retention: Option<(Timestamp, Option<u64>)>) -> Result<(), StoreError> {
+        let mut cache = self.open_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = self.commit_with(&mut cache, batch, durable, retention);
+        if r.is_err() {
+            // Rolled back: what the cache gained or lost is not in the file.
+            cache.clear();
+        }
+        r
+    }
+
+    fn commit_with(
+        &self,
+        cache: &mut levels::OpenCache,
+        batch: &mut Batch,
+        durable: bool,
+        retention: Option<(Timestamp, Option<u64>)>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.db()?.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)?;
@@ -1007,10 +1030,10 @@ impl Store {
                 ah.insert(k.as_slice(), postcard::to_allocvec(&cur)?.as_slice())?;
             }
             let mut seq = || self.next_seq();
-            levels::add::<levels::Events>(&tx, &batch.events, &mut seq)?;
-            levels::add::<levels::Deliveries>(&tx, &batch.deliveries, &mut seq)?;
+            levels::add::<levels::Events>(&tx, cache, &batch.events, &mut seq)?;
+            levels::add::<levels::Deliveries>(&tx, cache, &batch.deliveries, &mut seq)?;
             levels::replace_open::<levels::Raw>(&tx, &batch.raw_sealed, &mut seq)?;
-            levels::add_open::<levels::Raw>(&tx, &batch.raw, &mut seq)?;
+            levels::add_open::<levels::Raw>(&tx, cache, &batch.raw, &mut seq)?;
             let mut cp = tx.open_table(CHECKPOINTS)?;
             for (name, c) in &batch.checkpoints {
                 cp.insert(name.as_str(), postcard::to_allocvec(c)?.as_slice())?;
@@ -1027,6 +1050,7 @@ impl Store {
             self.retain(&tx, cutoff, max, 64)?;
         }
         tx.commit()?;
+        cache.adopt(&mut batch.events, &mut batch.deliveries);
         self.batch_done.store(batch.number, std::sync::atomic::Ordering::Release);
         Ok(())
     }
