@@ -501,12 +501,13 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
     let mut tracker = crate::track::Tracker::new();
     let year = opts.starting_year.unwrap_or(2026);
     let mut res = crate::clock::Resolver::new(opts.tz.clone(), year);
+    let mut parser = crate::parse::Parser::new();
     let (mut n, mut ok, mut deliveries, mut events) = (0u64, 0u64, 0usize, 0usize);
     let started = std::time::Instant::now();
     while let Some(l) = lr.next_line(true).map_err(|e| Failure::Runtime(e.to_string()))? {
         n += 1;
         if let crate::ingest::reader::Line::Ok(l) = l
-            && let Ok(ev) = crate::parse::parse(l)
+            && let Ok(ev) = parser.parse(l)
         {
             ok += 1;
             let t = res.resolve(ev.time);

@@ -78,6 +78,8 @@ pub struct Pipeline {
     lines: LineCounters,
     opts: Options,
     scratch: Vec<u8>,
+    /// Remembers the last line's time stamp (see [`parse::Parser`]).
+    parser: parse::Parser,
     newest: i64,
     since_commit: u64,
     last_commit: Instant,
@@ -186,6 +188,7 @@ impl Pipeline {
             lines: r.lines,
             opts,
             scratch: Vec::new(),
+            parser: parse::Parser::new(),
             newest: i64::MIN,
             since_commit: 0,
             last_commit: Instant::now(),
@@ -265,7 +268,7 @@ impl Pipeline {
             self.lines.malformed += 1;
             return;
         };
-        match parse::parse(line) {
+        match self.parser.parse(line) {
             Ok(ev) => {
                 if ev.daemon.is_dovecot() {
                     self.lines.dovecot += 1;

@@ -352,9 +352,37 @@ pub enum Unparsed {
 /// [`Unparsed`] says why the line carries no event; it never fails otherwise.
 pub fn parse(line: &[u8]) -> Result<Event<'_>, Unparsed> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let h = header::header(line).ok_or(Unparsed::Malformed)?;
+    meaning(header::header(line))
+}
+
+#[inline]
+fn meaning(h: Option<header::Header<'_>>) -> Result<Event<'_>, Unparsed> {
+    let h = h.ok_or(Unparsed::Malformed)?;
     // No Dovecot program name starts with `postfix`.
     if h.program.starts_with(b"postfix") { postfix::parse(&h) } else { dovecot::parse(&h) }
+}
+
+/// [`parse`] for the lines of one log in order: it remembers the last
+/// classic time stamp, so a line in the same second as the one before
+/// skips decoding it. Gives exactly what [`parse`] gives.
+#[derive(Clone, Debug, Default)]
+pub struct Parser {
+    stamp: header::StampCache,
+}
+
+impl Parser {
+    pub fn new() -> Parser {
+        Parser::default()
+    }
+
+    /// [`parse`] of `line`.
+    ///
+    /// # Errors
+    /// As [`parse`].
+    pub fn parse<'a>(&mut self, line: &'a [u8]) -> Result<Event<'a>, Unparsed> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        meaning(header::header_cached(line, &mut self.stamp))
+    }
 }
 
 /// Parses `name[addr]` or `name[addr]:port` at the start of `s`; returns the

@@ -1,7 +1,7 @@
 //! Property tests: the fast parser against naive `split`-based oracles on
 //! generated lines, and "never panics" on arbitrary bytes.
 
-use super::{Kind, RawTime, Status, parse};
+use super::{Kind, Parser, RawTime, Status, parse};
 use proptest::prelude::*;
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -95,6 +95,25 @@ proptest! {
             prop_assert_eq!(got, Some(v.as_bytes()), "{} in {}", k, line);
         }
         prop_assert_eq!(dl.qid.0, q.as_bytes());
+    }
+
+    /// The parser that remembers the last stamp answers what `parse`
+    /// answers, line after line: same or different seconds, padded or
+    /// unpadded days, stamps that differ in one byte, other formats and
+    /// garbage in between.
+    #[test]
+    fn remembered_stamps_change_nothing(lines in proptest::collection::vec(prop_oneof![
+        (0usize..2, 1u8..=12, 0u32..3, 0u32..3, "[a-z]{1,3}", prop_oneof!["postfix/qmgr[1]: 1A2B3C4D5E: removed", "postfix/smtpd[2]: connect from a[192.0.2.1]", "dovecot: imap-login: Login: user=<u>, rip=192.0.2.2", "x"])
+            .prop_map(|(m, d, mi, s, host, rest)| format!("{} {:>2} 10:{mi:02}:{s:02} {host} {rest}", MONTHS[m], d)),
+        (1u8..=9, 0u32..3).prop_map(|(d, s)| format!("Jun {d} 10:00:0{s} mail postfix/qmgr[1]: 1A2B3C4D5E: removed")),
+        (0u32..3).prop_map(|s| format!("2026-06-03T10:00:0{s}.123+02:00 mail postfix/qmgr[1]: 1A2B3C4D5E: removed")),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(|v| String::from_utf8_lossy(&v).into_owned()),
+    ], 1..40)) {
+        let mut p = Parser::new();
+        for l in &lines {
+            let (a, b) = (p.parse(l.as_bytes()), parse(l.as_bytes()));
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "{}", l);
+        }
     }
 
     #[test]
