@@ -13,10 +13,20 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# The static binary that ships (musl: no glibc, no per-thread malloc arenas).
+# The static binary that ships (musl: no glibc, no per-thread malloc arenas),
+# built with profile-guided optimisation: targets/pgo.sh builds it
+# instrumented and trains it on a generated log (and the corpus when
+# present), then this build uses the profile (README "Figures"). PGO=0
+# builds without. clang compiles ring's C for musl (.cargo/config.toml).
+PGO ?= 1
 static:
 	rustup target add x86_64-unknown-linux-musl
-	$(CARGO) build --release --locked --target x86_64-unknown-linux-musl
+	@command -v clang >/dev/null || { echo "installing clang"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; }; }
+	@if [ "$(PGO)" = 1 ]; then prof=$$(targets/pgo.sh x86_64-unknown-linux-musl) && \
+	  RUSTFLAGS="$${RUSTFLAGS:-} -Cprofile-use=$$prof" $(CARGO) build --release --locked --target x86_64-unknown-linux-musl; \
+	else $(CARGO) build --release --locked --target x86_64-unknown-linux-musl; fi
 	@ls -la target/x86_64-unknown-linux-musl/release/postlens
 
 # The first command of the README: a real import and its answers. Uses your
