@@ -46,13 +46,15 @@ demo: build deps
 # Packages the tests and benchmarks use (python3 for the log generator and
 # the e2e harness; /usr/bin/time for peak RSS; dnsmasq as the real DNS
 # server of the DNSBL test in tests/insights.rs; nsd and Postfix for the
-# health checks in tests/check.rs).
+# health checks in tests/check.rs; Dovecot, whose doveconf checks the
+# settings `dovecot-conf` prints in tests/protect.rs).
 deps:
 	@missing=""; command -v python3 >/dev/null || missing="$$missing python3"; \
 	[ -x /usr/bin/time ] || missing="$$missing time"; \
 	[ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	[ -x /usr/sbin/nsd ] || missing="$$missing nsd"; \
 	[ -x /usr/sbin/postconf ] || missing="$$missing postfix"; \
+	command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-core"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; fi
