@@ -19,7 +19,7 @@ static ALLOC: split::Split = split::Split;
 /// mimalloc was tried too: as fast, but 66-80 MiB of RSS.
 #[cfg(target_env = "musl")]
 mod split {
-    #![expect(unsafe_code, reason = "a global allocator is an unsafe trait; each call only forwards")]
+    #![expect(unsafe_code, reason = "a global allocator is an unsafe trait; its small-block heap is a shared cell behind a lock")]
 
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::UnsafeCell;
@@ -73,6 +73,12 @@ mod split {
         }
     }
 
+    // SAFETY: every block is allocated and freed by the same allocator: the
+    // choice depends only on the layout's size, which `GlobalAlloc`
+    // guarantees is the same at `dealloc` (and at `realloc`, whose new size
+    // chooses the allocator of the new block) as at allocation. musl's
+    // malloc meets `GlobalAlloc`'s contract, and so does the dlmalloc heap,
+    // reached only under its lock (see `Heap`).
     unsafe impl GlobalAlloc for Split {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             // SAFETY: forwarded with the caller's guarantees.
