@@ -297,8 +297,9 @@ pub(crate) struct StampCache {
     /// The stamp's bytes (with its space), little-endian, zero past `len`.
     word: u128,
     mask: u128,
-    /// Bytes of the stamp: 15 or 16; 0 when nothing is cached.
+    /// Bytes of the stamp: 15 or 16.
     len: usize,
+    /// Its time; `None` until a classic stamp was decoded.
     time: Option<RawTime>,
 }
 
@@ -316,7 +317,7 @@ fn word16(s: &[u8]) -> Option<u128> {
 pub(crate) fn header_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Header<'a>> {
     let w = word16(line);
     let (time, rest) = match (cache.time, w) {
-        (Some(time), Some(w)) if w & cache.mask == cache.word && line.len() > cache.len => (time, &line[cache.len..]),
+        (Some(time), Some(w)) if w & cache.mask == cache.word => (time, &line[cache.len..]),
         _ => {
             let (time, rest) = stamp(line)?;
             let len = line.len() - rest.len();

@@ -316,7 +316,14 @@ fn take<K: Kind>(tx: &Tx, cache: &mut OpenCache, which: &[Open], tail: K::Set) -
         let mut s = tx.open_table(K::SUMS)?;
         let mut o = tx.open_table(OPEN_BLOCKS)?;
         for w in which {
-            let kept = K::cached(cache).and_then(|c| c.blocks.remove(&w.key)).filter(|items| K::len(items) == w.size as usize);
+            let kept = K::cached(cache).and_then(|c| {
+                // Written and merged in this same commit: nothing to adopt.
+                if c.pending.is_some_and(|(k, _)| k == w.key) {
+                    c.pending = None;
+                }
+                c.blocks.remove(&w.key)
+            });
+            let kept = kept.filter(|items| K::len(items) == w.size as usize);
             if let Some(items) = kept {
                 set.merge(items);
             } else if let Some(bytes) = get_block(&b, w.key)? {
