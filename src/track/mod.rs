@@ -543,6 +543,12 @@ impl Tracker {
                 self.counters.rcpt_dropped += 1;
                 return;
             }
+            // Most messages have one recipient: room for one, not the four
+            // a first push reserves (a block too large for the allocator's
+            // quick small-size bins).
+            if m.rcpts.is_empty() {
+                m.rcpts.reserve_exact(1);
+            }
             m.rcpts.push(Rcpt {
                 to: text(d.to, MAX_FIELD),
                 orig_to: d.orig_to.map(|o| text(o, MAX_FIELD)),
