@@ -507,11 +507,11 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
     while let Some(l) = lr.next_line(true).map_err(|e| Failure::Runtime(e.to_string()))? {
         n += 1;
         if let crate::ingest::reader::Line::Ok(l) = l
-            && let Ok(ev) = parser.parse(l)
+            && let Ok(ev) = &parser.parse(l)
         {
             ok += 1;
             let t = res.resolve(ev.time);
-            tracker.push(&ev, t);
+            tracker.push(ev, t);
         }
         // Handed over as often as the import hands a batch to its writer.
         if n % crate::limits::COMMIT_LINES == 0 {

@@ -268,7 +268,9 @@ impl Pipeline {
             self.lines.malformed += 1;
             return;
         };
-        match self.parser.parse(line) {
+        // Matched in place: moving the event (216 bytes) out of the result
+        // was a copy per line.
+        match &self.parser.parse(line) {
             Ok(ev) => {
                 if ev.daemon.is_dovecot() {
                     self.lines.dovecot += 1;
@@ -278,14 +280,14 @@ impl Pipeline {
                 self.daemon_delta[ev.daemon as usize].0 += 1;
                 let t = res.resolve(ev.time);
                 self.newest = self.newest.max(t.0);
-                self.tracker.push(&ev, t);
+                self.tracker.push(ev, t);
                 if let Some(p) = &self.protect {
-                    crate::protect::observe_log(p, &ev, t);
+                    crate::protect::observe_log(p, ev, t);
                 }
                 self.push_raw(t.0, raw);
                 return;
             }
-            Err(Unparsed::Unsupported(d)) => {
+            &Err(Unparsed::Unsupported(d)) => {
                 if d.is_dovecot() {
                     self.lines.dovecot += 1;
                 } else {
