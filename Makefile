@@ -5,7 +5,7 @@ CARGO ?= cargo
 BIN    = target/release/postlens
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build static demo test lint unit e2e bench bench-web fuzz deps clean \
+.PHONY: all build static musl-deps test-static demo test lint unit e2e bench bench-web fuzz deps clean \
 	cross test-arm test-arm64 dist verify-unit test-install test-mailinabox test-targets lint-sh image
 
 all: build
@@ -19,15 +19,24 @@ build:
 # present), then this build uses the profile (README "Figures"). PGO=0
 # builds without. clang compiles ring's C for musl (.cargo/config.toml).
 PGO ?= 1
-static:
-	rustup target add x86_64-unknown-linux-musl
-	@command -v clang >/dev/null || { echo "installing clang"; \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null || \
-	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; }; }
+static: musl-deps
 	@if [ "$(PGO)" = 1 ]; then prof=$$(targets/pgo.sh x86_64-unknown-linux-musl) && \
 	  RUSTFLAGS="$${RUSTFLAGS:-} -Cprofile-use=$$prof" $(CARGO) build --release --locked --target x86_64-unknown-linux-musl; \
 	else $(CARGO) build --release --locked --target x86_64-unknown-linux-musl; fi
 	@ls -la target/x86_64-unknown-linux-musl/release/postlens
+
+# What a static x86_64 build needs: the target's std, and clang.
+musl-deps:
+	rustup target add x86_64-unknown-linux-musl
+	@command -v clang >/dev/null || { echo "installing clang"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; }; }
+
+# The static x86_64 build's allocator and string functions in place (CI):
+# src/main.rs's unit tests built for musl, and a musl build's stats --json
+# equal to the glibc build's on the same logs.
+test-static: build musl-deps
+	POSTLENS=$(BIN) targets/test-static.sh
 
 # The first command of the README: a real import and its answers. Uses your
 # /var/log/mail.log (and rotated archives) when readable, else a generated
