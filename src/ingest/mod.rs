@@ -539,7 +539,13 @@ impl Pipeline {
         for i in 0..self.raw.len() {
             acc += self.raw.line_bytes(i);
             if acc >= seal {
-                let (sum, bytes) = raw::encode_block(&self.raw, start..i + 1);
+                // A one-shot import keeps the working buffers from block
+                // to block; the daemon does not (they would stay in its RSS).
+                let (sum, bytes) = if self.readers {
+                    raw::encode_block(&self.raw, start..i + 1)
+                } else {
+                    raw::encode_block_reusing(&self.raw, start..i + 1)
+                };
                 // A summary always encodes.
                 sealed.push((postcard::to_allocvec(&sum).unwrap_or_default(), sum.min, bytes));
                 start = i + 1;
