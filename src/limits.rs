@@ -111,6 +111,10 @@ pub const DURABLE_COMMIT_SECS: u64 = 60;
 
 /// Raw log text per stored block (before compression).
 pub const RAW_BLOCK_BYTES: usize = 256 * 1024;
+/// A one-shot import's ingesting thread keeps the two working buffers of
+/// its last raw block (`store::raw::encode_block_reusing`); one that grew
+/// past this (a block of very long lines) is dropped after use instead.
+pub const RAW_SCRATCH_KEEP: usize = 2 * RAW_BLOCK_BYTES;
 
 /// A batch is committed once it holds this much raw log text, whatever its
 /// line count: bounds the memory a batch of long lines can take.

@@ -166,23 +166,19 @@ pub(crate) fn encode_block_reusing(raw: &RawLines, r: std::ops::Range<usize>) ->
         /// threshold for a mapping of its own, so fresh buffers cost a
         /// mapping, a page fault per 4 KiB and an unmapping per block (a
         /// 1M-line import made 2,000 such mappings). Kept only up to
-        /// `SCRATCH_KEEP` bytes each.
+        /// `RAW_SCRATCH_KEEP` bytes each.
         static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
     }
     SCRATCH.with_borrow_mut(|(plain, out)| {
         let r = encode_block_with(raw, r, plain, out);
         for b in [plain, out] {
-            if b.capacity() > SCRATCH_KEEP {
+            if b.capacity() > crate::limits::RAW_SCRATCH_KEEP {
                 *b = Vec::new();
             }
         }
         r
     })
 }
-
-/// A scratch buffer larger than this (a block of very long lines) is
-/// dropped after use rather than kept.
-const SCRATCH_KEEP: usize = 2 * crate::limits::RAW_BLOCK_BYTES;
 
 fn encode_block_with(raw: &RawLines, r: std::ops::Range<usize>, plain: &mut Vec<u8>, out: &mut Vec<u8>) -> (RawSummary, Vec<u8>) {
     let times = &raw.times[r.clone()];
