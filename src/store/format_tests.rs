@@ -1,9 +1,11 @@
 //! Stores written before the columnar format (schema 4: sealed blocks are
-//! deflated postcard) open, answer exactly as before, and keep working when
-//! new columnar blocks are added next to the old ones.
+//! deflated postcard; hour marks and late-decided rollup keyed as in 5)
+//! open, answer exactly as before (over whole hours too, from the
+//! rollups), keep their rollup rows, and keep working when new
+//! columnar blocks are added next to the old ones.
 
 use super::levels::{self, Kind as _};
-use super::{META, Store, blocks, columns};
+use super::{META, Store, blocks, columns, rollup};
 use crate::clock::{Resolver, Timestamp};
 use crate::ingest::{Options, Pipeline};
 use crate::store::query::{Query, Window};
@@ -49,6 +51,8 @@ fn answers(s: &Store) -> String {
         Window::default(),
         Window { from: Some(mid), to: None },
         Window { from: Some(Timestamp(first + 4_000)), to: Some(Timestamp(first + 9_000)) },
+        // Whole hours: answered from the rollups, late-decided ones included.
+        Window { from: Some(Timestamp((first / 3600 + 1) * 3600)), to: Some(Timestamp(mid.0 / 3600 * 3600)) },
     ] {
         writeln!(out, "{:?}", s.stats(w).unwrap()).unwrap();
         writeln!(out, "{:?}", s.domains(w).unwrap()).unwrap();
@@ -74,8 +78,19 @@ fn answers(s: &Store) -> String {
     out
 }
 
-/// Rewrites every sealed block as schema 4 wrote it and labels the store
-/// version 4; returns how many blocks were rewritten.
+/// Every hour mark (hour, commit number).
+fn marks(s: &Store) -> Vec<(u32, u32)> {
+    rollup::marks(&s.db().unwrap().begin_read().unwrap(), 0, u32::MAX).unwrap()
+}
+
+/// The late-decided rollup's rows.
+fn late(s: &Store) -> Vec<(u64, Vec<u8>)> {
+    let tx = s.db().unwrap().begin_read().unwrap();
+    tx.open_table(rollup::LATE).unwrap().iter().unwrap().map(|r| r.unwrap()).map(|(k, v)| (k.value(), v.value().to_vec())).collect()
+}
+
+/// Rewrites every sealed block and the hour marks as schema 4 wrote them
+/// and labels the store version 4; returns how many blocks were rewritten.
 fn downgrade(s: &Store) -> usize {
     let tx = s.db().unwrap().begin_write().unwrap();
     let mut n = 0;
@@ -101,6 +116,22 @@ fn downgrade(s: &Store) -> usize {
                 n += 1;
             }
         }
+        let marks = marks(s);
+        assert!(!marks.is_empty());
+        tx.delete_table(rollup::MARKS).unwrap();
+        let mut t = tx.open_table(rollup::MARKS_V5).unwrap();
+        for (hour, generation) in marks {
+            t.insert(hour, generation).unwrap();
+        }
+        drop(t);
+        let late = late(s);
+        assert!(!late.is_empty(), "messages decided in a later hour");
+        tx.delete_table(rollup::LATE).unwrap();
+        let mut t = tx.open_table(rollup::LATE_V5).unwrap();
+        for (k, v) in late {
+            t.insert((u32::try_from(k >> 32).unwrap(), u32::try_from(k & 0xffff_ffff).unwrap()), v.as_slice()).unwrap();
+        }
+        drop(t);
         tx.open_table(META).unwrap().insert("schema", postcard::to_allocvec(&4u32).unwrap().as_slice()).unwrap();
     }
     tx.commit().unwrap();
@@ -129,6 +160,7 @@ fn a_version_4_store_answers_as_before_and_takes_new_blocks() {
     let old = Arc::new(Store::open(&dir.join("old")).unwrap());
     feed(&old, &lines[..cut]);
     let before = answers(&old);
+    let (marks_before, late_before) = (marks(&old), late(&old));
     assert!(downgrade(&old) >= 3, "sealed blocks of both kinds to rewrite");
     drop(old);
     let old = Arc::new(Store::open(&dir.join("old")).unwrap());
@@ -136,6 +168,8 @@ fn a_version_4_store_answers_as_before_and_takes_new_blocks() {
     assert_eq!(schema, Some(super::SCHEMA_VERSION), "relabelled on opening");
     assert!(first_bytes(&old).iter().all(|&b| b != columns::COLUMNAR_TAG), "old blocks are read, not rewritten");
     assert_eq!(answers(&old), before);
+    assert_eq!(marks(&old), marks_before, "hour marks converted, none lost");
+    assert_eq!(late(&old), late_before, "late-decided rollup converted, none lost");
 
     // The rest: new columnar blocks next to the old ones.
     feed(&old, &lines[cut..]);

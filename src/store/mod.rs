@@ -65,8 +65,12 @@ const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 /// hourly rollups of `stats` (see `rollup`), built from the blocks when a
 /// version 3 store is opened; 5: sealed blocks columnar (`columns`; the
 /// deflated postcard blocks of 4 are still read, so a version 4 store is
-/// only relabelled). Older stores (development builds only) are refused.
-const SCHEMA_VERSION: u32 = 5;
+/// only relabelled); 6: the hour marks' values postcard, the late-decided
+/// rollup keyed by one u64 (`rollup::MARKS`, `rollup::LATE`: two key and
+/// value type pairs fewer; converted when a version 4 or 5 store is
+/// opened). Older stores
+/// (development builds only) are refused.
+const SCHEMA_VERSION: u32 = 6;
 
 pub(crate) type Tx = redb::WriteTransaction;
 
@@ -387,9 +391,10 @@ impl Store {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(v) if v < 3 => return Err(StoreError::OldSchema { found: v }),
                 Some(SCHEMA_VERSION) => {}
-                Some(4) => {
-                    // Its blocks are read as they are; new sealed blocks are
-                    // columnar, which a version 4 postlens cannot read.
+                Some(4 | 5) => {
+                    // Blocks of 4 are read as they are; new sealed blocks
+                    // are columnar, which a version 4 postlens cannot read.
+                    rollup::convert_v5(&tx)?;
                     meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
                 }
                 Some(_) => {

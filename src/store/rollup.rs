@@ -38,12 +38,60 @@ use std::collections::BTreeMap;
 /// hour -> [`HourStats`].
 pub(crate) const STATS_HOURS: TableDefinition<u32, &[u8]> = TableDefinition::new("stats_hours");
 
-/// (outcome hour, queue hour) -> postcard `[outbound, inbound]`.
-pub(crate) const LATE: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("late_decided");
+/// (outcome hour, queue hour) as one key ([`late_key`]) -> postcard
+/// `[outbound, inbound]`.
+pub(crate) const LATE: TableDefinition<u64, &[u8]> = TableDefinition::new("late_decided");
 
-/// hour -> sequence number of the commit that last changed the hour's
-/// per-domain or per-IP counters.
-pub(crate) const MARKS: TableDefinition<u32, u32> = TableDefinition::new("hour_marks");
+/// [`LATE`] as schema 5 and before kept it, keyed by the pair of hours
+/// (see [`MARKS_V5`]; converted by [`convert_v5`]).
+pub(crate) const LATE_V5: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("late_decided");
+
+/// The [`LATE`] key of (outcome hour, queue hour): ordered as the pairs.
+pub(crate) fn late_key(outcome_hour: u32, queue_hour: u32) -> u64 {
+    (u64::from(outcome_hour) << 32) | u64::from(queue_hour)
+}
+
+/// The queue hour of a [`LATE`] key.
+fn late_queue_hour(k: u64) -> u32 {
+    u32::try_from(k & u64::from(u32::MAX)).unwrap_or(u32::MAX)
+}
+
+/// hour -> sequence number (postcard) of the commit that last changed the
+/// hour's per-domain or per-IP counters.
+pub(crate) const MARKS: TableDefinition<u32, &[u8]> = TableDefinition::new("hour_marks");
+
+/// [`MARKS`] as schema 5 and before kept it, with plain `u32` values:
+/// converted when such a store is opened ([`convert_v5`]). Each key and
+/// value type pair a table uses puts a copy of redb's B-tree code in the
+/// binary (about 33 KB); this pair, and [`LATE_V5`]'s, no other table used.
+pub(crate) const MARKS_V5: TableDefinition<u32, u32> = TableDefinition::new("hour_marks");
+
+/// Rewrites a schema 5 (or 4) store's hour marks and late-decided rollup as
+/// [`MARKS`] and [`LATE`] hold them. Bounded by those tables: a row per
+/// hour kept, and a few per pair of hours a deferred message spans.
+pub(crate) fn convert_v5(tx: &Tx) -> Result<(), StoreError> {
+    let marks: Vec<(u32, u32)> = match tx.open_table(MARKS_V5) {
+        Ok(t) => t.iter()?.map(|r| r.map(|(k, v)| (k.value(), v.value()))).collect::<Result<_, _>>()?,
+        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    tx.delete_table(MARKS_V5)?;
+    let mut t = tx.open_table(MARKS)?;
+    for (hour, generation) in marks {
+        t.insert(hour, postcard::to_allocvec(&generation)?.as_slice())?;
+    }
+    let late: Vec<(u64, Vec<u8>)> = match tx.open_table(LATE_V5) {
+        Ok(t) => t.iter()?.map(|r| r.map(|(k, v)| (late_key(k.value().0, k.value().1), v.value().to_vec()))).collect::<Result<_, _>>()?,
+        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    tx.delete_table(LATE_V5)?;
+    let mut t = tx.open_table(LATE)?;
+    for (k, v) in late {
+        t.insert(k, v.as_slice())?;
+    }
+    Ok(())
+}
 
 /// What `stats` counts in one hour (see the module documentation).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -100,7 +148,7 @@ impl HourStats {
 #[derive(Default)]
 pub(crate) struct Delta {
     hours: BTreeMap<u32, HourStats>,
-    late: BTreeMap<(u32, u32), [u64; 2]>,
+    late: BTreeMap<u64, [u64; 2]>,
 }
 
 impl Delta {
@@ -128,7 +176,7 @@ impl Delta {
                 h.deferred_then_sent += 1;
             }
             if th > qh {
-                self.late.entry((th, qh)).or_default()[dir] += 1;
+                self.late.entry(late_key(th, qh)).or_default()[dir] += 1;
             }
         }
     }
@@ -213,8 +261,9 @@ pub(crate) fn rebuild(tx: &Tx, generation: u32) -> Result<(), StoreError> {
 /// Marks `hours` as changed by the commit numbered `generation`.
 pub(crate) fn mark_hours(tx: &Tx, hours: impl IntoIterator<Item = u32>, generation: u32) -> Result<(), StoreError> {
     let mut t = tx.open_table(MARKS)?;
+    let g = postcard::to_allocvec(&generation)?;
     for h in hours {
-        t.insert(h, generation)?;
+        t.insert(h, g.as_slice())?;
     }
     Ok(())
 }
@@ -252,9 +301,9 @@ pub(crate) fn sum(tx: &redb::ReadTransaction, lo: u32, hi: Option<u32>) -> Resul
     }
     // Queued inside the window, decided after its end: pending then.
     if let Some(hi) = hi {
-        for row in tx.open_table(LATE)?.range((hi, 0)..)? {
+        for row in tx.open_table(LATE)?.range(late_key(hi, 0)..)? {
             let (k, v) = row?;
-            let qh = k.value().1;
+            let qh = late_queue_hour(k.value());
             if qh >= lo && qh < hi {
                 let n: [u64; 2] = postcard::from_bytes(v.value())?;
                 for (c, n) in s.counts.iter_mut().zip(n) {
@@ -271,7 +320,7 @@ pub(crate) fn marks(tx: &redb::ReadTransaction, a: u32, b: u32) -> Result<Vec<(u
     let mut v = Vec::new();
     for row in tx.open_table(MARKS)?.range(a..b)? {
         let (k, g) = row?;
-        v.push((k.value(), g.value()));
+        v.push((k.value(), postcard::from_bytes(g.value())?));
     }
     Ok(v)
 }
