@@ -202,11 +202,15 @@ fn encode_block_with(raw: &RawLines, r: std::ops::Range<usize>, plain: &mut Vec<
         prev = line;
     }
     // LZ4 with the plain size in front (as `compress_prepend_size`), into
-    // the scratch buffer; the block keeps an exact-size copy.
-    out.clear();
-    out.resize(4 + lz4_flex::block::get_maximum_output_size(plain.len()), 0);
+    // the scratch buffer; the block keeps an exact-size copy. A reused
+    // buffer is only grown, not zeroed again: LZ4 writes from its start and
+    // only the bytes it wrote are copied.
+    let need = 4 + lz4_flex::block::get_maximum_output_size(plain.len());
+    if out.len() < need {
+        out.resize(need, 0);
+    }
     out[..4].copy_from_slice(&u32::try_from(plain.len()).unwrap_or(u32::MAX).to_le_bytes());
-    let packed = match lz4_flex::block::compress_into(plain, &mut out[4..]) {
+    let packed = match lz4_flex::block::compress_into(plain, &mut out[4..need]) {
         Ok(n) => out[..4 + n].to_vec(),
         // Cannot happen (the buffer has the maximum output size); the
         // allocating form then.

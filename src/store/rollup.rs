@@ -70,27 +70,33 @@ pub(crate) const MARKS_V5: TableDefinition<u32, u32> = TableDefinition::new("hou
 /// [`MARKS`] and [`LATE`] hold them. Bounded by those tables: a row per
 /// hour kept, and a few per pair of hours a deferred message spans.
 pub(crate) fn convert_v5(tx: &Tx) -> Result<(), StoreError> {
-    let marks: Vec<(u32, u32)> = match tx.open_table(MARKS_V5) {
-        Ok(t) => t.iter()?.map(|r| r.map(|(k, v)| (k.value(), v.value()))).collect::<Result<_, _>>()?,
-        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    tx.delete_table(MARKS_V5)?;
+    let marks = take_rows(tx, MARKS_V5, |hour, generation| (hour, generation))?;
     let mut t = tx.open_table(MARKS)?;
     for (hour, generation) in marks {
         t.insert(hour, postcard::to_allocvec(&generation)?.as_slice())?;
     }
-    let late: Vec<(u64, Vec<u8>)> = match tx.open_table(LATE_V5) {
-        Ok(t) => t.iter()?.map(|r| r.map(|(k, v)| (late_key(k.value().0, k.value().1), v.value().to_vec()))).collect::<Result<_, _>>()?,
-        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    tx.delete_table(LATE_V5)?;
+    let late = take_rows(tx, LATE_V5, |(outcome_hour, queue_hour), v| (late_key(outcome_hour, queue_hour), v.to_vec()))?;
     let mut t = tx.open_table(LATE)?;
     for (k, v) in late {
         t.insert(k, v.as_slice())?;
     }
     Ok(())
+}
+
+/// The rows of `old`, each through `f`, and the table deleted (no rows
+/// when it does not exist).
+fn take_rows<K: redb::Key + 'static, V: redb::Value + 'static, T>(
+    tx: &Tx,
+    old: TableDefinition<K, V>,
+    f: impl for<'a> Fn(K::SelfType<'a>, V::SelfType<'a>) -> T,
+) -> Result<Vec<T>, StoreError> {
+    let rows = match tx.open_table(old) {
+        Ok(t) => t.iter()?.map(|r| r.map(|(k, v)| f(k.value(), v.value()))).collect::<Result<_, _>>()?,
+        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    tx.delete_table(old)?;
+    Ok(rows)
 }
 
 /// What `stats` counts in one hour (see the module documentation).
