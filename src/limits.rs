@@ -416,3 +416,16 @@ pub const COMPACT_IDLE_MS: u64 = 1_000;
 /// and the shutdown's last commit out while it runs (4 s for that store).
 /// `import` compacts any size when it ends.
 pub const COMPACT_LIVE_MAX_BYTES: u64 = 96 << 20;
+
+/// While `postlens import` runs, the static builds' allocator keeps up to
+/// this many bytes of freed large blocks (at most `IMPORT_KEPT_BLOCKS` of
+/// them) for the next large allocation instead of unmapping them: batches
+/// of records, encoded blocks and serialised tracker state come and go
+/// every commit, and mapping them afresh cost a 1M-line import 33,000 page
+/// faults and a fifth of its kernel time. The daemon keeps none (its RSS
+/// budget is already nearly used; see README "Memory").
+pub const IMPORT_KEPT_BYTES: usize = 4 << 20;
+pub const IMPORT_KEPT_BLOCKS: usize = 16;
+
+/// Set by `postlens import` for its whole run: see `IMPORT_KEPT_BYTES`.
+pub static BULK_IMPORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -15,8 +15,11 @@ static ALLOC: split::Split = split::Split;
 /// included, in segments it rarely gives back: alone it took the daemon's
 /// soak from 22.7 to 26.4 MiB of RSS (the budget is 24). Large blocks (raw
 /// text, encoded blocks, read buffers: few, and long-lived or reused) are
-/// therefore left to musl, which maps each one and unmaps it when freed.
-/// mimalloc was tried too: as fast, but 66-80 MiB of RSS.
+/// therefore left to musl, which maps each one and unmaps it when freed;
+/// only `postlens import` keeps a few freed ones for reuse (`Kept`).
+/// Raising the threshold to 1 MiB instead made the import as fast but took
+/// the daemon's soak to 25.3 MiB. mimalloc was tried too: as fast, but
+/// 66-80 MiB of RSS.
 #[cfg(target_env = "musl")]
 mod split {
     #![expect(
@@ -24,6 +27,7 @@ mod split {
         reason = "a global allocator is an unsafe trait; its small-block heap is a shared cell behind a lock, and each thread keeps freed blocks in lists threaded through them"
     )]
 
+    use postlens::limits::{BULK_IMPORT, IMPORT_KEPT_BLOCKS, IMPORT_KEPT_BYTES};
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::UnsafeCell;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -44,20 +48,25 @@ mod split {
     /// ingesting and writing threads its slow path took 13 % of the
     /// samples.) Critical sections are one malloc or free, or one thread's
     /// batch of them (`Cache`): a waiter spins briefly, then yields its core.
-    struct Heap {
+    static HEAP: Locked<dlmalloc::Dlmalloc> = Locked::new(dlmalloc::Dlmalloc::new());
+
+    /// A value behind a spin lock.
+    struct Locked<T> {
         locked: AtomicBool,
-        heap: UnsafeCell<dlmalloc::Dlmalloc>,
+        cell: UnsafeCell<T>,
     }
 
-    // SAFETY: `heap` is only reached through `Heap::with`, which holds the
+    // SAFETY: `cell` is only reached through `Locked::with`, which holds the
     // lock for the whole access, so no two threads use it at once.
-    unsafe impl Sync for Heap {}
+    unsafe impl<T> Sync for Locked<T> {}
 
-    static HEAP: Heap = Heap { locked: AtomicBool::new(false), heap: UnsafeCell::new(dlmalloc::Dlmalloc::new()) };
+    impl<T> Locked<T> {
+        const fn new(v: T) -> Self {
+            Self { locked: AtomicBool::new(false), cell: UnsafeCell::new(v) }
+        }
 
-    impl Heap {
         #[inline]
-        fn with<R>(&self, f: impl FnOnce(&mut dlmalloc::Dlmalloc) -> R) -> R {
+        fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
             let mut spins = 0u32;
             while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 while self.locked.load(Ordering::Relaxed) {
@@ -70,10 +79,91 @@ mod split {
                 }
             }
             // SAFETY: the lock is held: this is the only reference.
-            let r = f(unsafe { &mut *self.heap.get() });
+            let r = f(unsafe { &mut *self.cell.get() });
             self.locked.store(false, Ordering::Release);
             r
         }
+    }
+
+    /// Freed large blocks kept for the next large allocation while
+    /// `postlens import` runs (`limits::BULK_IMPORT`), instead of being
+    /// unmapped: a 1M-line import mapped some 900 blocks of 128-330 KiB
+    /// (batches of records, encoded blocks, the serialised tracker state),
+    /// each costing a page fault per 4 KiB and, when unmapped, a TLB
+    /// flush on both cores. Bounds: `IMPORT_KEPT_BLOCKS` blocks and
+    /// `IMPORT_KEPT_BYTES` bytes (musl's usable sizes); a block that does
+    /// not fit is freed as before. The daemon keeps none.
+    struct Kept {
+        /// (block, usable size); null: an empty slot.
+        blocks: [(*mut u8, usize); IMPORT_KEPT_BLOCKS],
+        bytes: usize,
+    }
+
+    static KEPT: Locked<Kept> = Locked::new(Kept { blocks: [(std::ptr::null_mut(), 0); IMPORT_KEPT_BLOCKS], bytes: 0 });
+
+    impl Kept {
+        /// The smallest kept block of at least `size` bytes, taken out.
+        fn take(&mut self, size: usize) -> Option<*mut u8> {
+            let mut best: Option<usize> = None;
+            for (i, &(p, u)) in self.blocks.iter().enumerate() {
+                if !p.is_null() && u >= size && best.is_none_or(|b| u < self.blocks[b].1) {
+                    best = Some(i);
+                }
+            }
+            let i = best?;
+            let (p, u) = std::mem::replace(&mut self.blocks[i], (std::ptr::null_mut(), 0));
+            self.bytes -= u;
+            Some(p)
+        }
+
+        /// Keeps block `p` of `usable` bytes, if there is room.
+        fn put(&mut self, p: *mut u8, usable: usize) -> bool {
+            if self.bytes + usable > IMPORT_KEPT_BYTES {
+                return false;
+            }
+            let Some(slot) = self.blocks.iter_mut().find(|b| b.0.is_null()) else { return false };
+            *slot = (p, usable);
+            self.bytes += usable;
+            true
+        }
+    }
+
+    /// Whether a large block of `layout` may come from, or go to, `KEPT`:
+    /// during an import, and when musl's plain `malloc` serves the layout
+    /// (Rust's `System` uses it up to two words' alignment), so that any
+    /// kept block serves it and `free` or `realloc` take it.
+    fn keeps(layout: Layout) -> bool {
+        layout.align() <= ALIGN && BULK_IMPORT.load(Ordering::Relaxed)
+    }
+
+    /// A large block: a kept one, else musl's.
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::alloc`, for a large layout.
+    unsafe fn large_alloc(layout: Layout) -> *mut u8 {
+        if keeps(layout)
+            && let Some(p) = KEPT.with(|k| k.take(layout.size()))
+        {
+            return p;
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { System.alloc(layout) }
+    }
+
+    /// Frees a large block, or keeps it.
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::dealloc`, for a large layout.
+    unsafe fn large_free(ptr: *mut u8, layout: Layout) {
+        if keeps(layout) {
+            // SAFETY: `ptr` is a live block from musl's `malloc` (`keeps`).
+            let usable = unsafe { libc::malloc_usable_size(ptr.cast()) };
+            if KEPT.with(|k| k.put(ptr, usable)) {
+                return;
+            }
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { System.dealloc(ptr, layout) }
     }
 
     // Each thread keeps the small blocks it frees in per-size lists and
@@ -324,7 +414,7 @@ mod split {
                 return cached_alloc(c);
             }
             // SAFETY: forwarded with the caller's guarantees.
-            unsafe { if large(layout.size()) { System.alloc(layout) } else { HEAP.with(|h| h.malloc(layout.size(), layout.align())) } }
+            unsafe { if large(layout.size()) { large_alloc(layout) } else { HEAP.with(|h| h.malloc(layout.size(), layout.align())) } }
         }
 
         #[inline(never)]
@@ -351,7 +441,7 @@ mod split {
                 if let Some(c) = class(layout) {
                     cached_free(ptr, c);
                 } else if large(layout.size()) {
-                    System.dealloc(ptr, layout);
+                    large_free(ptr, layout);
                 } else {
                     HEAP.with(|h| h.c_free(ptr));
                 }
@@ -393,6 +483,8 @@ mod split {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        static ALLOC_UNDER_TEST: Split = Split;
 
         /// Each size maps to the smallest class that holds it.
         #[test]
@@ -446,6 +538,69 @@ mod split {
                 }
             }
             maker.join().unwrap();
+        }
+
+        /// Kept large blocks: the smallest that holds a request is taken;
+        /// nothing beyond the block and byte bounds is kept.
+        #[test]
+        fn kept_blocks_best_fit_and_bounded() {
+            let mut k = Kept { blocks: [(std::ptr::null_mut(), 0); IMPORT_KEPT_BLOCKS], bytes: 0 };
+            let at = |a: usize| std::ptr::without_provenance_mut::<u8>(a);
+            assert!(k.put(at(0x1000), 300_000));
+            assert!(k.put(at(0x2000), 140_000));
+            assert!(k.put(at(0x3000), 200_000));
+            assert_eq!(k.take(150_000), Some(at(0x3000)), "the smallest block that holds it");
+            assert_eq!(k.take(400_000), None, "none holds it");
+            assert_eq!(k.take(131_072), Some(at(0x2000)));
+            assert_eq!(k.bytes, 300_000);
+            assert!(!k.put(at(0x4000), IMPORT_KEPT_BYTES), "over the byte bound");
+            assert_eq!(k.take(1), Some(at(0x1000)));
+            assert_eq!(k.bytes, 0);
+            for i in 0..IMPORT_KEPT_BLOCKS {
+                assert!(k.put(at(0x1000 * (i + 1)), 1));
+            }
+            assert!(!k.put(at(0x99_0000), 1), "over the block bound");
+            assert_eq!(k.bytes, IMPORT_KEPT_BLOCKS);
+        }
+
+        /// During an import a freed large block serves the next large
+        /// allocation it can hold, contents writable end to end; before
+        /// one, large blocks are freed at once. (The other tests of this
+        /// binary make no large blocks that could take the kept one.)
+        #[test]
+        fn imports_reuse_large_blocks() {
+            let big = Layout::from_size_align(300_000, 8).unwrap();
+            let kept = || KEPT.with(|k| k.bytes);
+            unsafe {
+                let p = ALLOC_UNDER_TEST.alloc(big);
+                ALLOC_UNDER_TEST.dealloc(p, big);
+            }
+            assert_eq!(kept(), 0, "no import: nothing kept");
+            BULK_IMPORT.store(true, Ordering::Relaxed);
+            let smaller = Layout::from_size_align(200_000, 16).unwrap();
+            unsafe {
+                let p = ALLOC_UNDER_TEST.alloc(big);
+                p.write_bytes(7, big.size());
+                ALLOC_UNDER_TEST.dealloc(p, big);
+                assert!(kept() >= big.size(), "the freed block is kept");
+                let q = ALLOC_UNDER_TEST.alloc(smaller);
+                assert_eq!(q, p, "and serves the next large request");
+                assert_eq!(kept(), 0);
+                q.write_bytes(9, smaller.size());
+                let r = ALLOC_UNDER_TEST.realloc(q, smaller, 600_000);
+                assert!(!r.is_null());
+                assert!(std::slice::from_raw_parts(r, smaller.size()).iter().all(|&b| b == 9), "realloc keeps the contents");
+                r.add(599_999).write(1);
+                ALLOC_UNDER_TEST.dealloc(r, Layout::from_size_align(600_000, 16).unwrap());
+                // Over-aligned layouts are never kept (musl's memalign made them).
+                let aligned = Layout::from_size_align(300_000, 4096).unwrap();
+                let a = ALLOC_UNDER_TEST.alloc(aligned);
+                assert_eq!(a.addr() % 4096, 0);
+                let before = kept();
+                ALLOC_UNDER_TEST.dealloc(a, aligned);
+                assert_eq!(kept(), before);
+            }
+            BULK_IMPORT.store(false, Ordering::Relaxed);
         }
 
         /// A thread's cache is hooked to its end, and emptied there: after
