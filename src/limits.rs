@@ -422,8 +422,9 @@ pub const COMPACT_LIVE_MAX_BYTES: u64 = 96 << 20;
 /// them) for the next large allocation instead of unmapping them: batches
 /// of records, encoded blocks and serialised tracker state come and go
 /// every commit, and mapping them afresh cost a 1M-line import 33,000 page
-/// faults and a fifth of its kernel time. The daemon keeps none (its RSS
-/// budget is already nearly used; see README "Memory").
+/// faults (4,000 with them kept) and a TLB flush on both cores per unmap.
+/// The daemon keeps none: its soak already peaks near its 24 MiB budget
+/// (README "Figures").
 pub const IMPORT_KEPT_BYTES: usize = 4 << 20;
 pub const IMPORT_KEPT_BLOCKS: usize = 16;
 

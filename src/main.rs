@@ -57,7 +57,9 @@ mod split {
     }
 
     // SAFETY: `cell` is only reached through `Locked::with`, which holds the
-    // lock for the whole access, so no two threads use it at once.
+    // lock for the whole access, so no two threads use it at once. The
+    // values are the allocator's own heap state (dlmalloc, addresses of
+    // free blocks), valid from any thread.
     unsafe impl<T> Sync for Locked<T> {}
 
     impl<T> Locked<T> {
@@ -104,14 +106,8 @@ mod split {
     impl Kept {
         /// The smallest kept block of at least `size` bytes, taken out.
         fn take(&mut self, size: usize) -> Option<*mut u8> {
-            let mut best: Option<usize> = None;
-            for (i, &(p, u)) in self.blocks.iter().enumerate() {
-                if !p.is_null() && u >= size && best.is_none_or(|b| u < self.blocks[b].1) {
-                    best = Some(i);
-                }
-            }
-            let i = best?;
-            let (p, u) = std::mem::replace(&mut self.blocks[i], (std::ptr::null_mut(), 0));
+            let slot = self.blocks.iter_mut().filter(|(p, u)| !p.is_null() && *u >= size).min_by_key(|(_, u)| *u)?;
+            let (p, u) = std::mem::replace(slot, (std::ptr::null_mut(), 0));
             self.bytes -= u;
             Some(p)
         }
@@ -182,9 +178,10 @@ mod split {
     // serves any request of that class.
     //
     // Bounds: a thread holds at most `KEEP` + 1 blocks of each class, so
-    // 33 × (24 + 40 + … + 264) bytes = 74 KiB (38 KiB on 32-bit ARM). A thread's lists go back to the heap when it ends
-    // (`thread_ended`, a pthread key destructor: musl's key functions do
-    // not allocate); if that cannot be arranged the thread keeps none.
+    // 33 × (24 + 40 + … + 264) bytes = 74 KiB (38 KiB on 32-bit ARM). A
+    // thread's lists go back to the heap when it ends (`thread_ended`, a
+    // pthread key destructor: musl's key functions do not allocate); if
+    // that cannot be arranged the thread keeps none.
 
     /// dlmalloc's alignment: two words.
     const ALIGN: usize = 2 * size_of::<usize>();

@@ -68,8 +68,7 @@ const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 /// only relabelled); 6: the hour marks' values postcard, the late-decided
 /// rollup keyed by one u64 (`rollup::MARKS`, `rollup::LATE`: two key and
 /// value type pairs fewer; converted when a version 4 or 5 store is
-/// opened). Older stores
-/// (development builds only) are refused.
+/// opened). Older stores (development builds only) are refused.
 const SCHEMA_VERSION: u32 = 6;
 
 pub(crate) type Tx = redb::WriteTransaction;
