@@ -89,8 +89,9 @@ fn late(s: &Store) -> Vec<(u64, Vec<u8>)> {
     tx.open_table(rollup::LATE).unwrap().iter().unwrap().map(|r| r.unwrap()).map(|(k, v)| (k.value(), v.value().to_vec())).collect()
 }
 
-/// Rewrites every sealed block and the hour marks as schema 4 wrote them
-/// and labels the store version 4; returns how many blocks were rewritten.
+/// Rewrites every block (sealed and open) and the hour marks as schema 4
+/// wrote them and labels the store version 4; returns how many blocks were
+/// rewritten.
 fn downgrade(s: &Store) -> usize {
     let tx = s.db().unwrap().begin_write().unwrap();
     let mut n = 0;
@@ -103,13 +104,16 @@ fn downgrade(s: &Store) -> usize {
         ] {
             let keys: Vec<u64> = tx.open_table(sums_def).unwrap().iter().unwrap().map(|r| r.unwrap().0.value()).collect();
             let mut b = tx.open_table(blocks_def).unwrap();
-            for k in keys.into_iter().filter(|k| !open.contains(&(kind, *k))) {
+            for k in keys {
                 let bytes = levels::get_block(&b, k).unwrap().unwrap();
-                assert_eq!(bytes[0], columns::COLUMNAR_TAG);
-                let legacy = if kind == levels::Deliveries::ID {
-                    blocks::encode_legacy(&blocks::decode::<DeliveryRec>(&bytes).unwrap()).unwrap()
-                } else {
-                    blocks::encode_legacy(&blocks::decode::<EventRec>(&bytes).unwrap()).unwrap()
+                let is_open = open.contains(&(kind, k));
+                assert_eq!(bytes[0] == columns::COLUMNAR_TAG, !is_open);
+                // Sealed: deflated postcard; open: postcard behind LZ4.
+                let legacy = match (kind == levels::Deliveries::ID, is_open) {
+                    (true, false) => blocks::encode_legacy(&blocks::decode::<DeliveryRec>(&bytes).unwrap()).unwrap(),
+                    (false, false) => blocks::encode_legacy(&blocks::decode::<EventRec>(&bytes).unwrap()).unwrap(),
+                    (true, true) => blocks::encode_open_lz4(&blocks::decode::<DeliveryRec>(&bytes).unwrap()).unwrap(),
+                    (false, true) => blocks::encode_open_lz4(&blocks::decode::<EventRec>(&bytes).unwrap()).unwrap(),
                 };
                 levels::remove_block(&mut b, k).unwrap();
                 levels::put_block(&mut b, k, &legacy).unwrap();
@@ -175,6 +179,63 @@ fn a_version_4_store_answers_as_before_and_takes_new_blocks() {
     feed(&old, &lines[cut..]);
     let tags = first_bytes(&old);
     assert!(tags.contains(&columns::COLUMNAR_TAG) && tags.iter().any(|&b| b != columns::COLUMNAR_TAG));
+    assert_eq!(answers(&old), want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites the open blocks as schema 6 wrote them (postcard behind LZ4)
+/// and labels the store version 6; returns how many were rewritten.
+fn downgrade_to_6(s: &Store) -> usize {
+    let tx = s.db().unwrap().begin_write().unwrap();
+    // Raw lines' open blocks keep their own format.
+    let open: Vec<(u8, u64)> = tx
+        .open_table(levels::OPEN_BLOCKS)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|r| r.unwrap().0.value())
+        .filter(|(kind, _)| *kind != levels::Raw::ID)
+        .collect();
+    for &(kind, k) in &open {
+        let def = if kind == levels::Deliveries::ID { levels::Deliveries::BLOCKS } else { levels::Events::BLOCKS };
+        let mut b = tx.open_table(def).unwrap();
+        let bytes = levels::get_block(&b, k).unwrap().unwrap();
+        let lz4 = if kind == levels::Deliveries::ID {
+            blocks::encode_open_lz4(&blocks::decode::<DeliveryRec>(&bytes).unwrap()).unwrap()
+        } else {
+            blocks::encode_open_lz4(&blocks::decode::<EventRec>(&bytes).unwrap()).unwrap()
+        };
+        levels::remove_block(&mut b, k).unwrap();
+        levels::put_block(&mut b, k, &lz4).unwrap();
+    }
+    tx.open_table(META).unwrap().insert("schema", postcard::to_allocvec(&6u32).unwrap().as_slice()).unwrap();
+    tx.commit().unwrap();
+    open.len()
+}
+
+#[test]
+fn a_version_6_store_with_lz4_open_blocks_is_relabelled_and_merges_them() {
+    let dir = std::env::temp_dir().join(format!("postlens-format6-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines = genlog(&dir, 30_000);
+    let cut = lines.len() / 2;
+    let all = Arc::new(Store::open(&dir.join("all")).unwrap());
+    feed(&all, &lines);
+    let want = answers(&all);
+
+    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
+    feed(&old, &lines[..cut]);
+    let before = answers(&old);
+    assert!(downgrade_to_6(&old) >= 2, "open blocks of both kinds to rewrite");
+    drop(old);
+    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
+    let schema = super::meta_u32(&old.db().unwrap().begin_read().unwrap(), "schema").unwrap();
+    assert_eq!(schema, Some(super::SCHEMA_VERSION), "relabelled on opening");
+    assert_eq!(answers(&old), before, "LZ4 open blocks are read");
+    // The rest merges the LZ4 open blocks (not in this process's cache)
+    // into new blocks.
+    feed(&old, &lines[cut..]);
     assert_eq!(answers(&old), want);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -68,8 +68,10 @@ const RAW_SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_sums");
 /// only relabelled); 6: the hour marks' values postcard, the late-decided
 /// rollup keyed by one u64 (`rollup::MARKS`, `rollup::LATE`: two key and
 /// value type pairs fewer; converted when a version 4 or 5 store is
-/// opened). Older stores (development builds only) are refused.
-const SCHEMA_VERSION: u32 = 6;
+/// opened); 7: open blocks plain postcard (`blocks::encode_open`; the LZ4
+/// open blocks of 6 and before are still read, so a version 6 store is only
+/// relabelled). Older stores (development builds only) are refused.
+const SCHEMA_VERSION: u32 = 7;
 
 pub(crate) type Tx = redb::WriteTransaction;
 
@@ -390,6 +392,11 @@ impl Store {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(v) if v < 3 => return Err(StoreError::OldSchema { found: v }),
                 Some(SCHEMA_VERSION) => {}
+                Some(6) => {
+                    // Its LZ4 open blocks are read as they are; new open
+                    // blocks are plain, which a version 6 postlens cannot read.
+                    meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
+                }
                 Some(4 | 5) => {
                     // Blocks of 4 are read as they are; new sealed blocks
                     // are columnar, which a version 4 postlens cannot read.
