@@ -78,8 +78,7 @@ const PLAIN_TAG: u8 = 0xf7;
 /// not compressed: LZ4 of every commit's open blocks was 5 % of the
 /// writer's instructions in an import, for bytes soon deleted.
 pub(crate) fn encode_open<T: Serialize>(items: &[T]) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![PLAIN_TAG];
-    Ok(postcard::to_extend(items, out)?)
+    Ok(postcard::to_extend(items, vec![PLAIN_TAG])?)
 }
 
 /// An open block as earlier versions wrote it (postcard behind LZ4):

@@ -78,6 +78,41 @@ fn answers(s: &Store) -> String {
     out
 }
 
+/// A generated log, the answers of a store fed all of it in the current
+/// format, and a store `old` fed its first `thirds` thirds.
+struct Case {
+    dir: std::path::PathBuf,
+    lines: Vec<String>,
+    cut: usize,
+    want: String,
+    old: Arc<Store>,
+    before: String,
+}
+
+fn case(name: &str, lines: usize, thirds: usize) -> Case {
+    let dir = std::env::temp_dir().join(format!("postlens-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines = genlog(&dir, lines);
+    let cut = lines.len() * thirds / 3;
+    let all = Arc::new(Store::open(&dir.join("all")).unwrap());
+    feed(&all, &lines);
+    let want = answers(&all);
+    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
+    feed(&old, &lines[..cut]);
+    let before = answers(&old);
+    Case { dir, lines, cut, want, old, before }
+}
+
+/// Closes and opens `old` again, checking that opening relabelled it.
+fn reopen(dir: &Path, old: Arc<Store>) -> Arc<Store> {
+    drop(old);
+    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
+    let schema = super::meta_u32(&old.db().unwrap().begin_read().unwrap(), "schema").unwrap();
+    assert_eq!(schema, Some(super::SCHEMA_VERSION), "relabelled on opening");
+    old
+}
+
 /// Every hour mark (hour, commit number).
 fn marks(s: &Store) -> Vec<(u32, u32)> {
     rollup::marks(&s.db().unwrap().begin_read().unwrap(), 0, u32::MAX).unwrap()
@@ -150,26 +185,11 @@ fn first_bytes(s: &Store) -> Vec<u8> {
 
 #[test]
 fn a_version_4_store_answers_as_before_and_takes_new_blocks() {
-    let dir = std::env::temp_dir().join(format!("postlens-format-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let lines = genlog(&dir, 60_000);
-    let cut = lines.len() * 2 / 3;
-    // Reference: everything in the current format.
-    let all = Arc::new(Store::open(&dir.join("all")).unwrap());
-    feed(&all, &lines);
-    let want = answers(&all);
-
     // The first two thirds, as a version 4 postlens stored them.
-    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
-    feed(&old, &lines[..cut]);
-    let before = answers(&old);
+    let Case { dir, lines, cut, want, old, before } = case("format4", 60_000, 2);
     let (marks_before, late_before) = (marks(&old), late(&old));
     assert!(downgrade(&old) >= 3, "sealed blocks of both kinds to rewrite");
-    drop(old);
-    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
-    let schema = super::meta_u32(&old.db().unwrap().begin_read().unwrap(), "schema").unwrap();
-    assert_eq!(schema, Some(super::SCHEMA_VERSION), "relabelled on opening");
+    let old = reopen(&dir, old);
     assert!(first_bytes(&old).iter().all(|&b| b != columns::COLUMNAR_TAG), "old blocks are read, not rewritten");
     assert_eq!(answers(&old), before);
     assert_eq!(marks(&old), marks_before, "hour marks converted, none lost");
@@ -215,23 +235,10 @@ fn downgrade_to_6(s: &Store) -> usize {
 
 #[test]
 fn a_version_6_store_with_lz4_open_blocks_is_relabelled_and_merges_them() {
-    let dir = std::env::temp_dir().join(format!("postlens-format6-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let lines = genlog(&dir, 30_000);
-    let cut = lines.len() / 2;
-    let all = Arc::new(Store::open(&dir.join("all")).unwrap());
-    feed(&all, &lines);
-    let want = answers(&all);
-
-    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
-    feed(&old, &lines[..cut]);
-    let before = answers(&old);
+    // The first third, as a version 6 postlens stored it.
+    let Case { dir, lines, cut, want, old, before } = case("format6", 30_000, 1);
     assert!(downgrade_to_6(&old) >= 2, "open blocks of both kinds to rewrite");
-    drop(old);
-    let old = Arc::new(Store::open(&dir.join("old")).unwrap());
-    let schema = super::meta_u32(&old.db().unwrap().begin_read().unwrap(), "schema").unwrap();
-    assert_eq!(schema, Some(super::SCHEMA_VERSION), "relabelled on opening");
+    let old = reopen(&dir, old);
     assert_eq!(answers(&old), before, "LZ4 open blocks are read");
     // The rest merges the LZ4 open blocks (not in this process's cache)
     // into new blocks.
