@@ -222,8 +222,7 @@ fn import(a: &ImportArgs) -> Result<(), Failure> {
     let store = Store::open(&a.common.workspace())?;
     crate::limits::BULK_IMPORT.store(true, std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let mut p = Pipeline::new(std::sync::Arc::new(store), opts)?;
-    p.without_readers();
+    let mut p = Pipeline::bulk(std::sync::Arc::new(store), opts)?;
     let before = p.lines().clone();
     let mut summary = Summary::default();
     for f in &a.files {

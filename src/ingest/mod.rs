@@ -178,11 +178,27 @@ impl Pipeline {
     /// # Errors
     /// The store cannot be read.
     pub fn new(store: Arc<Store>, opts: Options) -> Result<Pipeline, IngestError> {
+        Pipeline::with(store, opts, crate::limits::WRITER_QUEUE, true)
+    }
+
+    /// [`Pipeline::new`] for a one-shot import: no reader will ask for an
+    /// [`Pipeline::overlay`], so batches are not kept after they are handed
+    /// to the writer, which frees them (a 1M-line import spent 3 % of the
+    /// ingesting thread's instructions freeing its committed records); and
+    /// the writer's queue is `IMPORT_WRITER_QUEUE` deep.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn bulk(store: Arc<Store>, opts: Options) -> Result<Pipeline, IngestError> {
+        Pipeline::with(store, opts, crate::limits::IMPORT_WRITER_QUEUE, false)
+    }
+
+    fn with(store: Arc<Store>, opts: Options, queue: usize, readers: bool) -> Result<Pipeline, IngestError> {
         let r = store.restore()?;
         let raw_shipped = r.raw_open.len();
         let (raw_ready, raw_acc) = block_fill(&r.raw_open);
         Ok(Pipeline {
-            writer: Writer::spawn(store.clone()),
+            writer: Writer::spawn(store.clone(), queue),
             store,
             tracker: r.tracker,
             lines: r.lines,
@@ -202,20 +218,11 @@ impl Pipeline {
             committed: std::collections::HashMap::new(),
             frozen: Shipment::default(),
             shipped: std::collections::VecDeque::new(),
-            readers: true,
+            readers,
             next_batch: r.batch + 1,
             inflight: None,
             protect: None,
         })
-    }
-
-    /// No reader will ask for an [`Pipeline::overlay`] (a one-shot import):
-    /// batches are not kept after they are handed to the writer, so the
-    /// writer thread frees them (a 1M-line import spent 3 % of the
-    /// ingesting thread's instructions freeing its committed records).
-    pub fn without_readers(&mut self) {
-        self.readers = false;
-        self.shipped.clear();
     }
 
     /// Feeds logins seen from now on to `p` (`postlens run`).

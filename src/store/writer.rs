@@ -1,5 +1,6 @@
 //! The store writer thread: the one redb writer. The ingesting side hands it
-//! owned [`Batch`]es over a bounded channel (capacity `WRITER_QUEUE`), so
+//! owned [`Batch`]es over a bounded channel (capacity `WRITER_QUEUE`, or
+//! `IMPORT_WRITER_QUEUE` for an import), so
 //! encoding, compression and the commit overlap with parsing while memory
 //! stays bounded: a full queue makes the sender wait.
 //!
@@ -14,7 +15,7 @@
 
 use super::{Batch, Store, StoreError};
 use crate::clock::Timestamp;
-use crate::limits::{WRITE_RETRY_MS, WRITER_QUEUE};
+use crate::limits::WRITE_RETRY_MS;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -53,8 +54,8 @@ impl Writer {
     ///
     /// # Panics
     /// If the OS cannot start a thread at all (start-up only).
-    pub fn spawn(store: Arc<Store>) -> Writer {
-        let (tx, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
+    pub fn spawn(store: Arc<Store>, queue: usize) -> Writer {
+        let (tx, mut rx) = mpsc::channel::<Job>(queue);
         let stalled = Arc::new(AtomicBool::new(false));
         let flag = stalled.clone();
         let stop = Arc::new(AtomicBool::new(false));
