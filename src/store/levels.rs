@@ -348,7 +348,7 @@ fn take<K: Kind>(tx: &Tx, cache: &mut OpenCache, which: &[Open], tail: K::Set) -
 /// every 296-byte record through its merge buffer over and over (5 % of the
 /// writer's instructions in an import). Equal keys keep their order, as
 /// in `sort_by_key`.
-pub(crate) fn order_by_key<T, K: Ord + Copy>(v: &mut Vec<T>, key: impl Fn(&T) -> K) {
+fn order_by_key<T, K: Ord + Copy>(v: &mut Vec<T>, key: impl Fn(&T) -> K) {
     if v.is_sorted_by_key(&key) {
         return;
     }

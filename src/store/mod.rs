@@ -392,9 +392,10 @@ impl Store {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(v) if v < 3 => return Err(StoreError::OldSchema { found: v }),
                 Some(SCHEMA_VERSION) => {}
-                Some(6) => {
-                    // Its LZ4 open blocks are read as they are; new open
-                    // blocks are plain, which a version 6 postlens cannot read.
+                // A new store, or a version 6 one: its LZ4 open blocks are
+                // read as they are; new open blocks are plain, which a
+                // version 6 postlens cannot read.
+                None | Some(6) => {
                     meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
                 }
                 Some(4 | 5) => {
@@ -410,9 +411,6 @@ impl Store {
                     // Later commits mark with later numbers.
                     let next = self.seq.load(std::sync::atomic::Ordering::Relaxed);
                     meta.insert("seq", postcard::to_allocvec(&next)?.as_slice())?;
-                    meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
-                }
-                None => {
                     meta.insert("schema", postcard::to_allocvec(&SCHEMA_VERSION)?.as_slice())?;
                 }
             }
