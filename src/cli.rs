@@ -493,42 +493,82 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
     Ok(out)
 }
 
-/// Parse + track only, no store: the figure `make bench` compares.
+/// Parse + track only, no store: the figure `make bench` compares. The
+/// file is read (and parsed, with `--parse-thread` on or, by default, on a
+/// machine with two cores or more) as an import reads it.
 fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
+    use crate::ingest::ahead::{Item, ParseAhead};
+    use crate::ingest::reader::{Line, LineReader};
     let opts = a.format.build(&a.common, false)?;
     let f = std::fs::File::open(&a.file).map_err(|e| Failure::Usage(format!("{}: {e}", a.file.display())))?;
-    let mut lr = crate::ingest::reader::LineReader::read_ahead(f).map_err(|e| Failure::Runtime(e.to_string()))?;
-    let mut tracker = crate::track::Tracker::new();
-    let year = opts.starting_year.unwrap_or(2026);
-    let mut res = crate::clock::Resolver::new(opts.tz.clone(), year);
-    let mut parser = crate::parse::Parser::new();
-    let (mut n, mut ok, mut deliveries, mut events) = (0u64, 0u64, 0usize, 0usize);
+    let io_err = |e: std::io::Error| Failure::Runtime(e.to_string());
+    let mut b = BenchTrack {
+        tracker: crate::track::Tracker::new(),
+        res: crate::clock::Resolver::new(opts.tz.clone(), opts.starting_year.unwrap_or(2026)),
+        n: 0,
+        ok: 0,
+        deliveries: 0,
+        events: 0,
+    };
     let started = std::time::Instant::now();
-    while let Some(l) = lr.next_line(true).map_err(|e| Failure::Runtime(e.to_string()))? {
-        n += 1;
-        if let crate::ingest::reader::Line::Ok(l) = l
-            && let Ok(ev) = &parser.parse(l)
-        {
-            ok += 1;
-            let t = res.resolve(ev.time);
-            tracker.push(ev, t);
+    if opts.parse_ahead(1) {
+        let mut r = ParseAhead::spawn(f).map_err(io_err)?;
+        while let Some(l) = r.next_line().map_err(io_err)? {
+            b.line(match l {
+                Item::Line { parsed, .. } => parsed.as_ref().ok(),
+                Item::TooLong { .. } => None,
+            });
         }
-        // Handed over as often as the import hands a batch to its writer.
-        if n % crate::limits::COMMIT_LINES == 0 {
-            let o = tracker.drain();
-            deliveries += o.deliveries.len();
-            events += o.events.len();
+    } else {
+        let mut r = LineReader::read_ahead(f).map_err(io_err)?;
+        let mut parser = crate::parse::Parser::new();
+        while let Some(l) = r.next_line(true).map_err(io_err)? {
+            match l {
+                Line::Ok(l) => b.line(parser.parse(l).as_ref().ok()),
+                Line::TooLong => b.line(None),
+            }
         }
     }
-    let o = tracker.drain();
-    deliveries += o.deliveries.len();
-    events += o.events.len();
+    let o = b.tracker.drain();
+    b.deliveries += o.deliveries.len();
+    b.events += o.events.len();
     eprintln!(
-        "parsed {n} lines ({ok} understood), {deliveries} deliveries, {events} events, {} in flight in {:.3} s",
-        tracker.len(),
+        "parsed {} lines ({} understood), {} deliveries, {} events, {} in flight in {:.3} s",
+        b.n,
+        b.ok,
+        b.deliveries,
+        b.events,
+        b.tracker.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `bench-parse`'s tracker and counts.
+struct BenchTrack {
+    tracker: crate::track::Tracker,
+    res: crate::clock::Resolver,
+    n: u64,
+    ok: u64,
+    deliveries: usize,
+    events: usize,
+}
+
+impl BenchTrack {
+    fn line(&mut self, ev: Option<&crate::parse::Event<'_>>) {
+        self.n += 1;
+        if let Some(ev) = ev {
+            self.ok += 1;
+            let t = self.res.resolve(ev.time);
+            self.tracker.push(ev, t);
+        }
+        // Handed over as often as the import hands a batch to its writer.
+        if self.n.is_multiple_of(crate::limits::COMMIT_LINES) {
+            let o = self.tracker.drain();
+            self.deliveries += o.deliveries.len();
+            self.events += o.events.len();
+        }
+    }
 }
 
 /// `postlens user add|reset-password|token`. Flags are checked and the

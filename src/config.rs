@@ -6,7 +6,7 @@
 //! `ControlCenter`'s single-dash flags and `LIGHTMETER_*` variables are accepted
 //! as aliases ([`rewrite_lightmeter_args`], [`lightmeter_env`]).
 
-use crate::ingest::{LogFormat, Options};
+use crate::ingest::{LogFormat, Options, ParseThread};
 use clap::{Args, Parser, Subcommand};
 use jiff::tz::TimeZone;
 use std::path::PathBuf;
@@ -87,6 +87,11 @@ pub struct FormatArgs {
     /// Delete the oldest data while the database is larger than this.
     #[arg(long, env = "POSTLENS_MAX_DB_SIZE", value_name = "SIZE")]
     pub max_db_size: Option<String>,
+    /// Parse files read to their end (imports, archives) on a thread of their
+    /// own: `auto` does when a core is spare (three or more cores; two for
+    /// `bench-parse`, which stores nothing).
+    #[arg(long, env = "POSTLENS_PARSE_THREAD", value_enum, value_name = "auto|on|off")]
+    pub parse_thread: Option<ParseThread>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -564,7 +569,8 @@ impl FormatArgs {
         let retention_secs = parse_duration(&retention).map_err(|e| ConfigError(format!("--retention: {e}")))?;
         let max_db_size =
             self.max_db_size.as_deref().map(parse_size).transpose().map_err(|e| ConfigError(format!("--max-db-size: {e}")))?;
-        Ok(Options { format, tz: common.timezone()?, starting_year, progress, retention_secs, max_db_size })
+        let parse_thread = self.parse_thread.unwrap_or_default();
+        Ok(Options { format, tz: common.timezone()?, starting_year, progress, retention_secs, max_db_size, parse_thread })
     }
 }
 

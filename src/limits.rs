@@ -93,6 +93,12 @@ pub const IMPORT_WRITER_QUEUE: usize = 2;
 pub const READ_CHUNK: usize = 256 * 1024;
 pub const READ_AHEAD_CHUNKS: usize = 2;
 
+/// Chunk size of the parse-ahead thread (`ingest::ahead`, imports and
+/// archives). Each chunk travels with its parsed lines (about 240 bytes a
+/// line, 1.7 times the text of a typical line), so its chunks are half the
+/// size: the `READ_AHEAD_CHUNKS` + 3 that may exist take about 1.7 MiB.
+pub const PARSE_CHUNK: usize = 128 * 1024;
+
 /// First wait before retrying a failed commit (doubles up to 30 s).
 pub const WRITE_RETRY_MS: u64 = 500;
 

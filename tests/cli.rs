@@ -115,6 +115,45 @@ fn compressed_archives_import_like_plain_files() {
     assert_eq!(results[0], results[2]);
 }
 
+/// Parsing on a thread of its own (`--parse-thread on`; `auto` picks it on
+/// three cores or more) answers exactly as parsing inline: a real log read
+/// at once and in two runs of a growing file (resumed at its checkpoint), its
+/// gzipped copy, and binary junk with over-long lines.
+#[test]
+fn the_parse_thread_changes_no_answer() {
+    let d = TempDir::new("parse-thread");
+    let Some(corpus) = common::corpus() else { return };
+    let all = std::fs::read(corpus.join("all-postfix.log")).expect("read");
+    let cut = all.iter().enumerate().filter(|(_, c)| **c == b'\n').nth(40_000).map(|(i, _)| i + 1).expect("40,000 lines");
+    let mut junk: Vec<u8> = (0..300_000u32).map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[1]).collect();
+    junk.extend(std::iter::repeat_n(b'y', 200_000));
+    let answers = |mode: &str| {
+        let ws = d.s(&format!("ws-{mode}"));
+        let log = d.s(&format!("mail-{mode}.log"));
+        let import = |f: &str| ok(&["import", "--parse-thread", mode, "--workspace", &ws, "--log-starting-year", "2021", f]);
+        std::fs::write(&log, &all[..cut]).unwrap();
+        import(&log);
+        std::fs::write(&log, &all).unwrap();
+        import(&log);
+        let gz = d.s(&format!("mail-{mode}.log.1.gz"));
+        let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+        enc.write_all(&all).unwrap();
+        enc.finish().unwrap();
+        let gz_ws = d.s(&format!("gz-{mode}"));
+        ok(&["import", "--parse-thread", mode, "--workspace", &gz_ws, "--log-starting-year", "2021", &gz]);
+        let junk_log = d.s(&format!("junk-{mode}.log"));
+        std::fs::write(&junk_log, &junk).unwrap();
+        import(&junk_log);
+        let search = ok(&["search", "--workspace", &ws, "--json", "--limit", "100000"]);
+        (stats_json(d.path().join(format!("ws-{mode}")).as_path()), search, stats_json(d.path().join(format!("gz-{mode}")).as_path()))
+    };
+    let (on, off) = (answers("on"), answers("off"));
+    assert!(on.0["lines"]["read"].as_u64().unwrap() > 79_000 && on.0["connections"].as_u64().unwrap() > 100, "{}", on.0);
+    assert_eq!(on.0, off.0);
+    assert_eq!(on.1, off.1);
+    assert_eq!(on.2, off.2);
+}
+
 #[test]
 fn search_finds_by_sender_recipient_ids_and_status() {
     let d = TempDir::new("search");

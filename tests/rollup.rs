@@ -199,7 +199,7 @@ fn cached_sums_follow_retention() {
 /// from the previous hour's instead of summed again.
 #[test]
 fn cached_sums_slide_with_the_log() {
-    use postlens::ingest::{LogFormat, Options, Pipeline, Summary};
+    use postlens::ingest::{LogFormat, Options, ParseThread, Pipeline, Summary};
     let d = TempDir::new("rollup-slide");
     let text = std::fs::read_to_string(genlog(&d, 40_000, 3, 9, "2026-03-02", "classic")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -211,6 +211,7 @@ fn cached_sums_slide_with_the_log() {
         progress: false,
         retention_secs: 3650 * 86_400,
         max_db_size: None,
+        parse_thread: ParseThread::Auto,
     };
     let mut p = Pipeline::new(store.clone(), opts).unwrap();
     let mut feed = |part: &[&str]| p.import_reader("log", format!("{}\n", part.join("\n")).as_bytes(), &mut Summary::default()).unwrap();

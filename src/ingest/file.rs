@@ -7,6 +7,7 @@
 //! replaces it with a longer copy; device and inode are recorded to tell
 //! rotation (a new inode at the live name) from growth.
 
+use super::ahead::{Item, ParseAhead};
 use super::reader::{Line, LineReader};
 use super::{IngestError, Options, Pipeline};
 use crate::clock::{Resolver, Timestamp, start_year_for};
@@ -82,7 +83,7 @@ pub struct FileSource {
     pub key: String,
     pub cp: Checkpoint,
     res: Resolver,
-    reader: LineReader<Box<dyn Read + Send>>,
+    reader: Reader,
     /// Followed (live) files wait for a line's newline; archives do not.
     pub live: bool,
     pub dev: u64,
@@ -95,6 +96,29 @@ pub struct FileSource {
     /// A plain file's first line: its length and hash (its identity), so
     /// `rewritten` reads just that many bytes back.
     first: Option<(usize, u64)>,
+}
+
+/// How a file is read: line by line on the ingesting thread (a followed
+/// file, Logstash records), or parsed ahead on a helper thread.
+enum Reader {
+    Lines(LineReader<Box<dyn Read + Send>>),
+    Parsed(ParseAhead),
+}
+
+impl Reader {
+    fn offset(&self) -> u64 {
+        match self {
+            Reader::Lines(r) => r.offset(),
+            Reader::Parsed(r) => r.offset(),
+        }
+    }
+
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        match self {
+            Reader::Lines(r) => r.skip(n),
+            Reader::Parsed(r) => r.skip(n),
+        }
+    }
 }
 
 /// The live file, read so that nothing written after a `copytruncate` is
@@ -211,13 +235,16 @@ impl FileSource {
         // An over-long first line reads back as empty: not comparable.
         let first_id = (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash));
         let f = std::fs::File::open(path).map_err(open_err)?;
-        let reader: LineReader<Box<dyn Read + Send>> = if read_already {
+        let reader = if read_already {
             // Read to its end before: nothing to decode.
-            LineReader::new(Box::new(io::empty()))
+            Reader::Lines(LineReader::new(Box::new(io::empty())))
         } else if live && c == Codec::Plain {
-            LineReader::new(Box::new(LiveFile::new(f, first_id)))
+            Reader::Lines(LineReader::new(Box::new(LiveFile::new(f, first_id))))
+        } else if opts.parse_ahead(2) && opts.format != super::LogFormat::Logstash {
+            // (A Logstash record is decoded before it is parsed: on this thread.)
+            Reader::Parsed(ParseAhead::spawn(decoder(f, c)).map_err(open_err)?)
         } else {
-            LineReader::read_ahead(decoder(f, c)).map_err(open_err)?
+            Reader::Lines(LineReader::read_ahead(decoder(f, c)).map_err(open_err)?)
         };
         let mut src = FileSource {
             path: path.to_owned(),
@@ -267,22 +294,44 @@ impl FileSource {
         }
         let mut n = 0;
         self.at_end = false;
-        if self.live {
-            self.reader.rearm();
+        if self.live
+            && let Reader::Lines(r) = &mut self.reader
+        {
+            r.rearm();
         }
         while n < max_lines {
-            let line = self.reader.next_line(!self.live).map_err(|source| IngestError::Read { name: self.cp.name.clone(), source })?;
-            match line {
-                None => {
-                    if self.compressed {
-                        self.cp.done = true;
+            let read_err = |source| IngestError::Read { name: self.cp.name.clone(), source };
+            let fed = match &mut self.reader {
+                Reader::Lines(r) => match r.next_line(!self.live).map_err(read_err)? {
+                    None => false,
+                    Some(Line::TooLong) => {
+                        p.count_too_long();
+                        true
                     }
-                    self.at_end = true;
-                    self.sync_checkpoint(p);
-                    return Ok((n, true));
+                    Some(Line::Ok(l)) => {
+                        p.feed(l, &mut self.res);
+                        true
+                    }
+                },
+                Reader::Parsed(r) => match r.next_line().map_err(read_err)? {
+                    None => false,
+                    Some(Item::TooLong { .. }) => {
+                        p.count_too_long();
+                        true
+                    }
+                    Some(Item::Line { raw, parsed }) => {
+                        p.feed_parsed(raw, parsed, &mut self.res);
+                        true
+                    }
+                },
+            };
+            if !fed {
+                if self.compressed {
+                    self.cp.done = true;
                 }
-                Some(Line::TooLong) => p.count_too_long(),
-                Some(Line::Ok(l)) => p.feed(l, &mut self.res),
+                self.at_end = true;
+                self.sync_checkpoint(p);
+                return Ok((n, true));
             }
             n += 1;
             if p.batch_full() {

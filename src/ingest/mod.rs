@@ -4,6 +4,7 @@
 //! `COMMIT_INTERVAL_MS` or `COMMIT_LINES`, data and checkpoint in one
 //! transaction).
 
+pub mod ahead;
 pub mod file;
 pub mod format;
 pub mod reader;
@@ -44,6 +45,36 @@ pub struct Options {
     /// Data older than this (before the newest log time) is deleted.
     pub retention_secs: i64,
     pub max_db_size: Option<u64>,
+    /// Whether files read to their end are parsed on a thread of their own
+    /// (`ahead`).
+    pub parse_thread: ParseThread,
+}
+
+/// `--parse-thread`: parse on a thread of its own (`ahead`), beside the
+/// thread that tracks the messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ParseThread {
+    /// When the machine has a core to spare for it.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl Options {
+    /// Parse ahead, for a reader whose lines `busy` other threads already
+    /// keep busy (an import: the ingesting thread and the writer). On two
+    /// cores the import is slower with a third busy thread (1M lines,
+    /// interleaved runs: 0.51-0.55 s inline, 0.55-0.58 s parsed ahead):
+    /// all of them wait for each other more than parsing on its own core
+    /// saves.
+    pub fn parse_ahead(&self, busy: usize) -> bool {
+        match self.parse_thread {
+            ParseThread::On => true,
+            ParseThread::Off => false,
+            ParseThread::Auto => std::thread::available_parallelism().is_ok_and(|n| n.get() > busy),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +88,7 @@ impl Options {
             progress: false,
             retention_secs: 3650 * 86_400,
             max_db_size: None,
+            parse_thread: ParseThread::Off,
         }
     }
 }
@@ -269,15 +301,24 @@ impl Pipeline {
 
     /// Counts and feeds one raw line.
     pub fn feed(&mut self, raw: &[u8], res: &mut Resolver) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if let Some(line) = format::decode(self.opts.format, raw, &mut scratch) {
+            let parsed = self.parser.parse(line);
+            self.feed_parsed(raw, &parsed, res);
+        } else {
+            self.since_commit += 1;
+            self.lines.read += 1;
+            self.lines.malformed += 1;
+        }
+        self.scratch = scratch;
+    }
+
+    /// Counts and feeds one raw line already parsed (by `ahead`): `parsed`
+    /// is what [`parse::Parser`] made of it (after `format::decode`).
+    pub fn feed_parsed(&mut self, raw: &[u8], parsed: &Result<parse::Event<'_>, Unparsed>, res: &mut Resolver) {
         self.since_commit += 1;
         self.lines.read += 1;
-        let Some(line) = format::decode(self.opts.format, raw, &mut self.scratch) else {
-            self.lines.malformed += 1;
-            return;
-        };
-        // Matched in place: moving the event (216 bytes) out of the result
-        // was a copy per line.
-        match &self.parser.parse(line) {
+        match parsed {
             Ok(ev) => {
                 if ev.daemon.is_dovecot() {
                     self.lines.dovecot += 1;

@@ -152,16 +152,19 @@ impl<R: Read> LineReader<R> {
             }
             if !self.fill()? {
                 let rest = self.end - self.start;
+                if self.skipping && eof_line {
+                    // An over-long last line without a newline.
+                    self.offset += u64::try_from(rest).unwrap_or(0);
+                    self.start = self.end;
+                    self.skipping = false;
+                    return Ok(Some(Line::TooLong));
+                }
                 if rest == 0 || !eof_line {
                     return Ok(None);
                 }
                 let s = self.start;
                 self.start = self.end;
                 self.offset += u64::try_from(rest).unwrap_or(0);
-                if self.skipping {
-                    self.skipping = false;
-                    return Ok(Some(Line::TooLong));
-                }
                 return Ok(Some(Line::Ok(&self.buf[s..s + rest])));
             }
         }

@@ -48,9 +48,19 @@ pub fn stats_json(ws: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&ok(&["stats", "--workspace", ws.to_str().expect("utf-8 path"), "--json"])).expect("stats JSON")
 }
 
-/// A TCP port free on loopback right now.
+/// A port free on loopback right now for TCP and for UDP (a DNS server
+/// takes both), never handed out before in this process: tests run in
+/// parallel, and the kernel may give a port back as soon as it is closed.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local address").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local address").port();
+        if !given.contains(&port) && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A fresh temporary directory, removed on drop.
