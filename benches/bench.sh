@@ -17,7 +17,7 @@
 # The log is generated once by benches/genlog.py and cached as
 # $BENCH_DIR/mail-<lines>-<format>-s<seed>.log (regenerated when genlog.py is newer), with the
 # generator's counts in the matching .truth.json.  Each tool runs BENCH_RUNS times in turn
-# (wc, pflogsumm, bench-parse, import; then again), each run under /usr/bin/time -v: the
+# (wc, pflogsumm, bench-parse, bench-parse on one thread, import; then again), each run under /usr/bin/time -v: the
 # median wall time (measured around the run) is reported, so that one run disturbed by
 # another process does not decide a ratio, and the largest "Maximum resident set size".
 set -uo pipefail
@@ -108,10 +108,13 @@ na() { ORDER+=("$1"); SECS[$1]="n/a"; RSS[$1]="n/a"; NOTE[$1]="$2"; }
 postlens_rows() {
     if [ -x "$2" ]; then
         run "$1 bench-parse" "$2" bench-parse "$LOG"
+        # The same on one thread: how an import on two cores parses.
+        run "$1 parse inline" "$2" bench-parse --parse-thread off "$LOG"
         rm -rf "$WORK/ws-$1"
         run "$1 import" "$2" import --workspace "$WORK/ws-$1" "$LOG"
     elif [ "$i" = 1 ]; then
         na "$1 bench-parse" "$3"
+        na "$1 parse inline" "$3"
         na "$1 import" "$3"
     fi
 }
@@ -137,6 +140,7 @@ WC_LPS=$(lps "${SECS["wc -l"]:-n/a}")
 printf '\n%s: %d lines, %.1f MiB, format %s, seed %s (truth: %s)\n' "$LOG" "$NLINES" \
     "$(awk -v b="$BYTES" 'BEGIN{print b/1048576}')" "$FORMAT" "$SEED" "$TRUTH"
 printf 'seconds: median of %s runs of each tool (runs interleaved); RSS: the largest\n' "$RUNS"
+printf '%s cores: bench-parse parses on a thread of its own with two or more, import with three or more\n' "$(nproc)"
 printf '%-22s %9s %12s %9s %10s %10s %9s  %s\n' tool seconds lines/s MB/s "x pflogsumm" "x wc -l" "RSS MiB" note
 for name in "${ORDER[@]}"; do
     s="${SECS[$name]}"
