@@ -512,7 +512,7 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
     };
     let started = std::time::Instant::now();
     if opts.parse_ahead(1) {
-        let mut r = ParseAhead::spawn(f).map_err(io_err)?;
+        let mut r = ParseAhead::spawn(f, 0).map_err(io_err)?;
         while let Some(l) = r.next_line().map_err(io_err)? {
             b.line(match l {
                 Item::Line { parsed, .. } => parsed.as_ref().ok(),

@@ -45,7 +45,7 @@ fn wait_port(port: u16, what: &str) {
 struct Nsd {
     child: Child,
     port: u16,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Drop for Nsd {
@@ -80,13 +80,16 @@ fn nsd(tag: &str) -> Option<Nsd> {
         .stderr(std::fs::File::create(dir.path().join("nsd.stderr")).unwrap())
         .spawn()
         .expect("start nsd");
-    let mut n = Nsd { child, port, _dir: dir };
+    let mut n = Nsd { child, port, dir };
     wait_port(port, "nsd");
     // Listening on TCP, but a server that could not take the UDP port exits
     // right after: what answered was then someone else.
     std::thread::sleep(Duration::from_millis(100));
     if let Ok(Some(st)) = n.child.try_wait() {
-        panic!("nsd exited ({st}) after listening on {port}: {}", std::fs::read_to_string(n._dir.path().join("nsd.stderr")).unwrap_or_default());
+        panic!(
+            "nsd exited ({st}) after listening on {port}: {}",
+            std::fs::read_to_string(n.dir.path().join("nsd.stderr")).unwrap_or_default()
+        );
     }
     Some(n)
 }

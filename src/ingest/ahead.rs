@@ -18,6 +18,7 @@ use crate::limits::{MAX_LINE, PARSE_CHUNK, READ_AHEAD_CHUNKS};
 use crate::parse::{Event, Parser, Unparsed};
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use yoke::{Yoke, Yokeable};
 
 /// One line as the reader hands it over.
@@ -44,7 +45,7 @@ struct Lines<'a> {
 type Chunk = Yoke<Lines<'static>, Vec<u8>>;
 
 enum Msg {
-    /// The answer to the start request: bytes skipped (fewer at a short end).
+    /// The first message: bytes skipped (fewer at a short end).
     Skipped(u64),
     Chunk(Chunk),
 }
@@ -52,11 +53,15 @@ enum Msg {
 /// A spent chunk's two buffers, for reuse.
 type Spent = (Vec<u8>, Vec<Item<'static>>);
 
+/// Spent buffers on their way back to the reading thread. (A list behind a
+/// lock, not another channel: each channel type is 10-20 KB of code.)
+type Pool = Arc<Mutex<Vec<Spent>>>;
+
 pub struct ParseAhead {
-    /// Where to start (bytes to skip); sent once, before the first chunk.
-    start: Option<SyncSender<u64>>,
+    /// The skip was not answered yet.
+    starting: bool,
     rx: Receiver<io::Result<Msg>>,
-    back: SyncSender<Spent>,
+    pool: Pool,
     cur: Option<Chunk>,
     /// The next item of `cur`.
     pos: usize,
@@ -75,23 +80,21 @@ impl std::fmt::Debug for ParseAhead {
 const HEADROOM: usize = MAX_LINE;
 
 impl ParseAhead {
-    /// A reader of `src` that reads and parses on a helper thread. The
-    /// thread waits for [`ParseAhead::skip`] or the first
-    /// [`ParseAhead::next_line`] before reading anything.
+    /// A reader of `src` from `skip` bytes in (resuming at a checkpoint)
+    /// that reads and parses on a helper thread.
     ///
     /// # Errors
     /// The OS refused to start a thread.
-    pub fn spawn(src: impl Read + Send + 'static) -> io::Result<ParseAhead> {
-        Self::with_chunk(src, PARSE_CHUNK)
+    pub fn spawn(src: impl Read + Send + 'static, skip: u64) -> io::Result<ParseAhead> {
+        Self::with_chunk(src, skip, PARSE_CHUNK)
     }
 
-    fn with_chunk(mut src: impl Read + Send + 'static, chunk: usize) -> io::Result<ParseAhead> {
+    fn with_chunk(mut src: impl Read + Send + 'static, skip: u64, chunk: usize) -> io::Result<ParseAhead> {
         let (tx, rx) = sync_channel::<io::Result<Msg>>(READ_AHEAD_CHUNKS);
-        let (back, spent) = sync_channel::<Spent>(READ_AHEAD_CHUNKS + 2);
-        let (start, started) = sync_channel::<u64>(1);
+        let pool = Pool::default();
+        let spent = pool.clone();
         std::thread::Builder::new().name("postlens-parse".into()).spawn(move || {
-            let Ok(skip) = started.recv() else { return };
-            let mut w = Worker { spent, spare: Vec::new(), chunk, parser: Parser::new(), skipping: 0 };
+            let mut w = Worker { spent, chunk, parser: Parser::new(), skipping: 0 };
             let r = Worker::skip(&mut src, skip).and_then(|n| {
                 tx.send(Ok(Msg::Skipped(n))).map_err(|_| io::ErrorKind::BrokenPipe)?;
                 w.run(&mut src, &tx)
@@ -100,7 +103,7 @@ impl ParseAhead {
                 let _ = tx.send(Err(e));
             }
         })?;
-        Ok(ParseAhead { start: Some(start), rx, back, cur: None, pos: 0, offset: 0 })
+        Ok(ParseAhead { starting: true, rx, pool, cur: None, pos: 0, offset: 0 })
     }
 
     /// Bytes consumed up to the end of the last line returned.
@@ -108,24 +111,23 @@ impl ParseAhead {
         self.offset
     }
 
-    /// Starts reading `n` bytes in (resuming at a checkpoint); returns how
-    /// many there were to skip. Only before the first [`ParseAhead::next_line`].
+    /// How many bytes were skipped of the `skip` asked for (fewer when the
+    /// input is shorter); 0 once lines were read.
     ///
     /// # Errors
     /// I/O errors of the source.
-    pub fn skip(&mut self, n: u64) -> io::Result<u64> {
-        let Some(start) = self.start.take() else {
-            return Err(io::Error::other("skip after the first line"));
-        };
-        // The thread is gone only after an error it sent.
-        let _ = start.send(n);
+    pub fn skipped(&mut self) -> io::Result<u64> {
+        if !std::mem::take(&mut self.starting) {
+            return Ok(0);
+        }
         match self.rx.recv() {
             Ok(Ok(Msg::Skipped(k))) => {
                 self.offset += k;
                 Ok(k)
             }
-            Ok(Ok(Msg::Chunk(_))) => Err(io::Error::other("parse-ahead: a chunk before the start")),
+            Ok(Ok(Msg::Chunk(_))) => Err(io::Error::other("parse-ahead: a chunk before the skip")),
             Ok(Err(e)) => Err(e),
+            // The thread is gone only after an error it sent.
             Err(_) => Ok(0),
         }
     }
@@ -135,8 +137,8 @@ impl ParseAhead {
     /// # Errors
     /// I/O errors of the source (the thread then stops).
     pub fn next_line(&mut self) -> io::Result<Option<&Item<'_>>> {
-        if self.start.is_some() {
-            self.skip(0)?;
+        if self.starting {
+            self.skipped()?;
         }
         loop {
             let n = self.cur.as_ref().map_or(0, |c| c.get().items.len());
@@ -146,7 +148,10 @@ impl ParseAhead {
             if let Some(c) = self.cur.take() {
                 let mut c = c;
                 let items = c.with_mut_return(|l| reuse(std::mem::take(&mut l.items)));
-                let _ = self.back.try_send((c.into_backing_cart(), items));
+                let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if pool.len() < READ_AHEAD_CHUNKS + 2 {
+                    pool.push((c.into_backing_cart(), items));
+                }
             }
             self.pos = 0;
             match self.rx.recv() {
@@ -179,8 +184,7 @@ fn reuse(mut items: Vec<Item<'_>>) -> Vec<Item<'static>> {
 
 /// The reading thread's state.
 struct Worker {
-    spent: Receiver<Spent>,
-    spare: Vec<Spent>,
+    spent: Pool,
     chunk: usize,
     parser: Parser,
     /// Bytes of an over-long line skipped so far (0: not skipping).
@@ -189,7 +193,7 @@ struct Worker {
 
 impl Worker {
     fn buffers(&mut self) -> Spent {
-        let (mut buf, items) = self.spent.try_recv().ok().or_else(|| self.spare.pop()).unwrap_or_default();
+        let (mut buf, items) = self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop().unwrap_or_default();
         buf.resize(HEADROOM + self.chunk, 0);
         (buf, items)
     }
@@ -249,7 +253,7 @@ impl Worker {
             }
             if lines.get().items.is_empty() {
                 let items = lines.with_mut_return(|l| reuse(std::mem::take(&mut l.items)));
-                self.spare.push((lines.into_backing_cart(), items));
+                self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((lines.into_backing_cart(), items));
             } else {
                 tx.send(Ok(Msg::Chunk(lines))).map_err(|_| io::ErrorKind::BrokenPipe)?;
             }
@@ -303,8 +307,8 @@ mod tests {
 
     /// What the parse-ahead reader gives, as (line or None for too long, offset after it).
     fn ahead(input: &[u8], chunk: usize, skip: u64) -> (Vec<Option<Vec<u8>>>, Vec<u64>, u64) {
-        let mut r = ParseAhead::with_chunk(io::Cursor::new(input.to_vec()), chunk).expect("thread");
-        let skipped = r.skip(skip).expect("skip");
+        let mut r = ParseAhead::with_chunk(io::Cursor::new(input.to_vec()), skip, chunk).expect("thread");
+        let skipped = r.skipped().expect("skip");
         let (mut lines, mut offsets) = (Vec::new(), Vec::new());
         while let Some(it) = r.next_line().expect("read") {
             lines.push(match it {
@@ -386,7 +390,7 @@ mod tests {
                 Ok(n)
             }
         }
-        let mut r = ParseAhead::with_chunk(Failing(3), 4096).expect("thread");
+        let mut r = ParseAhead::with_chunk(Failing(3), 0, 4096).expect("thread");
         let mut n = 0;
         let err = loop {
             match r.next_line() {

@@ -113,10 +113,11 @@ impl Reader {
         }
     }
 
+    /// Skips `n` bytes; a parse-ahead reader was told `n` when it was made.
     fn skip(&mut self, n: u64) -> io::Result<u64> {
         match self {
             Reader::Lines(r) => r.skip(n),
-            Reader::Parsed(r) => r.skip(n),
+            Reader::Parsed(r) => r.skipped(),
         }
     }
 }
@@ -235,6 +236,10 @@ impl FileSource {
         // An over-long first line reads back as empty: not comparable.
         let first_id = (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash));
         let f = std::fs::File::open(path).map_err(open_err)?;
+        // Where reading resumes. A live file shorter than its checkpoint was
+        // truncated in place and refilled with the same first line: read it
+        // from the start.
+        let resume = prev.as_ref().filter(|prev| !(read_already || (c == Codec::Plain && meta.len() < prev.offset)));
         let reader = if read_already {
             // Read to its end before: nothing to decode.
             Reader::Lines(LineReader::new(Box::new(io::empty())))
@@ -242,7 +247,7 @@ impl FileSource {
             Reader::Lines(LineReader::new(Box::new(LiveFile::new(f, first_id))))
         } else if opts.parse_ahead(2) && opts.format != super::LogFormat::Logstash {
             // (A Logstash record is decoded before it is parsed: on this thread.)
-            Reader::Parsed(ParseAhead::spawn(decoder(f, c)).map_err(open_err)?)
+            Reader::Parsed(ParseAhead::spawn(decoder(f, c), resume.map_or(0, |p| p.offset)).map_err(open_err)?)
         } else {
             Reader::Lines(LineReader::read_ahead(decoder(f, c)).map_err(open_err)?)
         };
@@ -267,18 +272,14 @@ impl FileSource {
             src.cp.done = true;
             return Ok(Some(src));
         }
-        if let Some(prev) = prev {
-            // A live file shorter than its checkpoint was truncated in place
-            // and refilled with the same first line: read it from the start.
-            if !(c == Codec::Plain && meta.len() < prev.offset) {
-                src.skipped = src.reader.skip(prev.offset).map_err(|source| IngestError::Read { name: src.cp.name.clone(), source })?;
-                src.res = Resolver::resume(opts.tz.clone(), prev.year, prev.last_month);
-                src.cp.offset = src.reader.offset();
-                src.cp.year = prev.year;
-                src.cp.last_month = prev.last_month;
-                src.cp.last_time = prev.last_time;
-                src.cp.done = false;
-            }
+        if let Some(prev) = resume {
+            src.skipped = src.reader.skip(prev.offset).map_err(|source| IngestError::Read { name: src.cp.name.clone(), source })?;
+            src.res = Resolver::resume(opts.tz.clone(), prev.year, prev.last_month);
+            src.cp.offset = src.reader.offset();
+            src.cp.year = prev.year;
+            src.cp.last_month = prev.last_month;
+            src.cp.last_time = prev.last_time;
+            src.cp.done = false;
         }
         Ok(Some(src))
     }
