@@ -529,9 +529,7 @@ fn bench_parse(a: &BenchArgs) -> Result<(), Failure> {
             }
         }
     }
-    let o = b.tracker.drain();
-    b.deliveries += o.deliveries.len();
-    b.events += o.events.len();
+    b.drain();
     eprintln!(
         "parsed {} lines ({} understood), {} deliveries, {} events, {} in flight in {:.3} s",
         b.n,
@@ -564,10 +562,14 @@ impl BenchTrack {
         }
         // Handed over as often as the import hands a batch to its writer.
         if self.n.is_multiple_of(crate::limits::COMMIT_LINES) {
-            let o = self.tracker.drain();
-            self.deliveries += o.deliveries.len();
-            self.events += o.events.len();
+            self.drain();
         }
+    }
+
+    fn drain(&mut self) {
+        let o = self.tracker.drain();
+        self.deliveries += o.deliveries.len();
+        self.events += o.events.len();
     }
 }
 

@@ -94,10 +94,17 @@ pub const READ_CHUNK: usize = 256 * 1024;
 pub const READ_AHEAD_CHUNKS: usize = 2;
 
 /// Chunk size of the parse-ahead thread (`ingest::ahead`, imports and
-/// archives). Each chunk travels with its parsed lines (about 240 bytes a
-/// line, 1.7 times the text of a typical line), so its chunks are half the
-/// size: the `READ_AHEAD_CHUNKS` + 3 that may exist take about 1.7 MiB.
+/// archives). Each chunk travels with its parsed lines (232 bytes a line,
+/// 1.6 times the text of a typical line), so its chunks are half the size:
+/// the `READ_AHEAD_CHUNKS` + 3 that may exist take about 0.7 MiB.
 pub const PARSE_CHUNK: usize = 128 * 1024;
+
+/// Parsed lines handed over at a time by the parse-ahead thread (a chunk
+/// holds about 900 typical lines): a chunk of many short lines goes over
+/// in several hand-overs, so the parsed lines in flight stay below about
+/// (`READ_AHEAD_CHUNKS` + 3) x 1024 x 232 bytes, 1.2 MiB, whatever the
+/// input (a chunk of empty lines would otherwise be 30 MiB of them).
+pub const PARSE_LINES: usize = 1024;
 
 /// First wait before retrying a failed commit (doubles up to 30 s).
 pub const WRITE_RETRY_MS: u64 = 500;

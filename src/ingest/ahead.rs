@@ -3,18 +3,20 @@
 //! and parses each one, so parsing runs beside the thread that tracks the
 //! messages and builds the batches, not on it.
 //!
-//! The thread hands over chunks of up to `PARSE_CHUNK` bytes of whole lines,
-//! each with the parsed lines that borrow from it (a [`yoke::Yoke`]: the
-//! events point into the chunk they travel with). Chunks and their line
-//! lists are handed back and reused, so at most `READ_AHEAD_CHUNKS` + 3 of
-//! each exist at a time. Lines are cut as [`super::reader::LineReader`] cuts
+//! The thread reads chunks of up to `PARSE_CHUNK` bytes of whole lines and
+//! hands over up to `PARSE_LINES` parsed lines at a time, each batch with
+//! the chunk its lines borrow from (a [`yoke::Yoke`]: the events point into
+//! the chunk they travel with; a chunk of many short lines goes over in
+//! several batches that share it). Chunks and line lists are handed back and
+//! reused, so at most `READ_AHEAD_CHUNKS` + 3 of each exist at a time,
+//! whatever the input. Lines are cut as [`super::reader::LineReader`] cuts
 //! them: a line longer than `MAX_LINE` is skipped up to its newline and
 //! reported as [`Item::TooLong`], a last line without a newline is a line.
 //!
 //! Only the formats whose lines are parsed as they are use it: a Logstash
 //! record is decoded first, by the ingesting thread.
 
-use crate::limits::{MAX_LINE, PARSE_CHUNK, READ_AHEAD_CHUNKS};
+use crate::limits::{MAX_LINE, PARSE_CHUNK, PARSE_LINES, READ_AHEAD_CHUNKS};
 use crate::parse::{Event, Parser, Unparsed};
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -41,8 +43,8 @@ struct Lines<'a> {
     unterminated: bool,
 }
 
-/// A chunk of whole lines and the parsed lines borrowing from it.
-type Chunk = Yoke<Lines<'static>, Vec<u8>>;
+/// Parsed lines and the chunk of text they borrow from.
+type Chunk = Yoke<Lines<'static>, Arc<Vec<u8>>>;
 
 enum Msg {
     /// The first message: bytes skipped (fewer at a short end).
@@ -50,12 +52,31 @@ enum Msg {
     Chunk(Chunk),
 }
 
-/// A spent chunk's two buffers, for reuse.
-type Spent = (Vec<u8>, Vec<Item<'static>>);
+/// Spent chunks and line lists on their way back to the reading thread. (A
+/// list behind a lock, not another channel: each channel type is 10-20 KB
+/// of code.)
+#[derive(Default)]
+struct Spent {
+    chunks: Vec<Vec<u8>>,
+    lists: Vec<Vec<Item<'static>>>,
+}
 
-/// Spent buffers on their way back to the reading thread. (A list behind a
-/// lock, not another channel: each channel type is 10-20 KB of code.)
-type Pool = Arc<Mutex<Vec<Spent>>>;
+type Pool = Arc<Mutex<Spent>>;
+
+/// Takes a spent chunk or line list from the pool (`None`: make one).
+fn take<T>(pool: &Pool, pick: impl FnOnce(&mut Spent) -> &mut Vec<T>) -> Option<T> {
+    pick(&mut pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).pop()
+}
+
+/// Returns a spent chunk or line list to the pool; beyond what can be in
+/// flight at once, it is dropped.
+fn give<T>(pool: &Pool, pick: impl FnOnce(&mut Spent) -> &mut Vec<T>, x: T) {
+    let mut spent = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let list = pick(&mut spent);
+    if list.len() < READ_AHEAD_CHUNKS + 3 {
+        list.push(x);
+    }
+}
 
 pub struct ParseAhead {
     /// The skip was not answered yet.
@@ -95,7 +116,8 @@ impl ParseAhead {
         let spent = pool.clone();
         std::thread::Builder::new().name("postlens-parse".into()).spawn(move || {
             let mut w = Worker { spent, chunk, parser: Parser::new(), skipping: 0 };
-            let r = Worker::skip(&mut src, skip).and_then(|n| {
+            // (Bytes read and dropped: a compressed file cannot seek.)
+            let r = io::copy(&mut (&mut src).take(skip), &mut io::sink()).and_then(|n| {
                 tx.send(Ok(Msg::Skipped(n))).map_err(|_| io::ErrorKind::BrokenPipe)?;
                 w.run(&mut src, &tx)
             });
@@ -146,12 +168,7 @@ impl ParseAhead {
                 break;
             }
             if let Some(c) = self.cur.take() {
-                let mut c = c;
-                let items = c.with_mut_return(|l| reuse(std::mem::take(&mut l.items)));
-                let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if pool.len() < READ_AHEAD_CHUNKS + 2 {
-                    pool.push((c.into_backing_cart(), items));
-                }
+                recycle(&self.pool, c);
             }
             self.pos = 0;
             match self.rx.recv() {
@@ -174,6 +191,15 @@ impl ParseAhead {
     }
 }
 
+/// Hands a spent batch's line list back, and its chunk once no other batch
+/// borrows from it.
+fn recycle(pool: &Pool, mut c: Chunk) {
+    give(pool, |s| &mut s.lists, c.with_mut_return(|l| reuse(std::mem::take(&mut l.items))));
+    if let Some(chunk) = Arc::into_inner(c.into_backing_cart()) {
+        give(pool, |s| &mut s.chunks, chunk);
+    }
+}
+
 /// An emptied list of lines, its lifetime released so it can be filled
 /// from another chunk (the collect keeps the allocation: same layout).
 #[expect(clippy::unnecessary_filter_map, reason = "the map changes the items' lifetime, which a filter cannot")]
@@ -192,50 +218,24 @@ struct Worker {
 }
 
 impl Worker {
-    fn buffers(&mut self) -> Spent {
-        let (mut buf, items) = self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop().unwrap_or_default();
+    fn chunk(&self) -> Vec<u8> {
+        let mut buf = take(&self.spent, |s| &mut s.chunks).unwrap_or_default();
         buf.resize(HEADROOM + self.chunk, 0);
-        (buf, items)
+        buf
     }
 
-    fn skip(src: &mut impl Read, mut n: u64) -> io::Result<u64> {
-        let mut scratch = vec![0u8; 64 * 1024];
-        let mut done = 0;
-        while n > 0 {
-            let want = usize::try_from(n).unwrap_or(usize::MAX).min(scratch.len());
-            match src.read(&mut scratch[..want]) {
-                Ok(0) => break,
-                Ok(k) => {
-                    done += k as u64;
-                    n -= k as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    }
-
-    /// Reads to the end, sending chunks of whole lines.
+    /// Reads to the end, sending batches of parsed lines.
     fn run(&mut self, src: &mut impl Read, tx: &SyncSender<io::Result<Msg>>) -> io::Result<()> {
-        let (mut buf, mut items) = self.buffers();
+        let mut buf = self.chunk();
         // Lines start at `from`: the carried partial line is in front of HEADROOM.
         let mut from = HEADROOM;
         loop {
-            let mut end = HEADROOM;
-            while end < buf.len() {
-                match src.read(&mut buf[end..]) {
-                    Ok(0) => break,
-                    Ok(k) => end += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let end = super::reader::fill(src, &mut buf, HEADROOM)?;
             let eof = end < buf.len();
             buf.truncate(end);
             // Whole lines end at `cut`; at the end of input, the rest is a line.
             let cut = if eof { end } else { memchr::memrchr(b'\n', &buf[from..end]).map_or(from, |i| from + i + 1) };
-            let (mut next, next_items) = self.buffers();
+            let mut next = self.chunk();
             let tail = end - cut;
             // An over-long partial line, or more of one: skipped (counted
             // once the lines before it are parsed).
@@ -247,32 +247,42 @@ impl Worker {
                 HEADROOM - tail
             };
             buf.truncate(cut);
-            let mut lines = self.lines(buf, from, items, eof);
+            let cart = Arc::new(buf);
+            loop {
+                let lines = self.lines(cart.clone(), &mut from, eof);
+                // (What is left of the region always holds a line: the
+                // emptiness check only rules out a loop without progress.)
+                let empty = lines.get().items.is_empty();
+                if empty {
+                    recycle(&self.spent, lines);
+                } else {
+                    tx.send(Ok(Msg::Chunk(lines))).map_err(|_| io::ErrorKind::BrokenPipe)?;
+                }
+                if empty || from >= cut {
+                    break;
+                }
+            }
             if skip_tail {
                 self.skipping += tail as u64;
-            }
-            if lines.get().items.is_empty() {
-                let items = lines.with_mut_return(|l| reuse(std::mem::take(&mut l.items)));
-                self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((lines.into_backing_cart(), items));
-            } else {
-                tx.send(Ok(Msg::Chunk(lines))).map_err(|_| io::ErrorKind::BrokenPipe)?;
             }
             if eof {
                 return Ok(());
             }
-            (buf, items, from) = (next, next_items, next_from);
+            (buf, from) = (next, next_from);
         }
     }
 
-    /// Parses the lines of `buf[from..]` (ending in a newline unless `eof`).
-    fn lines(&mut self, buf: Vec<u8>, from: usize, items: Vec<Item<'static>>, eof: bool) -> Chunk {
+    /// Parses up to `PARSE_LINES` lines of `cart[*at..]` (ending in a
+    /// newline unless `eof`) and moves `at` past them.
+    fn lines(&mut self, cart: Arc<Vec<u8>>, at: &mut usize, eof: bool) -> Chunk {
         let parser = &mut self.parser;
         let skipping = &mut self.skipping;
-        Yoke::attach_to_cart(buf, move |b: &[u8]| {
+        let items = take(&self.spent, |s| &mut s.lists).unwrap_or_default();
+        Yoke::attach_to_cart(cart, move |b: &Vec<u8>| {
             let mut items: Vec<Item<'_>> = items;
             let mut unterminated = false;
-            let mut rest = &b[from.min(b.len())..];
-            while !rest.is_empty() {
+            let mut rest = &b[(*at).min(b.len())..];
+            while !rest.is_empty() && items.len() < PARSE_LINES {
                 let (line, after) = match memchr::memchr(b'\n', rest) {
                     Some(i) => (&rest[..i], &rest[i + 1..]),
                     None if eof => (rest, &rest[rest.len()..]),
@@ -290,11 +300,12 @@ impl Worker {
                     items.push(Item::Line { raw: line, parsed: parser.parse(line) });
                 }
             }
-            if eof && *skipping > 0 {
+            if eof && rest.is_empty() && *skipping > 0 {
                 items.push(Item::TooLong { bytes: *skipping });
                 *skipping = 0;
                 unterminated = false;
             }
+            *at = b.len() - rest.len();
             Lines { items, unterminated }
         })
     }
@@ -354,6 +365,9 @@ mod tests {
             }
         }
         log.extend_from_slice(b"Mar  6 07:09:00 host postfix/qmgr[12]: A1E1E1880093: removed");
+        // More lines than one hand-over takes, in one chunk.
+        log.extend(std::iter::repeat_n(b'\n', PARSE_LINES * 3 + 7));
+        log.extend_from_slice(b"Mar  6 07:09:00 host postfix/qmgr[12]: A1E1E1880094: removed\n");
         let want = plain(&log, 0);
         assert!(want.0.iter().any(Option::is_none), "the test has an over-long line");
         for chunk in [7, 100, 4096, MAX_LINE + 3, PARSE_CHUNK] {
@@ -401,6 +415,21 @@ mod tests {
         };
         assert_eq!(err.to_string(), "disk on fire");
         assert!(n <= 3);
+    }
+
+    /// A chunk of empty lines goes over in hand-overs of at most
+    /// `PARSE_LINES` parsed lines (the memory in flight stays bounded).
+    #[test]
+    fn hand_overs_hold_at_most_parse_lines() {
+        let n = PARSE_LINES * 10;
+        let mut r = ParseAhead::with_chunk(io::Cursor::new(vec![b'\n'; n]), 0, PARSE_CHUNK).expect("thread");
+        let (mut lines, mut most) = (0, 0);
+        while r.next_line().expect("read").is_some() {
+            lines += 1;
+            most = most.max(r.cur.as_ref().map_or(0, |c| c.get().items.len()));
+        }
+        assert_eq!((lines, r.offset()), (n, n as u64));
+        assert_eq!(most, PARSE_LINES);
     }
 
     #[test]

@@ -191,6 +191,24 @@ impl LineReader<Box<dyn Read + Send>> {
     }
 }
 
+/// Reads into `buf[from..]` until it is full or the input ends (short
+/// reads are common from decoders); returns where the data ends.
+///
+/// # Errors
+/// I/O errors of `src`.
+pub(super) fn fill(src: &mut impl Read, buf: &mut [u8], from: usize) -> io::Result<usize> {
+    let mut n = from;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// The channel pair of a read-ahead thread: filled chunks in, spent ones
 /// back for reuse.
 struct ReadAhead {
@@ -207,19 +225,13 @@ impl ReadAhead {
             loop {
                 let mut buf = recycled.try_recv().ok().or_else(|| spare.pop()).unwrap_or_default();
                 buf.resize(HEADROOM + chunk, 0);
-                let mut n = HEADROOM;
-                // Fill the chunk (short reads are common from decoders).
-                while n < buf.len() {
-                    match inner.read(&mut buf[n..]) {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
+                let n = match fill(&mut inner, &mut buf, HEADROOM) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
                     }
-                }
+                };
                 if n == HEADROOM {
                     return;
                 }
