@@ -121,7 +121,9 @@ pub struct Pipeline {
     daemon_delta: [(u64, u64); parse::Daemon::ALL.len()],
     /// Raw lines not yet in a sealed block: those of the store's open raw
     /// blocks, then the ones since the last commit (`raw_shipped` is where
-    /// those begin). Bounded by `RAW_BLOCK_BYTES` + `RAW_BATCH_BYTES`.
+    /// those begin). Bounded by `RAW_BLOCK_BYTES` + `RAW_BATCH_BYTES`; in
+    /// a one-shot import by `RAW_BLOCK_BYTES` (each block is sealed as it
+    /// fills, into `raw_sealed`).
     raw: crate::store::raw::RawLines,
     raw_shipped: usize,
     /// Text bytes of `raw` after its last full-block boundary (where
@@ -130,6 +132,9 @@ pub struct Pipeline {
     /// written (and compressed) only to be replaced by the next commit.
     raw_acc: usize,
     raw_ready: usize,
+    /// Raw blocks sealed since the last commit (a one-shot import seals
+    /// each as it fills; see [`Pipeline::push_raw`]).
+    raw_sealed: Vec<crate::store::levels::Encoded>,
     /// Source positions not yet handed to the writer.
     cps: std::collections::BTreeMap<String, Checkpoint>,
     /// Positions handed to the writer (possibly not committed yet), so a
@@ -245,6 +250,7 @@ impl Pipeline {
             raw_shipped,
             raw_acc,
             raw_ready,
+            raw_sealed: Vec::new(),
             daemon_delta: [(0, 0); parse::Daemon::ALL.len()],
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
@@ -358,6 +364,11 @@ impl Pipeline {
         if self.raw_acc >= crate::limits::RAW_BLOCK_BYTES {
             self.raw_ready += 1;
             self.raw_acc = 0;
+            if !self.readers {
+                // A one-shot import seals each block as it fills: a batch
+                // then holds its raw text compressed, not plain.
+                self.seal_raw();
+            }
         }
     }
 
@@ -576,12 +587,11 @@ impl Pipeline {
         Ok(Job { batch: Some(batch), durable, retention, ack: None, compact: false })
     }
 
-    /// Seals (encodes here, off the writer thread) every full raw block and
-    /// returns the lines to store as an open block plus the sealed blocks.
-    fn ship_raw(&mut self) -> (crate::store::raw::RawLines, Vec<crate::store::levels::Encoded>) {
+    /// Seals (encodes here, off the writer thread) every full raw block of
+    /// `raw` into `raw_sealed`, dropping its lines.
+    fn seal_raw(&mut self) {
         use crate::store::raw;
         let seal = crate::limits::RAW_BLOCK_BYTES;
-        let mut sealed = Vec::new();
         let mut start = 0;
         let mut acc = 0;
         for i in 0..self.raw.len() {
@@ -595,7 +605,7 @@ impl Pipeline {
                     raw::encode_block_reusing(&self.raw, start..i + 1)
                 };
                 // A summary always encodes.
-                sealed.push((postcard::to_allocvec(&sum).unwrap_or_default(), sum.min, bytes));
+                self.raw_sealed.push((postcard::to_allocvec(&sum).unwrap_or_default(), sum.min, bytes));
                 start = i + 1;
                 acc = 0;
             }
@@ -607,10 +617,16 @@ impl Pipeline {
         }
         // What is left is the part after the last boundary.
         debug_assert_eq!(block_fill(&self.raw), (0, self.raw_acc));
+    }
+
+    /// Seals every full raw block and returns the lines to store as an
+    /// open block plus the sealed blocks.
+    fn ship_raw(&mut self) -> (crate::store::raw::RawLines, Vec<crate::store::levels::Encoded>) {
+        self.seal_raw();
         self.raw_ready = 0;
         let open = self.raw.copy(self.raw_shipped..self.raw.len());
         self.raw_shipped = self.raw.len();
-        (open, sealed)
+        (open, std::mem::take(&mut self.raw_sealed))
     }
 
     fn due(&self) -> bool {
@@ -623,7 +639,12 @@ impl Pipeline {
     /// fills, so the bound (`RAW_BATCH_BYTES` + `RAW_BLOCK_BYTES`, plus at
     /// most a line per block) is met with no partial block left over.
     pub fn batch_full(&self) -> bool {
-        self.since_commit >= COMMIT_LINES || self.raw_ready > crate::limits::RAW_BATCH_BYTES / crate::limits::RAW_BLOCK_BYTES
+        let (lines, raw) = if self.readers {
+            (COMMIT_LINES, crate::limits::RAW_BATCH_BYTES)
+        } else {
+            (crate::limits::IMPORT_COMMIT_LINES, crate::limits::IMPORT_RAW_BATCH_BYTES)
+        };
+        self.since_commit >= lines || self.raw_ready > raw / crate::limits::RAW_BLOCK_BYTES
     }
 
     /// Imports one file from where its checkpoint left off.

@@ -643,13 +643,21 @@ mod tests {
     }
 
     fn ingest_into(store: &Arc<Store>, lines: &[String], every: usize, restart_at: usize) {
+        ingest_as(store, lines, every, restart_at, [false, false]);
+    }
+
+    /// [`ingest_into`] with, before and after the restart, a daemon's
+    /// pipeline (`false`) or a one-shot import's (`true`: raw blocks sealed
+    /// as they fill, larger batches).
+    fn ingest_as(store: &Arc<Store>, lines: &[String], every: usize, restart_at: usize, bulk: [bool; 2]) {
+        let make = |b: bool| if b { Pipeline::bulk(store.clone(), opts()).unwrap() } else { Pipeline::new(store.clone(), opts()).unwrap() };
         let mut res = Resolver::new(jiff::tz::TimeZone::UTC, 2026);
-        let mut p = Pipeline::new(store.clone(), opts()).unwrap();
+        let mut p = make(bulk[0]);
         for (i, l) in lines.iter().enumerate() {
             if i == restart_at {
                 p.commit(true).unwrap();
                 drop(p);
-                p = Pipeline::new(store.clone(), opts()).unwrap();
+                p = make(bulk[1]);
             }
             p.feed(l.as_bytes(), &mut res);
             if (i + 1) % every == 0 {
@@ -738,6 +746,21 @@ mod tests {
             limit: 10,
         };
         assert_eq!(small.search(&q).unwrap().len(), 1);
+        // One-shot imports (the second resuming a daemon's open raw blocks,
+        // or an import's) store the same.
+        for (tag, bulk, every) in [
+            ("bulk", [true, true], 5),
+            ("daemon-then-bulk", [false, true], 7),
+            ("bulk-full", [true, true], 500),
+            ("bulk-one", [true, true], usize::MAX),
+        ] {
+            let store = Arc::new(Store::open(&dir.join(tag)).unwrap());
+            ingest_as(&store, &lines, every, 7_001, bulk);
+            assert_eq!(a, store.stats(all).unwrap(), "{tag}");
+            assert_eq!(store.raw_lines(all, 0, usize::MAX).unwrap(), raw_one, "{tag}: raw lines in log order, none lost or doubled");
+            assert!(sums(&store, Raw::SUMS) < 40, "{tag}: {} raw blocks", sums(&store, Raw::SUMS));
+            assert!(open_count(&store, Raw::ID) <= usize::from(TOP) * (FANIN - 1) + 1, "{tag}: open raw blocks");
+        }
     }
 
     /// The writer merges open blocks from the records it keeps in memory
