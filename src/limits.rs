@@ -144,10 +144,12 @@ pub const RAW_BATCH_BYTES: usize = 1024 * 1024;
 /// (a batch holds them compressed, about a quarter of the text), so it can
 /// take more text per commit than the daemon: fewer commits, each with its
 /// fixed costs (tracker state, counter rows, open blocks written only to be
-/// merged). 1M-line glibc import: 0.52-0.54 -> 0.48-0.50 s, peak RSS
-/// 21.4 -> 22.6-23.6 MiB; 40,000 lines per batch was no faster and took
-/// 26-28 MiB.
-pub const IMPORT_COMMIT_LINES: u64 = 20_000;
+/// merged). 1M-line glibc import, six interleaved runs each, mean wall and
+/// peak RSS: 1 MiB batches 0.543-0.548 s, 21.8 MiB; 12,000 lines 0.533 s,
+/// 22.3 MiB; 16,000 lines 0.522 s, 23.5 MiB (at most 23.9); 20,000 lines
+/// 0.507-0.522 s, 23.8-24.0 MiB (at most 25.4: over the 24 MiB budget);
+/// 40,000 lines no faster, 26-28 MiB.
+pub const IMPORT_COMMIT_LINES: u64 = 16_000;
 pub const IMPORT_RAW_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// While a batch after batch is committed (history import, a burst), one
