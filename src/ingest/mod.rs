@@ -637,7 +637,9 @@ impl Pipeline {
     ///
     /// The raw-text bound counts full blocks: a batch ends as the last one
     /// fills, so the bound (`RAW_BATCH_BYTES` + `RAW_BLOCK_BYTES`, plus at
-    /// most a line per block) is met with no partial block left over.
+    /// most a line per block) is met with no partial block left over. A
+    /// one-shot import's bounds are `IMPORT_COMMIT_LINES` and
+    /// `IMPORT_RAW_BATCH_BYTES` (its blocks wait in the batch compressed).
     pub fn batch_full(&self) -> bool {
         let (lines, raw) = if self.readers {
             (COMMIT_LINES, crate::limits::RAW_BATCH_BYTES)
