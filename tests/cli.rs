@@ -130,7 +130,12 @@ fn the_parse_thread_changes_no_answer() {
     let answers = |mode: &str| {
         let ws = d.s(&format!("ws-{mode}"));
         let log = d.s(&format!("mail-{mode}.log"));
-        let import = |f: &str| ok(&["import", "--parse-thread", mode, "--workspace", &ws, "--log-starting-year", "2021", f]);
+        // The corpus joins logs of many years: with the default 90 days
+        // kept, what survives of the old ones depends on how records fall
+        // into blocks (retention deletes whole blocks), so keep them all.
+        let import = |f: &str| {
+            ok(&["import", "--parse-thread", mode, "--retention", "36500d", "--workspace", &ws, "--log-starting-year", "2021", f])
+        };
         std::fs::write(&log, &all[..cut]).unwrap();
         import(&log);
         std::fs::write(&log, &all).unwrap();
@@ -140,7 +145,7 @@ fn the_parse_thread_changes_no_answer() {
         enc.write_all(&all).unwrap();
         enc.finish().unwrap();
         let gz_ws = d.s(&format!("gz-{mode}"));
-        ok(&["import", "--parse-thread", mode, "--workspace", &gz_ws, "--log-starting-year", "2021", &gz]);
+        ok(&["import", "--parse-thread", mode, "--retention", "36500d", "--workspace", &gz_ws, "--log-starting-year", "2021", &gz]);
         let junk_log = d.s(&format!("junk-{mode}.log"));
         std::fs::write(&junk_log, &junk).unwrap();
         import(&junk_log);
@@ -148,7 +153,7 @@ fn the_parse_thread_changes_no_answer() {
         (stats_json(d.path().join(format!("ws-{mode}")).as_path()), search, stats_json(d.path().join(format!("gz-{mode}")).as_path()))
     };
     let (on, off) = (answers("on"), answers("off"));
-    assert!(on.0["lines"]["read"].as_u64().unwrap() > 79_000 && on.0["connections"].as_u64().unwrap() > 100, "{}", on.0);
+    assert!(on.0["lines"]["read"].as_u64().unwrap() > 79_000 && on.0["connections"].as_u64().unwrap() > 5_000, "{}", on.0);
     assert_eq!(on.0, off.0);
     assert_eq!(on.1, off.1);
     assert_eq!(on.2, off.2);
