@@ -561,7 +561,7 @@ impl BenchTrack {
             self.tracker.push(ev, t);
         }
         // Handed over as often as the import hands a batch to its writer.
-        if self.n.is_multiple_of(crate::limits::COMMIT_LINES) {
+        if self.n.is_multiple_of(crate::limits::IMPORT_COMMIT_LINES) {
             self.drain();
         }
     }

@@ -140,17 +140,17 @@ pub const RAW_SCRATCH_KEEP: usize = 2 * RAW_BLOCK_BYTES;
 /// line count: bounds the memory a batch of long lines can take.
 pub const RAW_BATCH_BYTES: usize = 1024 * 1024;
 
-/// A one-shot import's batch bounds. Its raw blocks are sealed as they fill
-/// (a batch holds them compressed, about a quarter of the text), so it can
-/// take more text per commit than the daemon: fewer commits, each with its
-/// fixed costs (tracker state, counter rows, open blocks written only to be
-/// merged). 1M-line glibc import, six interleaved runs each, mean wall and
-/// peak RSS: 1 MiB batches 0.543-0.548 s, 21.8 MiB; 12,000 lines 0.533 s,
+/// A one-shot import's batch bound in lines. Its raw blocks are sealed as
+/// they fill, so `RAW_BATCH_BYTES` bounds their compressed size (usually a
+/// quarter of the text): a batch can take more lines than the daemon's,
+/// and needs fewer commits, each with its fixed costs (tracker state,
+/// counter rows, open blocks written only to be merged). 1M-line glibc
+/// import, six interleaved runs each, mean wall and peak RSS: 1 MiB of
+/// plain text per batch 0.543-0.548 s, 21.8 MiB; 12,000 lines 0.533 s,
 /// 22.3 MiB; 16,000 lines 0.522 s, 23.5 MiB (at most 23.9); 20,000 lines
 /// 0.507-0.522 s, 23.8-24.0 MiB (at most 25.4: over the 24 MiB budget);
 /// 40,000 lines no faster, 26-28 MiB.
 pub const IMPORT_COMMIT_LINES: u64 = 16_000;
-pub const IMPORT_RAW_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// While a batch after batch is committed (history import, a burst), one
 /// commit in this interval is durable: bounds the pages redb cannot reuse.

@@ -133,8 +133,9 @@ pub struct Pipeline {
     raw_acc: usize,
     raw_ready: usize,
     /// Raw blocks sealed since the last commit (a one-shot import seals
-    /// each as it fills; see [`Pipeline::push_raw`]).
+    /// each as it fills; see [`Pipeline::push_raw`]), and their bytes.
     raw_sealed: Vec<crate::store::levels::Encoded>,
+    raw_sealed_bytes: usize,
     /// Source positions not yet handed to the writer.
     cps: std::collections::BTreeMap<String, Checkpoint>,
     /// Positions handed to the writer (possibly not committed yet), so a
@@ -149,6 +150,9 @@ pub struct Pipeline {
     /// Whether [`Pipeline::overlay`] may be called (off for `import`: the
     /// writer then frees each batch, off the ingesting thread).
     readers: bool,
+    /// A batch is full at this many lines (see [`Pipeline::batch_full`]):
+    /// `COMMIT_LINES`, or a one-shot import's `IMPORT_COMMIT_LINES`.
+    batch_lines: u64,
     /// The number the next batch gets ([`crate::store::Batch::number`]).
     next_batch: u64,
     /// The in-flight view as of a count of lines read (the tracker changes
@@ -251,12 +255,14 @@ impl Pipeline {
             raw_acc,
             raw_ready,
             raw_sealed: Vec::new(),
+            raw_sealed_bytes: 0,
             daemon_delta: [(0, 0); parse::Daemon::ALL.len()],
             cps: std::collections::BTreeMap::new(),
             committed: std::collections::HashMap::new(),
             frozen: Shipment::default(),
             shipped: std::collections::VecDeque::new(),
             readers,
+            batch_lines: if readers { COMMIT_LINES } else { crate::limits::IMPORT_COMMIT_LINES },
             next_batch: r.batch + 1,
             inflight: None,
             protect: None,
@@ -605,6 +611,7 @@ impl Pipeline {
                     raw::encode_block_reusing(&self.raw, start..i + 1)
                 };
                 // A summary always encodes.
+                self.raw_sealed_bytes += bytes.len();
                 self.raw_sealed.push((postcard::to_allocvec(&sum).unwrap_or_default(), sum.min, bytes));
                 start = i + 1;
                 acc = 0;
@@ -626,6 +633,7 @@ impl Pipeline {
         self.raw_ready = 0;
         let open = self.raw.copy(self.raw_shipped..self.raw.len());
         self.raw_shipped = self.raw.len();
+        self.raw_sealed_bytes = 0;
         (open, std::mem::take(&mut self.raw_sealed))
     }
 
@@ -635,18 +643,16 @@ impl Pipeline {
 
     /// The batch reached its line or raw-text bound: commit now.
     ///
-    /// The raw-text bound counts full blocks: a batch ends as the last one
-    /// fills, so the bound (`RAW_BATCH_BYTES` + `RAW_BLOCK_BYTES`, plus at
-    /// most a line per block) is met with no partial block left over. A
-    /// one-shot import's bounds are `IMPORT_COMMIT_LINES` and
-    /// `IMPORT_RAW_BATCH_BYTES` (its blocks wait in the batch compressed).
+    /// The raw-text bound is the memory the batch's raw lines take: full
+    /// blocks waiting plain (the daemon seals them when it commits), or
+    /// sealed ones (a one-shot import seals each as it fills: compressed,
+    /// usually a quarter of the text, so its line bound comes first). It
+    /// counts whole blocks: a batch ends as the last one fills, so the bound
+    /// (`RAW_BATCH_BYTES` + `RAW_BLOCK_BYTES`, plus at most a line per
+    /// block) is met with no partial block left over.
     pub fn batch_full(&self) -> bool {
-        let (lines, raw) = if self.readers {
-            (COMMIT_LINES, crate::limits::RAW_BATCH_BYTES)
-        } else {
-            (crate::limits::IMPORT_COMMIT_LINES, crate::limits::IMPORT_RAW_BATCH_BYTES)
-        };
-        self.since_commit >= lines || self.raw_ready > raw / crate::limits::RAW_BLOCK_BYTES
+        let plain = self.raw_ready.saturating_sub(self.raw_sealed.len()) * crate::limits::RAW_BLOCK_BYTES;
+        self.since_commit >= self.batch_lines || plain + self.raw_sealed_bytes > crate::limits::RAW_BATCH_BYTES
     }
 
     /// Imports one file from where its checkpoint left off.
@@ -702,12 +708,64 @@ impl Pipeline {
                 }
             }
             summary.lines += 1;
-            if self.since_commit.is_multiple_of(1024) && self.due() {
+            // The bounds at every line (a line can be `MAX_LINE` long), the
+            // clock every 1024.
+            if self.batch_full() || (self.since_commit.is_multiple_of(1024) && self.due()) {
                 self.commit(false)?;
             }
         }
         self.commit(true)?;
         summary.files += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::{Options, Pipeline};
+    use crate::limits::{IMPORT_COMMIT_LINES, RAW_BATCH_BYTES, RAW_BLOCK_BYTES};
+    use std::sync::Arc;
+
+    /// Lines fed to a one-shot import's pipeline until its batch is full,
+    /// and the compressed raw bytes it then holds.
+    fn fill(tag: &str, mut line: impl FnMut(u64) -> String) -> (u64, usize) {
+        let d = std::env::temp_dir().join(format!("postlens-batch-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Arc::new(crate::store::Store::open(&d).unwrap());
+        let mut p = Pipeline::bulk(store, Options::utc_2026()).unwrap();
+        let mut res = crate::clock::Resolver::new(jiff::tz::TimeZone::UTC, 2026);
+        let mut n = 0;
+        while !p.batch_full() {
+            p.feed(line(n).as_bytes(), &mut res);
+            n += 1;
+        }
+        let held = p.raw_sealed_bytes;
+        drop(p);
+        let _ = std::fs::remove_dir_all(&d);
+        (n, held)
+    }
+
+    /// An import's batch is bounded by the bytes its sealed raw blocks
+    /// take: lines LZ4 cannot shrink end it at `RAW_BATCH_BYTES` (a
+    /// batch of 4 MiB of them took 29 MiB of RSS in flight), ordinary
+    /// ones at its line bound.
+    #[test]
+    fn an_import_batch_holds_at_most_raw_batch_bytes_of_blocks() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let (n, held) = fill("noise", |i| {
+            let noise: String = (0..4000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'!' + u8::try_from(x % 90).unwrap_or(0))
+                })
+                .collect();
+            format!("Oct  1 00:00:{:02} mail postfix/smtpd[1]: connect from x[192.0.2.1] {noise}", i % 60)
+        });
+        assert!(held > RAW_BATCH_BYTES && held <= RAW_BATCH_BYTES + RAW_BLOCK_BYTES, "{held} bytes after {n} lines");
+        let (n, held) = fill("plain", |i| format!("Oct  1 00:00:{:02} mail postfix/smtpd[1]: connect from x[192.0.2.{}]", i % 60, i % 250));
+        assert_eq!(n, IMPORT_COMMIT_LINES);
+        assert!(held < RAW_BATCH_BYTES / 2, "{held}");
     }
 }
