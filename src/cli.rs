@@ -211,25 +211,76 @@ impl From<crate::ingest::IngestError> for Failure {
     }
 }
 
-fn import(a: &ImportArgs) -> Result<(), Failure> {
-    let opts = a.format.build(&a.common, a.progress)?;
-    // Check every path before touching the store: a typo is a usage error.
+/// One thing `import` reads.
+enum Input {
+    Stdin,
+    /// A regular file: checkpointed, so read once however often given.
+    File(std::path::PathBuf),
+    /// A named pipe or device (`<(zcat …)`): read like stdin.
+    Stream(std::path::PathBuf),
+}
+
+/// What `import`'s arguments name, in reading order: a directory stands for
+/// its logs as `--watch-dir` finds them. Every path is checked before the
+/// store is touched: a typo is a usage error.
+fn import_inputs(a: &ImportArgs) -> Result<Vec<Input>, Failure> {
+    let mut inputs = Vec::new();
     for f in &a.files {
-        if f.as_os_str() != "-" && !f.is_file() {
-            return Err(Failure::Usage(format!("{}: no such file", f.display())));
+        if f.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        let meta = std::fs::metadata(f).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Failure::Usage(format!("{}: no such file or directory", f.display())),
+            _ => Failure::Usage(format!("{}: {e}", f.display())),
+        })?;
+        if meta.is_file() {
+            inputs.push(Input::File(f.clone()));
+        } else if meta.is_dir() {
+            let patterns = crate::config::file_patterns(&a.log_file_patterns)?;
+            let before = inputs.len();
+            for g in crate::ingest::watch::scan(f, &patterns)? {
+                inputs.extend(g.history.into_iter().map(Input::File));
+                if g.live_path.is_file() {
+                    inputs.push(Input::File(g.live_path));
+                }
+            }
+            if inputs.len() == before {
+                return Err(Failure::Usage(format!(
+                    "{}: no log files named {} or their archives (--log-file-patterns)",
+                    f.display(),
+                    patterns.join(":")
+                )));
+            }
+        } else {
+            inputs.push(Input::Stream(f.clone()));
         }
     }
+    Ok(inputs)
+}
+
+fn import(a: &ImportArgs) -> Result<(), Failure> {
+    let opts = a.format.build(&a.common, a.progress)?;
+    let inputs = import_inputs(a)?;
     let store = Store::open(&a.common.workspace())?;
     crate::limits::BULK_IMPORT.store(true, std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
     let mut p = Pipeline::bulk(std::sync::Arc::new(store), opts)?;
     let before = p.lines().clone();
     let mut summary = Summary::default();
-    for f in &a.files {
-        if f.as_os_str() == "-" {
-            p.import_reader("stdin", std::io::stdin().lock(), &mut summary)?;
-        } else {
-            p.import_path(f, &mut summary)?;
+    let read_err = |name: &str, source| crate::ingest::IngestError::Read { name: name.to_owned(), source };
+    for i in inputs {
+        match i {
+            Input::Stdin => {
+                let r = crate::ingest::file::sniffed(std::io::stdin()).map_err(|e| read_err("stdin", e))?;
+                p.import_reader("stdin", r, &mut summary)?;
+            }
+            Input::File(f) => p.import_path(&f, &mut summary)?,
+            Input::Stream(f) => {
+                let name = f.display().to_string();
+                let r = std::fs::File::open(&f).and_then(crate::ingest::file::sniffed).map_err(|e| read_err(&name, e))?;
+                p.import_reader(&name, r, &mut summary)?;
+            }
         }
     }
     let l = p.lines();

@@ -92,6 +92,108 @@ fn import_in_two_runs_equals_one_import_and_reimport_counts_nothing() {
     assert_eq!(stats_json(d.path().join("two").as_path()), s1);
 }
 
+/// Lightmeter's real server log (the first source in `all-postfix.log`),
+/// its first 8,000 lines cut in three, oldest first.
+fn three_parts() -> Option<[Vec<u8>; 3]> {
+    let all = std::fs::read(common::corpus()?.join("all-postfix.log")).expect("read");
+    let lines: Vec<&[u8]> = all.split(|&c| c == b'\n').take(8_000).collect();
+    let part = |r: std::ops::Range<usize>| [lines[r].join(&b'\n').as_slice(), b"\n"].concat();
+    Some([part(0..2_500), part(2_500..5_100), part(5_100..8_000)])
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+/// `import DIR` reads the directory's logs as `--watch-dir` finds them:
+/// archives oldest first, then the live file; `mail.err` (copies of
+/// `mail.log` lines) and unrelated files are left out; a second import of
+/// the directory adds nothing.
+#[test]
+fn a_directory_imports_its_logs_oldest_first_once() {
+    let d = TempDir::new("dir");
+    let Some([a, b, c]) = three_parts() else { return };
+    let logs = d.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::create_dir(logs.join("old")).unwrap();
+    std::fs::write(logs.join("mail.log.2.gz"), gzip(&a)).unwrap();
+    std::fs::write(logs.join("mail.log.1"), &b).unwrap();
+    std::fs::write(logs.join("mail.log"), &c).unwrap();
+    std::fs::write(logs.join("mail.err"), &c).unwrap();
+    std::fs::write(logs.join("old/mail.log"), &a).unwrap();
+    std::fs::write(logs.join("notes.txt"), b"not a log\n").unwrap();
+    let (pa, pb, pc) = (d.s("a.log"), d.s("b.log"), d.s("c.log"));
+    for (p, data) in [(&pa, &a), (&pb, &b), (&pc, &c)] {
+        std::fs::write(p, data).unwrap();
+    }
+    let (files, dir) = (d.s("files"), d.s("dir"));
+    ok(&["import", "--workspace", &files, "--log-starting-year", "2021", &pa, &pb, &pc]);
+    let logs_s = logs.to_str().unwrap();
+    let o = run(&["import", "--workspace", &dir, "--log-starting-year", "2021", logs_s]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("imported 8000 lines from 3 file(s)"), "{err}");
+    let want = stats_json(d.path().join("files").as_path());
+    assert_eq!(want["lines"]["read"], 8_000, "{want}");
+    assert!(want["deliveries"]["sent"].as_u64().unwrap() > 0 && want["auth_failures"]["total"].as_u64().unwrap() > 1_000, "{want}");
+    assert_eq!(stats_json(d.path().join("dir").as_path()), want);
+    let search = |ws: &str| ok(&["search", "--workspace", ws, "--json", "--limit", "100000"]);
+    assert_eq!(search(&dir), search(&files));
+    let o = run(&["import", "--workspace", &dir, "--log-starting-year", "2021", logs_s]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("imported 0 lines from 3 file(s)"), "{o:?}");
+    assert_eq!(stats_json(d.path().join("dir").as_path()), want);
+    // A directory without the named logs is a usage error naming the flag.
+    let empty = d.s("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for args in [vec!["import", "--workspace", &dir, &empty], vec!["import", "--workspace", &dir, "--log-file-patterns", "maillog", logs_s]]
+    {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--log-file-patterns"), "{args:?}: {err}");
+    }
+    assert_eq!(stats_json(d.path().join("dir").as_path()), want);
+}
+
+/// A named pipe (`import <(zcat mail.log.1.gz)`) and stdin are read like
+/// files, gzip and bzip2 decompressed by their first bytes.
+#[test]
+fn pipes_and_compressed_stdin_import_like_files() {
+    let d = TempDir::new("pipe");
+    let Some([a, b, _]) = three_parts() else { return };
+    let (pa, pb) = (d.s("mail.log.1"), d.s("mail.log"));
+    std::fs::write(&pa, &a).unwrap();
+    std::fs::write(&pb, &b).unwrap();
+    let files = d.s("files");
+    ok(&["import", "--workspace", &files, "--log-starting-year", "2021", &pa, &pb]);
+    let want = stats_json(d.path().join("files").as_path());
+    // A FIFO carrying the gzipped first part, then stdin the bzipped second.
+    let fifo = d.s("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let writer = {
+        let (fifo, gz) = (fifo.clone(), gzip(&a));
+        std::thread::spawn(move || std::fs::write(fifo, gz).expect("write the FIFO"))
+    };
+    let piped = d.s("piped");
+    ok(&["import", "--workspace", &piped, "--log-starting-year", "2021", &fifo]);
+    writer.join().unwrap();
+    let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    enc.write_all(&b).unwrap();
+    let bz = enc.finish().unwrap();
+    let mut child = common::bin()
+        .args(["import", "--workspace", &piped, "--log-starting-year", "2021", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run postlens");
+    child.stdin.take().unwrap().write_all(&bz).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stats_json(d.path().join("piped").as_path()), want);
+}
+
 #[test]
 fn compressed_archives_import_like_plain_files() {
     let d = TempDir::new("gz");

@@ -44,28 +44,42 @@ enum Codec {
 }
 
 fn codec(path: &Path) -> io::Result<Codec> {
-    let mut f = std::fs::File::open(path)?;
+    let (magic, n) = first_bytes(&mut std::fs::File::open(path)?)?;
+    Ok(codec_of(&magic[..n]))
+}
+
+/// Up to three first bytes of `r` (fewer only at its end) and their count.
+fn first_bytes(r: &mut impl Read) -> io::Result<([u8; 3], usize)> {
     let mut magic = [0u8; 3];
-    let mut n = 0;
-    while n < 3 {
-        match f.read(&mut magic[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(match &magic[..n] {
+    let n = super::reader::fill(r, &mut magic, 0)?;
+    Ok((magic, n))
+}
+
+/// Compression, by the first bytes.
+fn codec_of(magic: &[u8]) -> Codec {
+    match magic {
         [0x1f, 0x8b, ..] => Codec::Gzip,
         [b'B', b'Z', b'h'] => Codec::Bzip2,
         _ => Codec::Plain,
-    })
+    }
 }
 
-fn decoder(f: std::fs::File, c: Codec) -> Box<dyn Read + Send> {
+fn decoder<'a>(f: impl Read + Send + 'a, c: Codec) -> Box<dyn Read + Send + 'a> {
     match c {
         Codec::Plain => Box::new(f),
         Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(f))),
         Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(f))),
     }
+}
+
+/// A stream (stdin, a pipe) decoded by its first bytes, as files are:
+/// gzip and bzip2 are decompressed, anything else is read as it is.
+///
+/// # Errors
+/// Reading the first bytes failed.
+pub fn sniffed<'a>(mut r: impl Read + Send + 'a) -> io::Result<Box<dyn Read + Send + 'a>> {
+    let (magic, n) = first_bytes(&mut r)?;
+    Ok(decoder(io::Cursor::new(magic).take(n as u64).chain(r), codec_of(&magic[..n])))
 }
 
 /// The first complete line of a file (decoded), if it has one yet.
