@@ -506,12 +506,12 @@ fn publish_status(live: &LiveStatus, p: &Pipeline, groups: &[Group], streams: &H
     for g in groups {
         for (name, offset, behind, last) in g.status() {
             sources.push(
-                serde_json::json!({"name": name, "offset": offset, "behind": behind, "last_time": crate::clock::Timestamp(last).rfc3339()}),
+                serde_json::json!({"name": name, "offset": offset, "behind": behind, "last_time": crate::clock::Timestamp(last).rfc3339_known()}),
             );
         }
     }
     for (name, s) in streams {
-        sources.push(serde_json::json!({"name": name.as_ref(), "offset": s.lines, "behind": 0, "cursor": s.cursor, "last_time": crate::clock::Timestamp(p.newest()).rfc3339()}));
+        sources.push(serde_json::json!({"name": name.as_ref(), "offset": s.lines, "behind": 0, "cursor": s.cursor, "last_time": crate::clock::Timestamp(p.newest()).rfc3339_known()}));
     }
     let v = serde_json::json!({
         "sources": sources,

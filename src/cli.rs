@@ -461,7 +461,16 @@ fn report(a: &ReportArgs, store: &Store) -> Result<String, Failure> {
     let day = if let Some(d) = &a.day {
         d.parse::<jiff::civil::Date>().map_err(|e| Failure::Usage(format!("--day: '{d}' is not YYYY-MM-DD: {e}")))?
     } else {
-        let newest = store.checkpoints()?.iter().map(|(_, c)| c.last_time).max().unwrap_or(0);
+        // The newest line read; without one (no Postfix or Dovecot line
+        // yet), the newest record.
+        let newest = store.checkpoints()?.iter().map(|(_, c)| c.last_time).max().filter(|&t| t != 0);
+        let newest = match newest {
+            Some(t) => t,
+            None => match store.time_span()? {
+                Some((_, t)) => t,
+                None => return Ok("No Postfix or Dovecot lines imported yet: nothing to summarise.\n".into()),
+            },
+        };
         jiff::Timestamp::from_second(newest).map_err(|e| Failure::Runtime(e.to_string()))?.to_zoned(tz.clone()).date()
     };
     let start = day.to_zoned(tz.clone()).map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -483,7 +492,7 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
     if a.json {
         let sources: Vec<_> = cps
             .iter()
-            .map(|(k, c)| serde_json::json!({"id": k, "name": c.name, "offset": c.offset, "last_time": Timestamp(c.last_time).rfc3339()}))
+            .map(|(k, c)| serde_json::json!({"id": k, "name": c.name, "offset": c.offset, "last_time": Timestamp(c.last_time).rfc3339_known()}))
             .collect();
         // A running daemon answers from a measurement at most a minute old:
         // it reads every table, and pollers call `status` often.
@@ -537,7 +546,8 @@ fn status(a: &StatusArgs, store: &Store, live: Option<&crate::control::LiveStatu
         } else {
             let _ = writeln!(out, "daemon       not running");
             for (_, c) in &cps {
-                let _ = writeln!(out, "source       {}  offset {}  last line {}", c.name, c.offset, Timestamp(c.last_time).rfc3339());
+                let last = Timestamp(c.last_time).rfc3339_known().unwrap_or_else(|| "-".into());
+                let _ = writeln!(out, "source       {}  offset {}  last line {last}", c.name, c.offset);
             }
         }
     }

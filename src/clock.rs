@@ -15,6 +15,13 @@ impl Timestamp {
     pub fn rfc3339(self) -> String {
         jiff::Timestamp::from_second(self.0).map_or_else(|_| self.0.to_string(), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
     }
+
+    /// [`Timestamp::rfc3339`], `None` for 0: a source's last-line time
+    /// before any Postfix or Dovecot line gave it one (other programs'
+    /// lines carry no time here).
+    pub fn rfc3339_known(self) -> Option<String> {
+        (self.0 != 0).then(|| self.rfc3339())
+    }
 }
 
 /// The wall clock. Everything else gets time passed in.

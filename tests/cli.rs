@@ -410,6 +410,18 @@ fn report_and_status_answer() {
     let st: serde_json::Value = serde_json::from_str(&ok(&["status", "--workspace", &ws, "--json"])).unwrap();
     assert_eq!(st["sources"].as_array().unwrap().len(), 1);
     assert!(st["db_bytes"].as_u64().unwrap() > 0);
+    assert!(st["sources"][0]["last_time"].as_str().unwrap().starts_with("20"), "{st}");
+    // Only other programs' lines (no time of a Postfix or Dovecot line):
+    // no made-up 1970 in status or report.
+    let other = d.s("other.log");
+    std::fs::write(&other, "Jan 27 07:00:04 mail opendkim[289]: 2AA0F3004142: DKIM-Signature field added (s=mail, d=example.org)\n")
+        .unwrap();
+    let ws2 = d.s("ws2");
+    ok(&["import", "--workspace", &ws2, &other]);
+    let st: serde_json::Value = serde_json::from_str(&ok(&["status", "--workspace", &ws2, "--json"])).unwrap();
+    assert!(st["sources"][0]["last_time"].is_null(), "{st}");
+    assert!(ok(&["status", "--workspace", &ws2]).contains("last line -"));
+    assert_eq!(ok(&["report", "--workspace", &ws2]), "No Postfix or Dovecot lines imported yet: nothing to summarise.\n");
 }
 
 #[test]
