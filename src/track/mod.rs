@@ -178,6 +178,19 @@ fn set_text(slot: &mut Option<String>, s: Option<&[u8]>, cap: usize) {
     }
 }
 
+/// Ends a text cut at `cap` bytes with "…" (within `cap`), so that a
+/// response shown or searched is not taken for the whole of it (the raw
+/// line holds the rest).
+fn mark_cut(s: &mut String, cap: usize) {
+    const MARK: char = '…';
+    while s.len() + MARK.len_utf8() > cap {
+        if s.pop().is_none() {
+            return;
+        }
+    }
+    s.push(MARK);
+}
+
 /// The lower-cased domain of an address (`""` when it has none).
 pub(crate) fn domain_of(addr: &[u8]) -> String {
     let d = memchr::memrchr(b'@', addr).map_or(&b""[..], |i| &addr[i + 1..]);
@@ -577,6 +590,11 @@ impl Tracker {
         set_text(&mut r.relay, (d.relay != b"none").then_some(d.relay), MAX_FIELD);
         set_text(&mut r.dsn, d.dsn, 16);
         set_text(&mut r.response, Some(d.response), MAX_RESPONSE);
+        if d.response.len() > MAX_RESPONSE
+            && let Some(resp) = r.response.as_mut()
+        {
+            mark_cut(resp, MAX_RESPONSE);
+        }
         let mut deferral = false;
         match d.status {
             Status::Sent => {

@@ -178,3 +178,28 @@ Jun  3 10:40:57 mail postfix/qmgr[2]: 4AA091855DA0: removed
     assert_eq!(v.len(), 2, "{v:#?}");
     assert!(v.iter().all(|d| d.outcome() == Outcome::Pending && d.queue_ids == ["4AA091855DA0", "776E41855DB2"]));
 }
+
+/// A response longer than `MAX_RESPONSE` is kept cut, within the bound,
+/// and ends with "…" (also when the cut falls inside a character); a
+/// response within the bound is kept whole, a later attempt's replacing it.
+#[test]
+fn long_responses_are_cut_with_a_mark() {
+    let long = format!("host mx.example.com[11.22.33.44] said: 550 5.7.1 {} (in reply to MAIL FROM command)", "blocké ".repeat(80));
+    assert!(long.len() > MAX_RESPONSE);
+    let log = format!(
+        "\
+Jun  3 10:40:57 mail postfix/qmgr[1005]: 4AA091855DA0: from=<user@sender.com>, size=391, nrcpt=2 (queue active)
+Jun  3 10:40:59 mail postfix/smtp[9890]: 4AA091855DA0: to=<a@example.com>, relay=mx.example.com[11.22.33.44]:25, delay=1.9, delays=0/0/1.5/0.37, dsn=4.7.1, status=deferred ({long})
+Jun  3 10:40:59 mail postfix/smtp[9890]: 4AA091855DA0: to=<b@example.com>, relay=mx.example.com[11.22.33.44]:25, delay=1.9, delays=0/0/1.5/0.37, dsn=5.7.1, status=bounced ({long})
+Jun  3 10:50:59 mail postfix/smtp[9890]: 4AA091855DA0: to=<a@example.com>, relay=mx.example.com[11.22.33.44]:25, delay=600, delays=0/0/1.5/0.37, dsn=2.0.0, status=sent (250 2.0.0 Ok)
+Jun  3 10:50:59 mail postfix/qmgr[1005]: 4AA091855DA0: removed
+"
+    );
+    let (_, out) = run(&log);
+    let by = |r: &str| out.deliveries.iter().find(|d| d.recipient.as_deref() == Some(r)).expect("delivery");
+    let cut = by("b@example.com").response.clone().expect("response");
+    assert!(cut.len() <= MAX_RESPONSE && cut.len() > MAX_RESPONSE - 8, "{} bytes", cut.len());
+    assert!(cut.ends_with('…'), "{cut}");
+    assert!(long.starts_with(cut.trim_end_matches('…')), "{cut}");
+    assert_eq!(by("a@example.com").response.as_deref(), Some("250 2.0.0 Ok"));
+}
