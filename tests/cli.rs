@@ -194,6 +194,37 @@ fn pipes_and_compressed_stdin_import_like_files() {
     assert_eq!(stats_json(d.path().join("piped").as_path()), want);
 }
 
+/// `--progress` draws a line per file on a terminal (here `script`'s
+/// pseudo-terminal) ending in the file's totals, and nothing on a pipe.
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let d = TempDir::new("progress");
+    let Some([a, b, _]) = three_parts() else { return };
+    let (gz, plain) = (d.s("mail.log.1.gz"), d.s("mail.log"));
+    std::fs::write(&gz, gzip(&a)).unwrap();
+    std::fs::write(&plain, &b).unwrap();
+    let ws = d.s("ws");
+    let cmd = format!("'{}' import --progress --workspace '{ws}' '{gz}' '{plain}'", env!("CARGO_BIN_EXE_postlens"));
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("POSTLENS_LOG_TIMEZONE", "UTC")
+        .output()
+        .expect("script (bsdutils)");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    for (name, lines) in [("mail.log.1.gz", "2.5k"), ("mail.log", "2.6k")] {
+        let done = format!("{name:<24} [====================] 100%");
+        let line = out
+            .split(['\r', '\n'])
+            .find(|l| l.starts_with(&done) && l.contains(" lines in "))
+            .unwrap_or_else(|| panic!("no final line for {name}: {out:?}"));
+        assert!(line.contains(&format!(" {lines} lines in ")), "{line}");
+    }
+    let o = run(&["import", "--progress", "--workspace", &d.s("ws2"), &gz]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains('[') && err.contains("imported 2500 lines"), "{err}");
+}
+
 #[test]
 fn compressed_archives_import_like_plain_files() {
     let d = TempDir::new("gz");

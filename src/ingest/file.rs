@@ -16,6 +16,8 @@ use crate::store::Checkpoint;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `mail.log.2.gz` → `mail.log`; `mail.log-20240101.bz2` → `mail.log`.
 pub fn group_of(name: &str) -> &str {
@@ -72,6 +74,21 @@ fn decoder<'a>(f: impl Read + Send + 'a, c: Codec) -> Box<dyn Read + Send + 'a> 
     }
 }
 
+/// A file that counts the bytes read from it (a compressed archive's
+/// progress: its decoded offset says nothing about the file's size).
+struct Counted {
+    f: std::fs::File,
+    n: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.f.read(buf)?;
+        self.n.fetch_add(k as u64, Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
 /// A stream (stdin, a pipe) decoded by its first bytes, as files are:
 /// gzip and bzip2 are decompressed, anything else is read as it is.
 ///
@@ -110,6 +127,8 @@ pub struct FileSource {
     /// A plain file's first line: its length and hash (its identity), so
     /// `rewritten` reads just that many bytes back.
     first: Option<(usize, u64)>,
+    /// Bytes of a compressed archive read from disk so far.
+    disk_read: Arc<AtomicU64>,
 }
 
 /// How a file is read: line by line on the ingesting thread (a followed
@@ -250,6 +269,7 @@ impl FileSource {
         // An over-long first line reads back as empty: not comparable.
         let first_id = (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash));
         let f = std::fs::File::open(path).map_err(open_err)?;
+        let disk_read = Arc::new(AtomicU64::new(0));
         // Where reading resumes. A live file shorter than its checkpoint was
         // truncated in place and refilled with the same first line: read it
         // from the start.
@@ -261,8 +281,10 @@ impl FileSource {
             Reader::Lines(LineReader::new(Box::new(LiveFile::new(f, first_id))))
         } else if opts.parse_ahead(2) && opts.format != super::LogFormat::Logstash {
             // (A Logstash record is decoded before it is parsed: on this thread.)
+            let f = Counted { f, n: Arc::clone(&disk_read) };
             Reader::Parsed(ParseAhead::spawn(decoder(f, c), resume.map_or(0, |p| p.offset)).map_err(open_err)?)
         } else {
+            let f = Counted { f, n: Arc::clone(&disk_read) };
             Reader::Lines(LineReader::read_ahead(decoder(f, c)).map_err(open_err)?)
         };
         let mut src = FileSource {
@@ -278,6 +300,7 @@ impl FileSource {
             at_end: false,
             compressed: c != Codec::Plain,
             first: first_id,
+            disk_read,
         };
         if let Some(prev) = prev.as_ref().filter(|_| read_already) {
             src.cp = prev.clone();
@@ -377,6 +400,13 @@ impl FileSource {
     /// Bytes read so far (the checkpoint offset).
     pub fn offset(&self) -> u64 {
         self.reader.offset()
+    }
+
+    /// How far into the file on disk reading is: the offset of a plain
+    /// file, the compressed bytes read of an archive (a little ahead of
+    /// the lines fed: decoding reads ahead).
+    pub fn disk_offset(&self) -> u64 {
+        if self.compressed { self.disk_read.load(Ordering::Relaxed) } else { self.offset() }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod ahead;
 pub mod file;
 pub mod format;
+pub mod progress;
 pub mod reader;
 pub mod stream;
 pub mod watch;
@@ -662,10 +663,9 @@ impl Pipeline {
     pub fn import_path(&mut self, path: &Path, summary: &mut Summary) -> Result<(), IngestError> {
         let Some(mut src) = file::FileSource::open(path, self, false)? else { return Ok(()) };
         summary.skipped_bytes += src.skipped;
-        let total = std::fs::metadata(path).map_or(0, |m| m.len());
-        let progress = self.opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let name = path.display().to_string();
-        let mut last_progress = Instant::now();
+        let mut progress = (self.opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .then(|| progress::Progress::new(path, std::fs::metadata(path).map_or(0, |m| m.len())));
+        let first_line = summary.lines;
         loop {
             let start = src.offset();
             let (n, eof) = src.pump(self, 1024)?;
@@ -674,18 +674,17 @@ impl Pipeline {
             if eof {
                 break;
             }
+            if let Some(p) = &mut progress {
+                p.tick(src.disk_offset(), summary.lines - first_line);
+            }
             if self.due() {
                 self.commit(false)?;
-                if progress && last_progress.elapsed() >= Duration::from_millis(250) {
-                    last_progress = Instant::now();
-                    eprint!("\r{name}: {} MB read, {} lines", src.offset() / 1_000_000, summary.lines);
-                }
             }
         }
-        if progress {
-            eprintln!("\r{name}: {} MB read, {} lines ({} MB on disk)", src.offset() / 1_000_000, summary.lines, total / 1_000_000);
-        }
         self.commit(true)?;
+        if let Some(p) = &mut progress {
+            p.finish(summary.lines - first_line);
+        }
         summary.files += 1;
         Ok(())
     }
