@@ -370,16 +370,26 @@ fn stats(a: &StatsArgs, store: &Store, overlay: Option<&crate::store::query::Ove
         j.push('\n');
         Ok(j)
     } else {
-        Ok(stats_text(&s))
+        Ok(stats_text(&s, store.time_span()?))
     }
 }
 
-fn stats_text(s: &Stats) -> String {
+/// `stats` for people; `span` is the time of the oldest and the newest
+/// record kept (what an open-ended window reaches).
+fn stats_text(s: &Stats, span: Option<(i64, i64)>) -> String {
     use std::fmt::Write as _;
     let d = &s.deliveries;
     let mut t = String::new();
     let w = |x: &Option<String>| x.clone().unwrap_or_else(|| "-".into());
-    let _ = writeln!(t, "window          {} .. {}", w(&s.window.from), w(&s.window.to));
+    if s.window.from.is_none() && s.window.to.is_none() {
+        let _ = writeln!(t, "window          all");
+    } else {
+        let _ = writeln!(t, "window          {} .. {}", w(&s.window.from), w(&s.window.to));
+    }
+    match span {
+        Some((a, b)) => _ = writeln!(t, "data kept       {} .. {}", Timestamp(a).rfc3339(), Timestamp(b).rfc3339()),
+        None => _ = writeln!(t, "data kept       none yet"),
+    }
     let _ = writeln!(t, "deliveries      sent {}  bounced {}  expired {}  pending {}", d.sent, d.bounced, d.expired, d.pending);
     let _ = writeln!(
         t,

@@ -453,6 +453,12 @@ fn report_and_status_answer() {
     assert!(st["sources"][0]["last_time"].is_null(), "{st}");
     assert!(ok(&["status", "--workspace", &ws2]).contains("last line -"));
     assert_eq!(ok(&["report", "--workspace", &ws2]), "No Postfix or Dovecot lines imported yet: nothing to summarise.\n");
+    // The text of stats says what an open window reaches.
+    let text = ok(&["stats", "--workspace", &ws]);
+    assert!(text.starts_with("window          all\ndata kept       20"), "{text}");
+    assert!(ok(&["stats", "--workspace", &ws2]).starts_with("window          all\ndata kept       none yet\n"));
+    let text = ok(&["stats", "--workspace", &ws, "--from", &day]);
+    assert!(text.starts_with(&format!("window          {day}T00:00:00Z .. -\n")), "{text}");
 }
 
 #[test]
