@@ -213,11 +213,11 @@ impl From<crate::ingest::IngestError> for Failure {
 
 /// One thing `import` reads.
 enum Input {
-    Stdin,
     /// A regular file: checkpointed, so read once however often given.
     File(std::path::PathBuf),
-    /// A named pipe or device (`<(zcat …)`): read like stdin.
-    Stream(std::path::PathBuf),
+    /// Stdin (`None`), or a named pipe or device (`<(zcat …)`): read to
+    /// its end as plain text, without a checkpoint.
+    Stream(Option<std::path::PathBuf>),
 }
 
 /// What `import`'s arguments name, in reading order: a directory stands for
@@ -227,17 +227,14 @@ fn import_inputs(a: &ImportArgs) -> Result<Vec<Input>, Failure> {
     let mut inputs = Vec::new();
     for f in &a.files {
         if f.as_os_str() == "-" {
-            inputs.push(Input::Stdin);
+            inputs.push(Input::Stream(None));
             continue;
         }
-        let meta = std::fs::metadata(f).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Failure::Usage(format!("{}: no such file or directory", f.display())),
-            _ => Failure::Usage(format!("{}: {e}", f.display())),
-        })?;
+        let meta = std::fs::metadata(f).map_err(|e| Failure::Usage(format!("{}: {e}", f.display())))?;
         if meta.is_file() {
             inputs.push(Input::File(f.clone()));
         } else if meta.is_dir() {
-            let patterns = crate::config::file_patterns(&a.log_file_patterns)?;
+            let patterns = crate::config::DEFAULT_PATTERNS.map(str::to_owned);
             let before = inputs.len();
             for g in crate::ingest::watch::scan(f, &patterns)? {
                 inputs.extend(g.history.into_iter().map(Input::File));
@@ -247,13 +244,13 @@ fn import_inputs(a: &ImportArgs) -> Result<Vec<Input>, Failure> {
             }
             if inputs.len() == before {
                 return Err(Failure::Usage(format!(
-                    "{}: no log files named {} or their archives (--log-file-patterns)",
+                    "{}: no log files named {} or their archives (name the files to read instead)",
                     f.display(),
                     patterns.join(":")
                 )));
             }
         } else {
-            inputs.push(Input::Stream(f.clone()));
+            inputs.push(Input::Stream(Some(f.clone())));
         }
     }
     Ok(inputs)
@@ -268,18 +265,20 @@ fn import(a: &ImportArgs) -> Result<(), Failure> {
     let mut p = Pipeline::bulk(std::sync::Arc::new(store), opts)?;
     let before = p.lines().clone();
     let mut summary = Summary::default();
-    let read_err = |name: &str, source| crate::ingest::IngestError::Read { name: name.to_owned(), source };
     for i in inputs {
         match i {
-            Input::Stdin => {
-                let r = crate::ingest::file::sniffed(std::io::stdin()).map_err(|e| read_err("stdin", e))?;
-                p.import_reader("stdin", r, &mut summary)?;
-            }
             Input::File(f) => p.import_path(&f, &mut summary)?,
-            Input::Stream(f) => {
-                let name = f.display().to_string();
-                let r = std::fs::File::open(&f).and_then(crate::ingest::file::sniffed).map_err(|e| read_err(&name, e))?;
-                p.import_reader(&name, r, &mut summary)?;
+            Input::Stream(path) => {
+                // Stdin as a file too (a duplicate of its descriptor): one
+                // reader type for every input keeps the binary small.
+                let (name, f) = match &path {
+                    None => ("stdin".to_owned(), std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned().map(std::fs::File::from)),
+                    Some(path) => (path.display().to_string(), std::fs::File::open(path)),
+                };
+                let f = f.map_err(|source| crate::ingest::IngestError::Read { name: name.clone(), source })?;
+                // (As a `Box<dyn Read>`, the line reader files use.)
+                let f: Box<dyn std::io::Read + Send> = Box::new(f);
+                p.import_reader(&name, f, &mut summary)?;
             }
         }
     }

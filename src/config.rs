@@ -204,35 +204,12 @@ pub struct ImportArgs {
     /// Show a progress bar on a terminal.
     #[arg(long, env = "POSTLENS_PROGRESS")]
     pub progress: bool,
-    /// File names read in a DIR argument, `:`-separated.
-    #[arg(long, env = "POSTLENS_LOG_FILE_PATTERNS", value_delimiter = ':', value_name = "NAMES")]
-    pub log_file_patterns: Vec<String>,
     /// Files to read in the order given (.gz/.bz2 are decompressed), `-` for
-    /// stdin, or a log directory: its logs as `--watch-dir` finds them
-    /// (archives oldest first, then the live file), read once.
+    /// stdin, or a log directory: its logs as `--watch-dir` finds them with
+    /// the default `--log-file-patterns` (archives oldest first, then the
+    /// live file), read once.
     #[arg(required = true, value_name = "FILE|DIR")]
     pub files: Vec<PathBuf>,
-}
-
-/// The log file names of `--log-file-patterns` (or Lightmeter's variable;
-/// default [`DEFAULT_PATTERNS`]).
-///
-/// # Errors
-/// A name is empty or holds a `/`.
-pub fn file_patterns(flag: &[String]) -> Result<Vec<String>, ConfigError> {
-    let mut patterns = flag.to_vec();
-    if patterns.is_empty()
-        && let Some(p) = lightmeter_env("LIGHTMETER_LOG_FILE_PATTERNS")
-    {
-        patterns = p.split(':').map(str::to_owned).collect();
-    }
-    if patterns.is_empty() {
-        patterns = DEFAULT_PATTERNS.map(str::to_owned).to_vec();
-    }
-    if patterns.iter().any(|p| p.is_empty() || p.contains('/')) {
-        return Err(ConfigError("--log-file-patterns: names must be plain file names, separated by ':'".into()));
-    }
-    Ok(patterns)
 }
 
 /// `--from T --to T` of the commands that look at a time window.
@@ -768,7 +745,18 @@ impl RunArgs {
                 return Err(ConfigError(format!("--watch-dir: {} is not a directory", d.display())));
             }
         }
-        let patterns = file_patterns(&self.log_file_patterns)?;
+        let mut patterns = self.log_file_patterns.clone();
+        if patterns.is_empty()
+            && let Some(p) = lightmeter_env("LIGHTMETER_LOG_FILE_PATTERNS")
+        {
+            patterns = p.split(':').map(str::to_owned).collect();
+        }
+        if patterns.is_empty() {
+            patterns = DEFAULT_PATTERNS.map(str::to_owned).to_vec();
+        }
+        if patterns.iter().any(|p| p.is_empty() || p.contains('/')) {
+            return Err(ConfigError("--log-file-patterns: names must be plain file names, separated by ':'".into()));
+        }
         let mut socket_args = self.socket.clone();
         if socket_args.is_empty()
             && let Some(s) = lightmeter_env("LIGHTMETER_LOGS_SOCKET")

@@ -16,8 +16,6 @@ use crate::store::Checkpoint;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `mail.log.2.gz` → `mail.log`; `mail.log-20240101.bz2` → `mail.log`.
 pub fn group_of(name: &str) -> &str {
@@ -46,57 +44,28 @@ enum Codec {
 }
 
 fn codec(path: &Path) -> io::Result<Codec> {
-    let (magic, n) = first_bytes(&mut std::fs::File::open(path)?)?;
-    Ok(codec_of(&magic[..n]))
-}
-
-/// Up to three first bytes of `r` (fewer only at its end) and their count.
-fn first_bytes(r: &mut impl Read) -> io::Result<([u8; 3], usize)> {
+    let mut f = std::fs::File::open(path)?;
     let mut magic = [0u8; 3];
-    let n = super::reader::fill(r, &mut magic, 0)?;
-    Ok((magic, n))
-}
-
-/// Compression, by the first bytes.
-fn codec_of(magic: &[u8]) -> Codec {
-    match magic {
+    let mut n = 0;
+    while n < 3 {
+        match f.read(&mut magic[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(match &magic[..n] {
         [0x1f, 0x8b, ..] => Codec::Gzip,
         [b'B', b'Z', b'h'] => Codec::Bzip2,
         _ => Codec::Plain,
-    }
+    })
 }
 
-fn decoder<'a>(f: impl Read + Send + 'a, c: Codec) -> Box<dyn Read + Send + 'a> {
+fn decoder(f: std::fs::File, c: Codec) -> Box<dyn Read + Send> {
     match c {
         Codec::Plain => Box::new(f),
         Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(f))),
         Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(f))),
     }
-}
-
-/// A file that counts the bytes read from it (a compressed archive's
-/// progress: its decoded offset says nothing about the file's size).
-struct Counted {
-    f: std::fs::File,
-    n: Arc<AtomicU64>,
-}
-
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let k = self.f.read(buf)?;
-        self.n.fetch_add(k as u64, Ordering::Relaxed);
-        Ok(k)
-    }
-}
-
-/// A stream (stdin, a pipe) decoded by its first bytes, as files are:
-/// gzip and bzip2 are decompressed, anything else is read as it is.
-///
-/// # Errors
-/// Reading the first bytes failed.
-pub fn sniffed<'a>(mut r: impl Read + Send + 'a) -> io::Result<Box<dyn Read + Send + 'a>> {
-    let (magic, n) = first_bytes(&mut r)?;
-    Ok(decoder(io::Cursor::new(magic).take(n as u64).chain(r), codec_of(&magic[..n])))
 }
 
 /// The first complete line of a file (decoded), if it has one yet.
@@ -127,8 +96,9 @@ pub struct FileSource {
     /// A plain file's first line: its length and hash (its identity), so
     /// `rewritten` reads just that many bytes back.
     first: Option<(usize, u64)>,
-    /// Bytes of a compressed archive read from disk so far.
-    disk_read: Arc<AtomicU64>,
+    /// A compressed archive's file again (sharing its position): how far
+    /// into the file the decoder has read, for `--progress`.
+    disk: Option<std::fs::File>,
 }
 
 /// How a file is read: line by line on the ingesting thread (a followed
@@ -269,7 +239,7 @@ impl FileSource {
         // An over-long first line reads back as empty: not comparable.
         let first_id = (c == Codec::Plain && !first.is_empty()).then_some((first.len(), first_hash));
         let f = std::fs::File::open(path).map_err(open_err)?;
-        let disk_read = Arc::new(AtomicU64::new(0));
+        let disk = if c == Codec::Plain { None } else { f.try_clone().ok() };
         // Where reading resumes. A live file shorter than its checkpoint was
         // truncated in place and refilled with the same first line: read it
         // from the start.
@@ -281,10 +251,8 @@ impl FileSource {
             Reader::Lines(LineReader::new(Box::new(LiveFile::new(f, first_id))))
         } else if opts.parse_ahead(2) && opts.format != super::LogFormat::Logstash {
             // (A Logstash record is decoded before it is parsed: on this thread.)
-            let f = Counted { f, n: Arc::clone(&disk_read) };
             Reader::Parsed(ParseAhead::spawn(decoder(f, c), resume.map_or(0, |p| p.offset)).map_err(open_err)?)
         } else {
-            let f = Counted { f, n: Arc::clone(&disk_read) };
             Reader::Lines(LineReader::read_ahead(decoder(f, c)).map_err(open_err)?)
         };
         let mut src = FileSource {
@@ -300,7 +268,7 @@ impl FileSource {
             at_end: false,
             compressed: c != Codec::Plain,
             first: first_id,
-            disk_read,
+            disk,
         };
         if let Some(prev) = prev.as_ref().filter(|_| read_already) {
             src.cp = prev.clone();
@@ -406,7 +374,11 @@ impl FileSource {
     /// file, the compressed bytes read of an archive (a little ahead of
     /// the lines fed: decoding reads ahead).
     pub fn disk_offset(&self) -> u64 {
-        if self.compressed { self.disk_read.load(Ordering::Relaxed) } else { self.offset() }
+        match self.disk.as_ref() {
+            // (`&File` seeks the shared position without a `mut`.)
+            Some(mut f) => io::Seek::stream_position(&mut f).unwrap_or(0),
+            None => self.offset(),
+        }
     }
 }
 

@@ -180,7 +180,9 @@ fn set_text(slot: &mut Option<String>, s: Option<&[u8]>, cap: usize) {
 
 /// Ends a text cut at `cap` bytes with "…" (within `cap`), so that a
 /// response shown or searched is not taken for the whole of it (the raw
-/// line holds the rest).
+/// line holds the rest). Rare: kept out of the tracker's hot path.
+#[cold]
+#[inline(never)]
 fn mark_cut(s: &mut String, cap: usize) {
     const MARK: char = '…';
     while s.len() + MARK.len_utf8() > cap {
